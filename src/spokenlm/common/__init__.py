@@ -1,0 +1,1 @@
+"""Small shared helpers: errors, JSONL and atomic files, options-to-CLI, progress, devices."""

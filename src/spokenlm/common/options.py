@@ -1,0 +1,156 @@
+"""Options defined once: a dataclass per command, a library function that takes it, and a
+CLI generated from the same dataclass (so defaults are never restated).
+
+Usage::
+
+    @dataclass
+    class ManifestOptions:
+        root: Path = arg(positional=True, help="folder of audio files")
+        output: Path = arg(Path("manifest.jsonl"), help="where to write the JSONL manifest")
+
+    @command("data manifest", ManifestOptions)
+    def make_manifest(opts: ManifestOptions) -> Path: ...
+
+    make_manifest(root="wavs")                      # library call with keyword options
+    make_manifest(ManifestOptions(root="wavs"))     # or with the dataclass
+    $ spokenlm data manifest wavs --output m.jsonl  # CLI, generated
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+T = TypeVar("T")
+
+#: command name ("lm train") -> wrapped library function (has ``.options`` and ``.command``)
+COMMANDS: dict[str, Callable[..., Any]] = {}
+
+_MISSING = dataclasses.MISSING
+
+
+def arg(default: Any = _MISSING, *, help: str = "", positional: bool = False,
+        short: str | None = None, cli: bool = True) -> Any:
+    """A dataclass field with CLI metadata. Mutable defaults (lists) are copied per instance."""
+    meta = {"help": help, "positional": positional, "short": short, "cli": cli}
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def command(name: str, options: type[T]) -> Callable[[Callable[[T], Any]], Callable[..., Any]]:
+    """Register ``fn(opts)`` as CLI command ``name``; callable with a dataclass or kwargs."""
+
+    def deco(fn: Callable[[T], Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(opts: T | None = None, /, **kwargs: Any) -> Any:
+            if opts is None:
+                opts = options(**kwargs)
+            elif kwargs:
+                opts = dataclasses.replace(opts, **kwargs)
+            return fn(_coerce(opts))
+
+        wrapper.options = options  # type: ignore[attr-defined]
+        wrapper.command = name  # type: ignore[attr-defined]
+        COMMANDS[name] = wrapper
+        return wrapper
+
+    return deco
+
+
+def _coerce(opts: T) -> T:
+    """Turn str paths into Path where the field is annotated Path (library callers pass str)."""
+    hints = typing.get_type_hints(type(opts))
+    for f in dataclasses.fields(opts):  # type: ignore[arg-type]
+        value = getattr(opts, f.name)
+        base, _ = _unwrap_optional(hints[f.name])
+        if base is Path and isinstance(value, str):
+            object.__setattr__(opts, f.name, Path(value))
+    return opts
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def add_options(parser: argparse.ArgumentParser, options: type) -> None:
+    """Add one CLI flag per dataclass field, typed and defaulted from the dataclass."""
+    hints = typing.get_type_hints(options)
+    for f in dataclasses.fields(options):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        tp, optional = _unwrap_optional(hints[f.name])
+        has_default = f.default is not _MISSING or f.default_factory is not _MISSING
+        default = (f.default if f.default is not _MISSING
+                   else f.default_factory() if f.default_factory is not _MISSING else None)
+        help_text = meta.get("help", "")
+        if has_default:
+            help_text = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+        kwargs: dict[str, Any] = {"help": help_text}
+        origin = get_origin(tp)
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is Literal:
+            choices = get_args(tp)
+            kwargs["choices"] = choices
+            kwargs["type"] = type(choices[0])
+        elif origin in (list, tuple):
+            inner = get_args(tp)[0]
+            kwargs["nargs"] = "+"
+            kwargs["type"] = inner if inner in (int, float, str) else str
+        else:
+            kwargs["type"] = _scalar_parser(tp, optional)
+        if meta.get("positional"):
+            if has_default:
+                kwargs["nargs"] = "?"
+                kwargs["default"] = default
+            parser.add_argument(f.name, **kwargs)
+        else:
+            flags = [f"--{f.name.replace('_', '-')}"]
+            if meta.get("short"):
+                flags.insert(0, meta["short"])
+            kwargs["dest"] = f.name
+            if has_default:
+                kwargs["default"] = default
+            else:
+                kwargs["required"] = True
+            parser.add_argument(*flags, **kwargs)
+
+
+def _scalar_parser(tp: Any, optional: bool) -> Callable[[str], Any]:
+    base = tp if tp in (int, float, str, Path) else str
+
+    def parse(text: str) -> Any:
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        return base(text)
+
+    parse.__name__ = getattr(base, "__name__", "value")
+    return parse
+
+
+def options_from_namespace(options: type[T], ns: argparse.Namespace) -> T:
+    names = {f.name for f in dataclasses.fields(options) if f.metadata.get("cli", True)}
+    return options(**{k: v for k, v in vars(ns).items() if k in names})
+
+
+def to_dict(opts: Any) -> dict[str, Any]:
+    """JSON-friendly dict of an options dataclass (paths as strings)."""
+    out = {}
+    for f in dataclasses.fields(opts):
+        v = getattr(opts, f.name)
+        out[f.name] = str(v) if isinstance(v, Path) else v
+    return out
