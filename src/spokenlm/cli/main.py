@@ -23,9 +23,9 @@ COMMAND_MODULES = [
     "spokenlm.tokenize.train",
     "spokenlm.tokenize.run",
     "spokenlm.lm.train",
-    "spokenlm.lm.generate",
+    "spokenlm.pipeline.generate",
     "spokenlm.vocoder.train",
-    "spokenlm.vocoder.resynth",
+    "spokenlm.pipeline.resynth",
     "spokenlm.eval.spot_the_word",
     "spokenlm.pipeline.demo",
 ]

@@ -1,0 +1,1 @@
+"""Metrics over units, features, LMs and generated audio."""

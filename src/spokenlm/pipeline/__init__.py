@@ -1,0 +1,1 @@
+"""Cross-stage commands: resynthesis, spoken continuation, and the end-to-end demo."""

@@ -1,0 +1,149 @@
+"""Spoken likelihood benchmarks: a directory of wavs plus items that say which is right.
+
+Layout of a spokenlm benchmark directory::
+
+    manifest.jsonl   audio manifest: one row per wav (id, path, duration, speaker, text)
+    items.jsonl      one row per item: {"id", "subset", "candidates": [audio ids],
+                     "answer": index of the right candidate, "prompt": audio id or null}
+    config.json      {"kind": "spot_the_word" | "acceptability" | "cloze", ...}
+
+Spot-the-word (sWUGGY) and acceptability (sBLIMP) items are pairs with no prompt; story
+cloze items have a spoken prompt and several endings, scored by the likelihood of each
+ending given the prompt. An item is right when the answer's log-likelihood is the
+strictly highest; a tie counts half.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.load import AudioError, load_audio
+from ..audio.manifest import read_manifest
+from ..common.errors import InputError
+from ..common.files import read_json, read_jsonl
+from ..common.progress import log, progress
+from ..lm.model import UnitLM
+from ..tokenize.tokenizer import SpeechTokenizer
+
+
+@dataclass
+class Benchmark:
+    root: Path
+    kind: str
+    audio: dict[str, dict]  # audio id -> manifest row
+    items: list[dict]
+
+    @classmethod
+    def load(cls, root: Path) -> Benchmark:
+        root = Path(root)
+        for name in ("manifest.jsonl", "items.jsonl"):
+            if not (root / name).exists():
+                raise InputError(f"{root}: no {name}; build the benchmark with "
+                                 f"`spokenlm bench build` or check the path")
+        config = read_json(root / "config.json") if (root / "config.json").exists() else {}
+        audio = {r["id"]: r for r in read_manifest(root / "manifest.jsonl")}
+        items = read_jsonl(root / "items.jsonl")
+        for item in items:
+            missing = [a for a in item["candidates"] + [item.get("prompt")] if a and a not in audio]
+            if missing:
+                raise InputError(f"{root / 'items.jsonl'}: item {item['id']} names audio "
+                                 f"{missing} absent from manifest.jsonl")
+        return cls(root, config.get("kind", "pairs"), audio, items)
+
+
+def encode_audio(rows: dict[str, dict], tokenizer: SpeechTokenizer, desc: str = "tokenize"
+                 ) -> dict[str, list[int]]:
+    """Deduplicated units for each audio id; unreadable files are reported and left out."""
+    units: dict[str, list[int]] = {}
+    for aid, row in progress(rows.items(), desc=desc, total=len(rows), unit="file"):
+        try:
+            wav = load_audio(row["path"])
+        except AudioError as e:
+            log(f"skipping {e}")
+            continue
+        units[aid] = tokenizer.encode(wav, dedup=True).units.tolist()
+    return units
+
+
+def score_items(bench: Benchmark, units: dict[str, list[int]], lm: UnitLM,
+                batch_tokens: int = 16384) -> list[dict]:
+    """Log-likelihood (sum and per-token mean) of every candidate of every item.
+
+    With a prompt, a candidate's score is the log-likelihood of its units given the prompt's.
+    All sequences of the benchmark go through the LM in length-sorted batches.
+    """
+    seqs: list[list[int]] = []
+    spans: list[tuple[int, int]] = []  # per sequence: how many trailing tokens to score
+    index: list[tuple[int, int]] = []  # (item index, candidate index)
+    usable = []
+    for i, item in enumerate(bench.items):
+        needed = item["candidates"] + ([item["prompt"]] if item.get("prompt") else [])
+        if any(a not in units for a in needed):
+            continue
+        usable.append(i)
+        prompt = units[item["prompt"]] if item.get("prompt") else []
+        for c, aid in enumerate(item["candidates"]):
+            seqs.append(prompt + units[aid])
+            spans.append((len(units[aid]), len(prompt)))
+            index.append((i, c))
+    lls = lm.log_likelihood(seqs, batch_tokens=batch_tokens)
+    scores: dict[int, dict] = {i: {"sum": [None] * len(bench.items[i]["candidates"]),
+                                   "mean": [None] * len(bench.items[i]["candidates"])}
+                               for i in usable}
+    for (i, c), ll, (n_cand, _) in zip(index, lls, spans):
+        cand_lp = np.asarray(ll.per_token)[-n_cand:] if n_cand else np.zeros(0)
+        scores[i]["sum"][c] = float(cand_lp.sum())
+        scores[i]["mean"][c] = float(cand_lp.mean()) if n_cand else float("-inf")
+    out = []
+    for i in usable:
+        item = bench.items[i]
+        out.append({"id": item["id"], "subset": item.get("subset", "all"),
+                    "answer": item.get("answer", 0), "ll_sum": scores[i]["sum"],
+                    "ll_mean": scores[i]["mean"]})
+    return out
+
+
+def _correct(values: list[float], answer: int) -> float:
+    best = max(values)
+    winners = [j for j, v in enumerate(values) if v == best]
+    return (1.0 / len(winners)) if answer in winners else 0.0
+
+
+def accuracy(scored: list[dict]) -> dict:
+    """Accuracy with summed and length-normalised log-likelihood, overall and per subset."""
+    def acc(rows: list[dict], key: str) -> float:
+        return float(np.mean([_correct(r[key], r["answer"]) for r in rows])) if rows else float("nan")
+
+    subsets: dict[str, list[dict]] = defaultdict(list)
+    for r in scored:
+        subsets[r["subset"]].append(r)
+    return {
+        "n_items": len(scored),
+        "accuracy_sum": acc(scored, "ll_sum"),
+        "accuracy_mean": acc(scored, "ll_mean"),
+        "subsets": {name: {"n_items": len(rows), "accuracy_sum": acc(rows, "ll_sum"),
+                           "accuracy_mean": acc(rows, "ll_mean")}
+                    for name, rows in sorted(subsets.items())},
+    }
+
+
+def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,
+                       batch_tokens: int = 16384) -> tuple[dict, list[dict]]:
+    """Load, tokenize and score a benchmark; return (metrics, per-item scores)."""
+    bench = Benchmark.load(bench_dir)
+    tokenizer = SpeechTokenizer.from_pretrained(tokenizer_dir)
+    lm = UnitLM.from_pretrained(lm_dir)
+    lm.check_tokenizer(tokenizer.n_units)
+    units = encode_audio(bench.audio, tokenizer, desc=f"tokenize {bench.root.name}")
+    scored = score_items(bench, units, lm, batch_tokens)
+    if len(scored) < len(bench.items):
+        log(f"{bench.root}: {len(bench.items) - len(scored)} items skipped (unreadable audio)")
+    metrics = {"metric": bench.kind, **accuracy(scored),
+               "n_items_skipped": len(bench.items) - len(scored),
+               "inputs": {"benchmark": str(bench_dir), "tokenizer": str(tokenizer_dir),
+                          "lm": str(lm_dir)}}
+    return metrics, scored

@@ -1,0 +1,74 @@
+"""``spokenlm demo``: every stage of the GSLM pipeline at laptop scale, on a corpus it makes.
+
+Steps (each writes an artifact into the run directory, is skipped when that artifact
+already exists, and can be re-run on its own with the printed CLI command):
+
+1. ``corpus/``      synthetic multi-speaker corpus (espeak-ng), held-out test speakers
+2. ``tokenizer/``   encoder + k-means
+3. ``units/``       train/valid/test units (JSONL + packed memmap)
+4. ``lm/``          unit LM training run (``lm/final`` is the model)
+5. ``vocoder/``     fast CPU vocoder (unit -> mel -> Griffin-Lim)
+6. ``resynth/``     held-out utterances resynthesised through units
+7. ``generate/``    spoken continuations of held-out prompts
+8. ``bench/``       spot-the-word pairs spoken by held-out voices, scored by the LM
+9. ``metrics.json`` and ``report.html``
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..common.files import read_json, write_json
+from ..common.options import arg, command, to_dict
+from ..common.progress import log
+
+
+@dataclass
+class DemoOptions:
+    output: Path = arg(Path("runs/demo"), help="run directory (re-running resumes it)")
+    n_utterances: int = arg(1500, help="utterances in the synthetic corpus")
+    n_speakers: int = arg(12, help="synthetic speakers (voice x pitch x rate)")
+    encoder: str = arg("mfcc", help="speech encoder for the tokenizer (mfcc, logmel, hubert, wav2vec2)")
+    n_units: int = arg(100, help="k-means clusters (unit vocabulary size)")
+    lm_size: str = arg("small", help="unit LM size preset (tiny, small, base, ...)")
+    lm_steps: int = arg(1200, help="unit LM training steps")
+    lm_batch_size: int = arg(16, help="unit LM sequences per step")
+    lm_seq_len: int = arg(256, help="unit LM training sequence length")
+    vocoder_steps: int = arg(1500, help="fast vocoder training steps")
+    n_prompts: int = arg(8, help="held-out prompts to continue")
+    n_resynth: int = arg(8, help="held-out utterances to resynthesise")
+    n_pairs: int = arg(200, help="spot-the-word pairs")
+    seed: int = arg(0, help="seed for every step")
+    jobs: int = arg(2, help="parallel espeak-ng processes")
+
+
+@command("demo", DemoOptions)
+def demo(opts: DemoOptions) -> Path:
+    """Run the whole pipeline on a synthetic corpus and write metrics.json + report.html."""
+    from . import demo_steps
+
+    run = opts.output
+    run.mkdir(parents=True, exist_ok=True)
+    write_json(run / "demo_options.json", to_dict(opts))
+    timings_path = run / "timings.json"
+    timings: dict[str, float] = read_json(timings_path) if timings_path.exists() else {}
+    steps: list[tuple[str, Callable[[DemoOptions], object], Path]] = demo_steps.steps(opts)
+    for i, (name, fn, done_marker) in enumerate(steps, 1):
+        if done_marker.exists():
+            log(f"step {i}/{len(steps)} {name}: already done ({done_marker}), skipping")
+            continue
+        log(f"step {i}/{len(steps)} {name}")
+        t0 = time.perf_counter()
+        fn(opts)
+        timings[name] = round(time.perf_counter() - t0, 2)
+        write_json(timings_path, timings)
+    metrics = demo_steps.collect_metrics(opts, timings)
+    write_json(run / "metrics.json", metrics)
+    from .report import write_report
+
+    write_report(run, metrics)
+    log(f"done: {run / 'metrics.json'} and {run / 'report.html'}")
+    return run / "metrics.json"

@@ -1,0 +1,61 @@
+"""``spokenlm resynth``: audio -> units -> vocoder -> audio.
+
+Resynthesis shows what the units keep of the signal: the output is spoken from units only
+(with the original unit durations, or with predicted ones for deduplicated-only input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..audio.constants import SAMPLE_RATE
+from ..audio.load import AudioError, load_audio, save_wav
+from ..common.files import write_jsonl
+from ..common.options import arg, command
+from ..common.progress import log, progress
+from ..tokenize.tokenizer import SpeechTokenizer
+from ..vocoder.base import load_vocoder
+from .inputs import audio_inputs
+
+
+@dataclass
+class ResynthOptions:
+    input: Path = arg(positional=True, help="audio file, folder of audio, or JSONL manifest")
+    tokenizer: Path = arg(help="tokenizer directory (spokenlm tokenizer train)")
+    vocoder: Path = arg(help="vocoder directory (spokenlm vocoder train)")
+    output: Path = arg(Path("resynth"), help="folder for the resynthesised wavs")
+    keep_durations: bool = arg(True, help="speak units with their measured durations; "
+                                          "--no-keep-durations predicts them")
+    split: str | None = arg(None, help="with a manifest: only rows of this split")
+    limit: int | None = arg(None, help="resynthesise at most this many files")
+
+
+@command("resynth", ResynthOptions)
+def resynth(opts: ResynthOptions) -> Path:
+    """Resynthesise audio through the units: audio -> tokenizer -> vocoder -> wav files."""
+    tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
+    vocoder = load_vocoder(opts.vocoder)
+    rows = audio_inputs(opts.input, opts.limit, opts.split)
+    out_rows, skipped = [], []
+    for row in progress(rows, desc="resynth", unit="file"):
+        try:
+            wav = load_audio(row["path"])
+        except AudioError as e:
+            log(f"skipping {e}")
+            skipped.append({"path": row["path"], "reason": str(e)})
+            continue
+        units = tokenizer.encode(wav, dedup=True)
+        durations = units.durations if opts.keep_durations else None
+        audio = vocoder.synthesize(units.units, durations)
+        path = save_wav(opts.output / f"{row['id']}.wav", audio, vocoder.sample_rate)
+        out_rows.append({"id": row["id"], "source": str(row["path"]), "path": str(path),
+                         "text": row.get("text"), "units": units.units.tolist(),
+                         "durations": None if durations is None else units.durations.tolist(),
+                         "duration_in": len(wav) / SAMPLE_RATE,
+                         "duration_out": len(audio) / vocoder.sample_rate})
+    write_jsonl(opts.output / "resynth.jsonl", out_rows)
+    if skipped:
+        write_jsonl(opts.output / "resynth.skipped.jsonl", skipped)
+    log(f"resynthesised {len(out_rows)} files into {opts.output} ({len(skipped)} skipped)")
+    return opts.output
