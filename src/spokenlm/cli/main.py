@@ -20,6 +20,7 @@ from ..common.options import COMMANDS, add_options, options_from_namespace
 COMMAND_MODULES = [
     "spokenlm.audio.manifest",
     "spokenlm.data.synth",
+    "spokenlm.data.spoken_benchmark",
     "spokenlm.tokenize.train",
     "spokenlm.tokenize.run",
     "spokenlm.lm.train",

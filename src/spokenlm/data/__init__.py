@@ -1,0 +1,10 @@
+"""Corpora and text: the synthetic corpus maker and what it is built from.
+
+- :mod:`~spokenlm.data.vocabulary`: curated English words with forms and CMUdict phonemes
+- :mod:`~spokenlm.data.grammar`: the sentence generator (with agreement records for minimal
+  pairs): ``generate_sentences(n, seed)``
+- :mod:`~spokenlm.data.phonemes`: G2P (espeak-ng ``phonemize``, ``cmudict_phonemes``)
+- :mod:`~spokenlm.data.tts`: espeak-ng speakers and ``speak(texts, speaker, out_paths)``
+- :mod:`~spokenlm.data.synth`: ``spokenlm data synth`` -> ``synth_corpus(SynthOptions)``
+- :mod:`~spokenlm.data.pseudowords`: Wuggy-style pseudo-words for spot-the-word
+"""

@@ -1,0 +1,190 @@
+"""Audio manifests: one JSONL row per utterance, the contract between spokenlm's stages.
+
+Row keys: ``id``, ``path`` (absolute, or relative to the manifest's folder), ``duration``
+(seconds), ``sample_rate`` and ``num_channels`` (of the file as stored; it is mixed to mono
+and resampled when loaded), and when known ``speaker``, ``text``, ``phonemes``, ``split``.
+
+:func:`make_manifest` scans a folder, validates every file by loading it, and writes the
+manifest plus a skip report ``<name>.skipped.jsonl`` listing each rejected file and why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..common.errors import InputError
+from ..common.files import iter_jsonl, write_jsonl
+from ..common.options import arg, command
+from ..common.progress import log, progress
+from .constants import MIN_DURATION_S
+from .load import AudioError, audio_info, load_audio, validate_audio
+
+#: Keys every manifest row written by spokenlm has.
+REQUIRED_KEYS = ("id", "path", "duration", "sample_rate", "num_channels")
+#: Keys a manifest row must have to be read (hand-made manifests may lack the others).
+READ_KEYS = ("id", "path")
+#: Formats soundfile (libsndfile >= 1.1) decodes.
+AUDIO_EXTENSIONS = ["wav", "flac", "ogg", "mp3"]
+
+
+@dataclass
+class ManifestOptions:
+    root: Path = arg(positional=True, help="folder of audio files (searched recursively)")
+    output: Path = arg(Path("manifest.jsonl"), short="-o", help="where to write the manifest")
+    extensions: list[str] = arg(AUDIO_EXTENSIONS, help="file extensions to include")
+    min_duration: float = arg(MIN_DURATION_S, help="reject files shorter than this (s)")
+    speaker_from: Literal["folder", "none"] = arg(
+        "folder", help="folder: speaker = first sub-folder under root (LibriSpeech layout)")
+    transcripts: bool = arg(True, help="read text from LibriSpeech *.trans.txt files or a "
+                                       "sibling <stem>.txt / <stem>.lab")
+    jobs: int = arg(2, help="files validated in parallel")
+
+
+def skip_report_path(manifest: str | os.PathLike) -> Path:
+    """``dir/train.jsonl`` -> ``dir/train.skipped.jsonl``."""
+    manifest = Path(manifest)
+    stem = manifest.name[:-len(".jsonl")] if manifest.name.endswith(".jsonl") else manifest.name
+    return manifest.with_name(f"{stem}.skipped.jsonl")
+
+
+@command("data manifest", ManifestOptions)
+def make_manifest(opts: ManifestOptions) -> Path:
+    """Write a JSONL manifest of every valid audio file under a folder, and a skip report."""
+    root = opts.root
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder; pass the folder that holds your audio files")
+    exts = {"." + e.lower().lstrip(".") for e in opts.extensions}
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                   and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{root}: no audio files with extensions {sorted(exts)}; check the "
+                         f"folder or pass --extensions")
+    ids = _unique_ids(files, root)
+    texts = _transcripts(root, files) if opts.transcripts else {}
+
+    def check(path: Path) -> tuple[dict | None, str | None]:
+        try:
+            info = audio_info(path)
+            wav = load_audio(path, validate=False)
+            validate_audio(wav, path, min_duration=opts.min_duration)
+        except AudioError as e:
+            return None, str(e)
+        row = {"id": ids[path], "path": path.resolve(), "duration": round(info.frames / info.samplerate, 4),
+               "sample_rate": info.samplerate, "num_channels": info.channels}
+        rel = path.relative_to(root)
+        if opts.speaker_from == "folder" and len(rel.parts) > 1:
+            row["speaker"] = rel.parts[0]
+        if path in texts:
+            row["text"] = texts[path]
+        return row, None
+
+    rows, skipped = [], []
+    with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
+        for path, (row, reason) in zip(files, progress(pool.map(check, files), total=len(files),
+                                                       desc="validating audio", unit="file")):
+            if row is None:
+                log(f"skipped {reason}")
+                skipped.append({"path": str(path), "reason": reason})
+            else:
+                rows.append(row)
+    report = write_jsonl(skip_report_path(opts.output), skipped)
+    if not rows:
+        raise InputError(f"{root}: all {len(files)} audio files were rejected; see {report}")
+    write_manifest(rows, opts.output)
+    log(f"{opts.output}: {len(rows)} files, {sum(r['duration'] for r in rows) / 3600:.2f} h; "
+        f"{len(skipped)} skipped (listed in {report})")
+    return opts.output
+
+
+def _unique_ids(files: list[Path], root: Path) -> dict[Path, str]:
+    """File stems when they are unique, else relative paths without extension, '/' -> '_'."""
+    stems = [p.stem for p in files]
+    if len(set(stems)) == len(stems):
+        return dict(zip(files, stems))
+    ids: dict[Path, str] = {}
+    seen: dict[str, Path] = {}
+    for p in files:
+        uid = p.relative_to(root).with_suffix("").as_posix().replace("/", "_")
+        if uid in seen:
+            raise InputError(f"{p} and {seen[uid]} both get utterance id {uid!r}; rename one "
+                             f"of them")
+        seen[uid] = p
+        ids[p] = uid
+    return ids
+
+
+def _transcripts(root: Path, files: list[Path]) -> dict[Path, str]:
+    """Text per audio file from LibriSpeech ``*.trans.txt`` or sibling ``.txt``/``.lab``."""
+    by_dir_stem: dict[tuple[Path, str], str] = {}
+    for trans in root.rglob("*.trans.txt"):
+        for lineno, line in enumerate(trans.read_text(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            uid, _, text = line.strip().partition(" ")
+            if not text:
+                log(f"{trans}:{lineno}: no text after id {uid!r}; line ignored")
+                continue
+            by_dir_stem[(trans.parent, uid)] = text.strip()
+    out: dict[Path, str] = {}
+    for p in files:
+        text = by_dir_stem.get((p.parent, p.stem))
+        if text is None:
+            for ext in (".txt", ".lab"):
+                side = p.with_suffix(ext)
+                if side.is_file():
+                    text = " ".join(side.read_text(errors="replace").split())
+                    break
+        if text:
+            out[p] = text
+    return out
+
+
+def write_manifest(rows: Iterable[dict], path: str | os.PathLike) -> Path:
+    """Write ``rows`` atomically. Absolute paths under the manifest's folder are stored
+    relative to it; relative paths are kept as given (read back relative to the manifest)."""
+    path = Path(path)
+    base = path.parent.resolve()
+    out, seen = [], set()
+    for i, row in enumerate(rows):
+        missing = [k for k in REQUIRED_KEYS if k not in row]
+        if missing:
+            raise InputError(f"{path}: row {i} ({row.get('id', '?')}) lacks {missing}; every "
+                             f"row needs {list(REQUIRED_KEYS)}")
+        if row["id"] in seen:
+            raise InputError(f"{path}: duplicate utterance id {row['id']!r}; ids must be unique")
+        seen.add(row["id"])
+        audio = Path(row["path"])
+        if audio.is_absolute():
+            try:
+                audio = audio.resolve().relative_to(base)
+            except ValueError:
+                audio = audio.resolve()
+        out.append({**row, "path": audio.as_posix()})
+    return write_jsonl(path, out)
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """Rows of a manifest with ``path`` made absolute (relative paths are taken from the
+    manifest's folder). Raises :class:`InputError` naming the manifest for a bad row."""
+    path = Path(path)
+    base = path.parent.resolve()
+    rows, seen = [], set()
+    for lineno, row in enumerate(iter_jsonl(path), 1):
+        missing = [k for k in READ_KEYS if k not in row]
+        if missing:
+            raise InputError(f"{path}: row {lineno} lacks {missing}; every row needs "
+                             f"{list(READ_KEYS)} (regenerate it with `spokenlm data "
+                             f"manifest`)")
+        if row["id"] in seen:
+            raise InputError(f"{path}: row {lineno}: duplicate id {row['id']!r}; ids must be "
+                             f"unique")
+        seen.add(row["id"])
+        audio = Path(row["path"])
+        row["path"] = str(audio if audio.is_absolute() else base / audio)
+        rows.append(row)
+    return rows

@@ -1,0 +1,141 @@
+"""The synthetic corpus: sentences from spokenlm's grammar spoken by espeak-ng voices.
+
+Layout of the output folder (see docs/architecture.md)::
+
+    wavs/<speaker>/<id>.wav     16 kHz mono PCM16
+    train.jsonl valid.jsonl test.jsonl all.jsonl     audio manifests (with text, phonemes)
+    speakers.json    voice, pitch, rate and split of every speaker
+    vocabulary.json  word -> ARPAbet phones (every word the grammar can use)
+    config.json      the options that made the corpus
+
+Splits are by speaker: valid and test speakers never speak in train, so every metric on
+valid/test measures generalisation to new voices (12 speakers -> 9 train, 1 valid, 2 test).
+Utterances go to speakers in turn, so each speaker has about the same number.
+Deterministic in ``seed``; a killed run resumes (wavs already written are kept) when
+called again with the same options, and manifests are written last.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from .. import __version__
+from ..audio.constants import SAMPLE_RATE
+from ..audio.manifest import write_manifest
+from ..common.errors import InputError
+from ..common.files import read_json, write_json
+from ..common.options import arg, command, to_dict
+from ..common.progress import log
+from .grammar import generate_parsed
+from .phonemes import espeak_binary, phonemize_batch
+from .tts import SPEAKERS, Speaker, speak, speak_many, speaker_table
+from .vocabulary import vocabulary
+
+__all__ = ["SynthOptions", "synth_corpus", "split_speakers", "speak", "speaker_table",
+           "SPEAKERS", "Speaker"]
+
+SPLITS = ("train", "valid", "test")
+#: Options that do not change the corpus (a rerun with other values still resumes).
+_RUNTIME_OPTIONS = ("output", "jobs")
+
+
+@dataclass
+class SynthOptions:
+    output: Path = arg(Path("data/synthetic"), positional=True, help="corpus folder to write")
+    n_utterances: int = arg(1200, help="number of utterances (distinct sentences)")
+    n_speakers: int = arg(12, help="number of espeak-ng speakers (voice, pitch, rate)")
+    n_valid_speakers: int = arg(1, help="held-out speakers for the valid split")
+    n_test_speakers: int = arg(2, help="held-out speakers for the test split")
+    seed: int = arg(0, help="seed for sentences and speaker splits")
+    jobs: int = arg(2, help="espeak-ng processes in parallel")
+
+
+def split_speakers(speakers: list[Speaker], n_valid: int, n_test: int,
+                   seed: int) -> dict[str, str]:
+    """speaker id -> split; valid and test speakers are drawn by ``seed`` and held out."""
+    if n_valid < 1 or n_test < 1 or len(speakers) < n_valid + n_test + 1:
+        raise InputError(f"n_speakers={len(speakers)} with n_valid_speakers={n_valid} and "
+                         f"n_test_speakers={n_test}: need at least one of each and one train "
+                         f"speaker; raise --n-speakers")
+    order = [s.id for s in speakers]
+    random.Random(seed).shuffle(order)
+    split = {sid: "test" for sid in order[:n_test]}
+    split.update({sid: "valid" for sid in order[n_test:n_test + n_valid]})
+    split.update({sid: "train" for sid in order[n_test + n_valid:]})
+    return {s.id: split[s.id] for s in speakers}
+
+
+@command("data synth", SynthOptions)
+def synth_corpus(opts: SynthOptions) -> Path:
+    """Make a multi-speaker English corpus with espeak-ng: wavs, manifests per split."""
+    espeak_binary()
+    if opts.n_utterances < 1:
+        raise InputError(f"n_utterances={opts.n_utterances}: must be at least 1")
+    out = opts.output
+    _check_config(out, opts)
+    speakers = speaker_table(opts.n_speakers)
+    splits = split_speakers(speakers, opts.n_valid_speakers, opts.n_test_speakers, opts.seed)
+    vocab = vocabulary()
+    write_json(out / "vocabulary.json", vocab.lexicon())
+    write_json(out / "speakers.json", [{**s.to_dict(), "split": splits[s.id]} for s in speakers])
+
+    sentences = generate_parsed(opts.n_utterances, opts.seed)
+    rows = []
+    for i, sent in enumerate(sentences):
+        spk = speakers[i % len(speakers)]
+        uid = f"{spk.id}_{i:05d}"
+        rows.append({"id": uid, "path": (out / "wavs" / spk.id / f"{uid}.wav").resolve(),
+                     "speaker": spk.id, "text": sent.text, "split": splits[spk.id],
+                     "_spoken": sent.spoken, "_speaker": spk})
+    by_language: dict[str, list[dict]] = {}
+    for row in rows:
+        by_language.setdefault(row["_speaker"].language, []).append(row)
+    for language, group in by_language.items():
+        for row, phones in zip(group, phonemize_batch([r["text"] for r in group], language)):
+            row["phonemes"] = phones
+
+    for stale in (out / "wavs").rglob(".*.tmp") if (out / "wavs").exists() else ():
+        stale.unlink()  # left by a killed run: atomic writes never got renamed
+    n_done = sum(Path(r["path"]).exists() for r in rows)
+    if n_done:
+        log(f"{out}: resuming, {n_done}/{len(rows)} wavs already written")
+    speak_many([(r["_spoken"], r["_speaker"], Path(r["path"])) for r in rows], jobs=opts.jobs,
+               desc="synthesising speech")
+
+    manifest_rows = [_manifest_row(r) for r in rows]
+    for split in SPLITS:
+        write_manifest([r for r in manifest_rows if r["split"] == split], out / f"{split}.jsonl")
+    write_manifest(manifest_rows, out / "all.jsonl")
+    hours = sum(r["duration"] for r in manifest_rows) / 3600
+    log(f"{out}: {len(rows)} utterances, {hours:.2f} h, {len(speakers)} speakers "
+        f"({', '.join(f'{s}: {sum(v == s for v in splits.values())}' for s in SPLITS)})")
+    return out
+
+
+def _manifest_row(row: dict) -> dict:
+    info = sf.info(str(row["path"]))
+    return {"id": row["id"], "path": row["path"],
+            "duration": round(info.frames / info.samplerate, 4),
+            "sample_rate": info.samplerate, "num_channels": info.channels,
+            "speaker": row["speaker"], "text": row["text"], "phonemes": row["phonemes"],
+            "split": row["split"]}
+
+
+def _check_config(out: Path, opts: SynthOptions) -> None:
+    """Write config.json, or check a corpus already there was made with the same options."""
+    config = {k: v for k, v in to_dict(opts).items() if k not in _RUNTIME_OPTIONS}
+    config.update(sample_rate=SAMPLE_RATE, spokenlm_version=__version__)
+    path = out / "config.json"
+    if path.exists():
+        old = read_json(path)
+        diff = sorted(k for k in config if k != "spokenlm_version" and old.get(k) != config[k])
+        if diff:
+            raise InputError(f"{out}: holds a corpus made with other options "
+                             f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); pass another "
+                             f"--output or delete the folder")
+        return
+    write_json(path, config)

@@ -1,0 +1,132 @@
+"""make_manifest keeps good files, reports bad ones; read/write_manifest round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from spokenlm.audio.manifest import (make_manifest, read_manifest, skip_report_path,
+                                     write_manifest)
+from spokenlm.common.errors import InputError
+
+
+def _tone(seconds: float, sr: int) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+
+
+@pytest.fixture
+def messy(tmp_path):
+    root = tmp_path / "audio"
+    root.mkdir()
+    sf.write(root / "good.wav", _tone(0.5, 16_000), 16_000)
+    tone = _tone(0.4, 44_100)
+    sf.write(root / "stereo.flac", np.stack([tone, tone], axis=1), 44_100)
+    (root / "corrupt.wav").write_bytes(np.random.default_rng(0).bytes(2000))
+    (root / "empty.wav").write_bytes(b"")
+    sf.write(root / "silent.wav", np.zeros(16_000, np.float32), 16_000)
+    sf.write(root / "short.wav", _tone(0.02, 16_000), 16_000)
+    (root / "notes.md").write_text("not audio, not listed")
+    return root
+
+
+def test_manifest_keeps_good_and_reports_bad(messy, tmp_path):
+    out = make_manifest(root=messy, output=tmp_path / "m.jsonl")
+    rows = read_manifest(out)
+    assert [r["id"] for r in rows] == ["good", "stereo"]
+    stereo = rows[1]
+    assert stereo["sample_rate"] == 44_100 and stereo["num_channels"] == 2
+    assert stereo["duration"] == pytest.approx(0.4, abs=1e-3)
+    assert "speaker" not in stereo  # files directly under root have no speaker folder
+
+    report = skip_report_path(out)
+    assert report.name == "m.skipped.jsonl"
+    skipped = {r["path"].rsplit("/", 1)[1]: r["reason"]
+               for r in map(json.loads, report.read_text().splitlines())}
+    assert set(skipped) == {"corrupt.wav", "empty.wav", "silent.wav", "short.wav"}
+    assert "empty file" in skipped["empty.wav"]
+    assert "silent" in skipped["silent.wav"]
+    assert "too short" in skipped["short.wav"]
+    assert "not readable" in skipped["corrupt.wav"]
+
+
+def test_relative_paths_resolve_against_manifest(messy, tmp_path):
+    out = make_manifest(root=messy, output=tmp_path / "m.jsonl")
+    stored = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert stored == ["audio/good.wav", "audio/stereo.flac"]
+    rows = read_manifest(out)
+    assert rows[0]["path"] == str((messy / "good.wav").resolve())
+
+
+def test_relative_root_and_output(messy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = make_manifest(root="audio", output="manifests/m.jsonl")
+    good = str((messy / "good.wav").resolve())
+    assert json.loads(out.read_text().splitlines()[0])["path"] == good  # outside manifests/
+    assert read_manifest(out)[0]["path"] == good
+
+
+def test_librispeech_layout(tmp_path):
+    root = tmp_path / "LibriSpeech" / "dev"
+    chapter = root / "19" / "198"
+    chapter.mkdir(parents=True)
+    for i in range(2):
+        sf.write(chapter / f"19-198-000{i}.flac", _tone(0.3, 16_000), 16_000)
+    (chapter / "19-198.trans.txt").write_text("19-198-0000 HELLO WORLD\n19-198-0001 GOOD BYE\n")
+    other = root / "27" / "1"
+    other.mkdir(parents=True)
+    sf.write(other / "x.wav", _tone(0.3, 16_000), 16_000)
+    (other / "x.lab").write_text("a  sibling\ntranscript\n")
+    rows = read_manifest(make_manifest(root=root, output=tmp_path / "ls.jsonl"))
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["19-198-0000"]["text"] == "HELLO WORLD"
+    assert by_id["19-198-0001"]["speaker"] == "19"
+    assert by_id["x"] == {**by_id["x"], "speaker": "27", "text": "a sibling transcript"}
+
+
+def test_duplicate_stems_use_relative_path_ids(tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        sf.write(tmp_path / d / "utt.wav", _tone(0.3, 16_000), 16_000)
+    rows = read_manifest(make_manifest(root=tmp_path, output=tmp_path / "m.jsonl"))
+    assert sorted(r["id"] for r in rows) == ["a_utt", "b_utt"]
+
+
+def test_clashing_ids_are_an_error(tmp_path):
+    sf.write(tmp_path / "x.wav", _tone(0.3, 16_000), 16_000)
+    sf.write(tmp_path / "x.flac", _tone(0.3, 16_000), 16_000)
+    with pytest.raises(InputError, match="rename one"):
+        make_manifest(root=tmp_path, output=tmp_path / "m.jsonl")
+
+
+def test_all_rejected_or_missing_root(tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"")
+    with pytest.raises(InputError, match="all 1 audio files were rejected"):
+        make_manifest(root=tmp_path, output=tmp_path / "m.jsonl")
+    assert skip_report_path(tmp_path / "m.jsonl").exists()
+    with pytest.raises(InputError, match="not a folder"):
+        make_manifest(root=tmp_path / "nope")
+
+
+def test_read_manifest_errors_name_the_manifest(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "duration": 1.0}\n')
+    with pytest.raises(InputError, match=r"bad.jsonl: row 1 lacks \['path'\]"):
+        read_manifest(path)
+    path.write_text('{"id": "a", "path": "x.wav"}\n{"id": "a", "path": "y.wav"}\n')
+    with pytest.raises(InputError, match="bad.jsonl: row 2: duplicate id"):
+        read_manifest(path)
+
+
+def test_write_manifest_requires_keys_and_unique_ids(tmp_path):
+    row = {"id": "a", "path": str(tmp_path / "a.wav"), "duration": 1.0, "sample_rate": 16000,
+           "num_channels": 1}
+    out = write_manifest([row], tmp_path / "sub" / ".." / "m.jsonl")
+    assert json.loads(out.read_text())["path"] == "a.wav"
+    with pytest.raises(InputError, match="duplicate utterance id"):
+        write_manifest([row, row], tmp_path / "m.jsonl")
+    with pytest.raises(InputError, match="lacks"):
+        write_manifest([{"id": "a", "path": "a.wav"}], tmp_path / "m.jsonl")
