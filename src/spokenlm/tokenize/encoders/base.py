@@ -1,0 +1,134 @@
+"""The Encoder interface and its registry.
+
+An encoder turns 16 kHz audio into frame features at :data:`FRAME_RATE` (50 Hz). Every
+encoder gives ``floor((T - 400) / 320) + 1`` frames for ``T`` samples (the frame count of
+HuBERT / wav2vec 2.0's conv front-end: receptive field 400 samples, stride 320), so units
+from any encoder align frame for frame.
+
+New encoders register by name with :func:`register_encoder` and declare their options as a
+dataclass ``Options``; :func:`build_encoder` rebuilds any encoder from its ``config()``::
+
+    @register_encoder("mfcc")
+    class MFCCEncoder(Encoder):
+        Options = MFCCOptions
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import torch
+
+from ...audio.constants import FRAME_RATE, HOP_LENGTH, WIN_LENGTH
+from ...common.errors import InputError
+
+#: Receptive field and stride (samples) shared by every encoder: 25 ms window, 20 ms hop.
+RECEPTIVE_FIELD: int = WIN_LENGTH
+STRIDE: int = HOP_LENGTH
+
+#: encoder name -> Encoder subclass
+ENCODERS: dict[str, type[Encoder]] = {}
+
+E = TypeVar("E", bound="type[Encoder]")
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames for ``num_samples`` at 16 kHz: ``floor((T - 400) / 320) + 1``, 0 when T < 400."""
+    if num_samples < RECEPTIVE_FIELD:
+        return 0
+    return (num_samples - RECEPTIVE_FIELD) // STRIDE + 1
+
+
+class Encoder(torch.nn.Module):
+    """Audio (B, T) at 16 kHz -> features (B, F, D) at 50 Hz.
+
+    Subclasses set ``name`` (by :func:`register_encoder`), ``Options`` (a dataclass of their
+    settings, all JSON-serialisable) and ``dim``, and implement :meth:`forward`.
+
+    Zero-padding a waveform can change the features of its real frames (HuBERT Base's group
+    norm over time, per-utterance CMN, deltas at the edges), so callers batch only
+    utterances of equal length (see ``SpeechTokenizer.encode_batch``).
+    """
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type] = type(None)
+    frame_rate: float = FRAME_RATE
+
+    def __init__(self, options: Any) -> None:
+        super().__init__()
+        self.options = options
+        self.dim: int = 0
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, F, D)
+        raise NotImplementedError
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced for a waveform of ``num_samples`` samples."""
+        return num_frames(num_samples)
+
+    def config(self) -> dict[str, Any]:
+        """``{"name": ..., **options}``; :func:`build_encoder` rebuilds the encoder from it."""
+        return {"name": self.name, **dataclasses.asdict(self.options)}
+
+    def check_input(self, wav: torch.Tensor) -> None:
+        """Raise :class:`InputError` unless ``wav`` is (B, T) with T >= one receptive field."""
+        if wav.dim() != 2:
+            raise InputError(f"{self.name} encoder: expected audio of shape (B, T), got "
+                             f"{tuple(wav.shape)}; add a batch dimension with wav[None]")
+        if wav.shape[1] < RECEPTIVE_FIELD:
+            raise InputError(f"{self.name} encoder: audio of {wav.shape[1]} samples is shorter "
+                             f"than one frame ({RECEPTIVE_FIELD} samples = 25 ms at 16 kHz); "
+                             f"drop or pad it")
+
+
+def register_encoder(name: str) -> Callable[[E], E]:
+    """Class decorator: register an :class:`Encoder` subclass under ``name``."""
+
+    def deco(cls: E) -> E:
+        if name in ENCODERS and ENCODERS[name] is not cls:
+            raise ValueError(f"encoder {name!r} is already registered by {ENCODERS[name]}")
+        if not dataclasses.is_dataclass(cls.Options):
+            raise TypeError(f"{cls.__name__}.Options must be a dataclass of encoder options")
+        cls.name = name
+        ENCODERS[name] = cls
+        return cls
+
+    return deco
+
+
+def encoder_options(name: str, **values: Any) -> dict[str, Any]:
+    """Config dict for encoder ``name`` from ``values``, keeping only the options it has.
+
+    Lets a command pass generic flags (``path``, ``layer``) to any encoder::
+
+        encoder_options("mfcc", path=None, layer=6)    -> {"name": "mfcc"}
+        encoder_options("hubert", path="hb", layer=6)  -> {"name": "hubert", "path": "hb", "layer": 6}
+    """
+    cls = _lookup(name)
+    fields = {f.name for f in dataclasses.fields(cls.Options)}
+    return {"name": name, **{k: v for k, v in values.items() if k in fields and v is not None}}
+
+
+def build_encoder(config: dict[str, Any]) -> Encoder:
+    """Build an encoder from ``{"name": ..., <options>}`` (the output of ``Encoder.config()``)."""
+    config = dict(config)
+    name = config.pop("name", None)
+    cls = _lookup(name)
+    fields = {f.name for f in dataclasses.fields(cls.Options)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise InputError(f"encoder {name!r}: unknown option(s) {unknown}; "
+                         f"valid options are {sorted(fields)}")
+    try:
+        options = cls.Options(**config)
+    except TypeError as e:
+        raise InputError(f"encoder {name!r}: bad options {config} ({e})") from e
+    return cls(options)
+
+
+def _lookup(name: Any) -> type[Encoder]:
+    if name not in ENCODERS:
+        raise InputError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")
+    return ENCODERS[name]

@@ -1,0 +1,167 @@
+"""Spectral encoders in plain torch: ``mfcc`` (HuBERT iteration 1) and ``logmel`` (GSLM).
+
+Both frame the audio exactly like the HuBERT / wav2vec 2.0 conv front-end: a 25 ms window
+(400 samples) every 20 ms (320 samples), no centring and no padding, so ``T`` samples give
+``floor((T - 400) / 320) + 1`` frames and frame ``i`` covers samples ``[320 i, 320 i + 400)``
+for every encoder. The windowed frame is zero-padded to ``N_FFT`` (512) for the FFT.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ...audio.constants import N_FFT, N_MELS, SAMPLE_RATE
+from .base import RECEPTIVE_FIELD, STRIDE, Encoder, register_encoder
+
+
+def frame_power_spectrum(wav: torch.Tensor, window: torch.Tensor, *, remove_dc: bool = False,
+                         preemphasis: float = 0.0) -> torch.Tensor:
+    """Power spectrum of 25 ms frames every 20 ms.
+
+    Args:
+        wav: (B, T) float audio at 16 kHz.
+        window: (400,) analysis window.
+    Returns:
+        (B, F, N_FFT // 2 + 1) power spectrum, F = floor((T - 400) / 320) + 1.
+    """
+    frames = wav.unfold(-1, RECEPTIVE_FIELD, STRIDE)  # (B, F, 400)
+    if remove_dc:
+        frames = frames - frames.mean(dim=-1, keepdim=True)
+    if preemphasis:
+        prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)  # Kaldi: x[-1] = x[0]
+        frames = frames - preemphasis * prev
+    spec = torch.fft.rfft(frames * window, n=N_FFT)  # (B, F, 257)
+    return spec.real.square() + spec.imag.square()
+
+
+def mel_filterbank(n_mels: int, f_min: float, f_max: float, n_fft: int = N_FFT,
+                   sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Triangular filters equally spaced on the mel scale (1127 ln(1 + f / 700), as Kaldi/HTK).
+
+    Returns:
+        (n_fft // 2 + 1, n_mels) float32 matrix: ``power (.., 257) @ fb -> mel (.., n_mels)``.
+    """
+    def mel(f: torch.Tensor) -> torch.Tensor:
+        return 1127.0 * torch.log1p(f / 700.0)
+
+    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = torch.linspace(float(mel(torch.tensor(f_min))), float(mel(torch.tensor(f_max))),
+                           n_mels + 2, dtype=torch.float64)
+    m = mel(freqs)[:, None]  # (257, 1)
+    left, center, right = edges[:-2], edges[1:-1], edges[2:]  # (n_mels,)
+    up = (m - left) / (center - left)
+    down = (right - m) / (right - center)
+    return torch.clamp(torch.minimum(up, down), min=0.0).to(torch.float32)
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
+    """Orthonormal DCT-II, (n_mels, n_mfcc): ``log_mel (.., n_mels) @ dct -> cepstra``."""
+    n = torch.arange(n_mels, dtype=torch.float64)[:, None]
+    k = torch.arange(n_mfcc, dtype=torch.float64)[None, :]
+    dct = torch.cos(math.pi / n_mels * (n + 0.5) * k) * math.sqrt(2.0 / n_mels)
+    dct[:, 0] /= math.sqrt(2.0)
+    return dct.to(torch.float32)
+
+
+def deltas(x: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """Regression deltas over time, edges replicated (Kaldi / torchaudio ``compute_deltas``).
+
+    Args:
+        x: (B, F, C). Returns (B, F, C).
+    """
+    if x.shape[1] == 0:
+        return x
+    padded = torch.cat([x[:, :1].expand(-1, width, -1), x, x[:, -1:].expand(-1, width, -1)], 1)
+    num = sum(n * (padded[:, width + n: width + n + x.shape[1]]
+                   - padded[:, width - n: width - n + x.shape[1]]) for n in range(1, width + 1))
+    return num / (2 * sum(n * n for n in range(1, width + 1)))
+
+
+@dataclass
+class MFCCOptions:
+    """MFCC + deltas + delta-deltas, Kaldi-style (HuBERT iteration-1 targets) at 50 Hz."""
+
+    n_mfcc: int = 13
+    n_mels: int = 23
+    f_min: float = 20.0
+    f_max: float = SAMPLE_RATE / 2
+    cepstral_lifter: float = 22.0
+    deltas: bool = True
+    cmn: bool = False  # subtract the per-utterance mean of each coefficient
+
+
+@register_encoder("mfcc")
+class MFCCEncoder(Encoder):
+    """Kaldi-style MFCC: DC removal, pre-emphasis 0.97, Povey window, power spectrum,
+    23 mel bins, log, DCT-II (13 coefficients incl. c0), lifter 22, then deltas and
+    delta-deltas (39 dims), as in HuBERT's iteration-1 recipe but with a 20 ms hop (50 Hz).
+
+    ``forward``: (B, T) -> (B, F, 39) (13 without deltas). With ``cmn`` the mean is taken
+    over the whole input, so batch only utterances of equal length.
+    """
+
+    Options = MFCCOptions
+
+    def __init__(self, options: MFCCOptions) -> None:
+        super().__init__(options)
+        o = options
+        self.dim = o.n_mfcc * (3 if o.deltas else 1)
+        window = torch.hann_window(RECEPTIVE_FIELD, periodic=False, dtype=torch.float64) ** 0.85
+        lifter = 1.0 + (o.cepstral_lifter / 2) * torch.sin(
+            math.pi * torch.arange(o.n_mfcc, dtype=torch.float64) / o.cepstral_lifter)
+        self.register_buffer("window", window.float(), persistent=False)
+        self.register_buffer("fbank", mel_filterbank(o.n_mels, o.f_min, o.f_max), persistent=False)
+        self.register_buffer("dct", dct_matrix(o.n_mfcc, o.n_mels), persistent=False)
+        self.register_buffer("lifter", lifter.float(), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        self.check_input(wav)
+        with torch.autocast(wav.device.type, enabled=False):
+            power = frame_power_spectrum(wav.float(), self.window, remove_dc=True,
+                                         preemphasis=0.97)  # (B, F, 257)
+            log_mel = torch.log(torch.clamp(power @ self.fbank, min=torch.finfo(torch.float32).eps))
+            ceps = (log_mel @ self.dct) * self.lifter  # (B, F, 13)
+            if self.options.cmn:
+                ceps = ceps - ceps.mean(dim=1, keepdim=True)
+            if self.options.deltas:
+                d1 = deltas(ceps)
+                ceps = torch.cat([ceps, d1, deltas(d1)], dim=-1)  # (B, F, 39)
+        return ceps
+
+
+@dataclass
+class LogMelOptions:
+    """Log-mel filterbank energies at 50 Hz (GSLM's log-mel baseline)."""
+
+    n_mels: int = N_MELS
+    f_min: float = 0.0
+    f_max: float = SAMPLE_RATE / 2
+    log_floor: float = 1e-10
+
+
+@register_encoder("logmel")
+class LogMelEncoder(Encoder):
+    """Hann-windowed power spectrum -> ``n_mels`` mel filters -> natural log.
+
+    ``forward``: (B, T) -> (B, F, n_mels). Frame-local, but batch equal lengths like the
+    other encoders.
+    """
+
+    Options = LogMelOptions
+
+    def __init__(self, options: LogMelOptions) -> None:
+        super().__init__(options)
+        self.dim = options.n_mels
+        self.register_buffer("window", torch.hann_window(RECEPTIVE_FIELD, periodic=True),
+                             persistent=False)
+        self.register_buffer("fbank", mel_filterbank(options.n_mels, options.f_min,
+                                                     options.f_max), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        self.check_input(wav)
+        with torch.autocast(wav.device.type, enabled=False):
+            power = frame_power_spectrum(wav.float(), self.window)  # (B, F, 257)
+            return torch.log(torch.clamp(power @ self.fbank, min=self.options.log_floor))

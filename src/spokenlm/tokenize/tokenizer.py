@@ -1,0 +1,172 @@
+"""SpeechTokenizer: encoder + k-means, audio -> discrete units, saved as a directory.
+
+A tokenizer directory holds ``config.json``::
+
+    {"encoder": {"name": "hubert", "path": "/models/hubert-base", "layer": 6, ...},
+     "n_units": 100, "dim": 768, "frame_rate": 50.0, "spokenlm_version": "0.1.0"}
+
+and ``centroids.safetensors`` (``centroids``: float32 (K, D)). For ``hubert`` / ``wav2vec2``
+the encoder weights are *not* copied: ``path`` names the model directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..audio.constants import FRAME_RATE
+from ..common.errors import ArtifactError, InputError
+from ..common.files import read_json, write_json
+from .dedup import dedup as run_length
+from .encoders import Encoder, build_encoder
+from .features import DEFAULT_BATCH_SECONDS, FeatureExtractor
+from .kmeans import KMeans
+
+CONFIG_NAME = "config.json"
+CENTROIDS_NAME = "centroids.safetensors"
+
+
+@dataclass(frozen=True)
+class Units:
+    """Units of one utterance: ``units`` (N,) int64; ``durations`` (N,) int64 frames per unit
+    when deduplicated, else None; ``n_frames`` encoder frames (= N without dedup)."""
+
+    units: np.ndarray
+    durations: np.ndarray | None
+    n_frames: int
+
+    def to_row(self) -> dict[str, Any]:
+        """The units-JSONL fields: ``units``, ``durations`` (when dedup), ``n_frames``."""
+        row: dict[str, Any] = {"units": self.units.tolist()}
+        if self.durations is not None:
+            row["durations"] = self.durations.tolist()
+        row["n_frames"] = self.n_frames
+        return row
+
+
+class SpeechTokenizer:
+    """Audio (T,) at 16 kHz -> frame features (F, D) -> units (F,) in [0, n_units)."""
+
+    def __init__(self, encoder: Encoder, kmeans: KMeans, *, device: str = "auto",
+                 precision: str = "fp32") -> None:
+        if encoder.dim != kmeans.dim:
+            raise InputError(f"encoder {encoder.name} gives {encoder.dim}-dim features but the "
+                             f"k-means centroids are {kmeans.dim}-dim; train the tokenizer "
+                             f"with this encoder")
+        self.extractor = FeatureExtractor(encoder, device=device, precision=precision)
+        self.encoder = self.extractor.encoder
+        self.kmeans = kmeans
+
+    @property
+    def n_units(self) -> int:
+        return self.kmeans.n_clusters
+
+    @property
+    def frame_rate(self) -> float:
+        return self.encoder.frame_rate
+
+    # ---- features -------------------------------------------------------------------
+
+    def features_batch(self, wavs: Sequence[np.ndarray],
+                       batch_seconds: float = DEFAULT_BATCH_SECONDS) -> list[np.ndarray]:
+        """Features of each waveform (T_i,): list of float32 (F_i, D); see
+        :meth:`FeatureExtractor.features_batch` (equal lengths share a call)."""
+        return self.extractor.features_batch(wavs, batch_seconds)
+
+    def features(self, wav: np.ndarray) -> np.ndarray:
+        """Features of one waveform (T,) float32 at 16 kHz -> float32 (F, D)."""
+        return self.extractor.features(wav)
+
+    # ---- units ----------------------------------------------------------------------
+
+    def units_from_features(self, feats: np.ndarray, dedup: bool = True) -> Units:
+        """Nearest-centroid units of features (F, D), run-length deduplicated if ``dedup``."""
+        frames = self.kmeans.assign(feats) if len(feats) else np.zeros(0, dtype=np.int64)
+        if dedup:
+            units, durations = run_length(frames)
+            return Units(units, durations, len(frames))
+        return Units(frames, None, len(frames))
+
+    def encode(self, wav: np.ndarray, dedup: bool = True) -> Units:
+        """Waveform (T,) float32 at 16 kHz -> :class:`Units`."""
+        return self.units_from_features(self.features(wav), dedup)
+
+    def encode_batch(self, wavs: Sequence[np.ndarray], dedup: bool = True,
+                     batch_seconds: float = DEFAULT_BATCH_SECONDS) -> list[Units]:
+        """Several waveforms -> one :class:`Units` each (equal lengths share a call)."""
+        return [self.units_from_features(f, dedup)
+                for f in self.features_batch(wavs, batch_seconds)]
+
+    # ---- save / load ----------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.config(), "n_units": self.n_units,
+                "dim": self.kmeans.dim, "frame_rate": self.frame_rate,
+                "spokenlm_version": __version__}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``centroids.safetensors`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.kmeans.save(directory / CENTROIDS_NAME)
+        write_json(directory / CONFIG_NAME, self.config())
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, *, device: str = "auto",
+                        precision: str = "fp32") -> SpeechTokenizer:
+        """Load a tokenizer directory written by :meth:`save_pretrained`."""
+        directory = Path(directory)
+        cfg_path = directory / CONFIG_NAME
+        if not cfg_path.exists():
+            raise ArtifactError(f"{directory}: not a tokenizer directory (no {CONFIG_NAME}); "
+                                f"train one with `spokenlm tokenizer train` or fix the path")
+        try:
+            config = read_json(cfg_path)
+        except InputError as e:
+            raise ArtifactError(str(e)) from e
+        _check_config(config, cfg_path)
+        kmeans = KMeans.load(directory / CENTROIDS_NAME)
+        if (kmeans.n_clusters, kmeans.dim) != (config["n_units"], config["dim"]):
+            raise ArtifactError(
+                f"{directory / CENTROIDS_NAME}: centroids are {kmeans.centroids.shape} but "
+                f"{cfg_path} says n_units={config['n_units']}, dim={config['dim']}; the files "
+                f"come from different runs, train the tokenizer again")
+        try:
+            encoder = build_encoder(config["encoder"])
+        except InputError as e:
+            raise ArtifactError(f"{cfg_path}: cannot build the encoder: {e}") from e
+        return cls(encoder, kmeans, device=device, precision=precision)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:2])
+
+
+def _check_config(config: Any, path: Path) -> None:
+    if not isinstance(config, dict) or "spokenlm_version" not in config:
+        raise ArtifactError(f"{path}: not a spokenlm tokenizer config (no spokenlm_version); "
+                            f"train the tokenizer again with `spokenlm tokenizer train`")
+    saved = str(config["spokenlm_version"])
+    try:
+        newer = _version_tuple(saved) > _version_tuple(__version__)
+        other_major = _version_tuple(saved)[0] != _version_tuple(__version__)[0]
+    except ValueError:
+        newer = other_major = True
+    if newer or other_major:
+        raise ArtifactError(f"{path}: written by spokenlm {saved}, which this spokenlm "
+                            f"{__version__} cannot read; upgrade spokenlm or retrain the tokenizer")
+    missing = [k for k in ("encoder", "n_units", "dim") if k not in config]
+    if missing or not isinstance(config["encoder"], dict):
+        raise ArtifactError(f"{path}: missing or bad keys {missing or ['encoder']}; "
+                            f"train the tokenizer again")
+    if float(config.get("frame_rate", FRAME_RATE)) != FRAME_RATE:
+        raise ArtifactError(f"{path}: frame_rate={config['frame_rate']} but spokenlm works at "
+                            f"{FRAME_RATE} Hz; retrain the tokenizer")
+

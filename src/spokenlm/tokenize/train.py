@@ -1,0 +1,117 @@
+"""``spokenlm tokenizer train``: fit k-means on encoder features of a manifest's audio.
+
+Files are visited in a seeded random order (optionally capped by ``max_files`` /
+``max_hours``) until ``max_frames`` frames are collected; k-means is fitted on those frames
+and the tokenizer directory is written with ``kmeans_stats.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..audio.constants import SAMPLE_RATE
+from ..audio.load import AudioError, load_audio
+from ..common.errors import InputError
+from ..common.files import write_json
+from ..common.options import arg, command, to_dict
+from ..common.progress import log, progress
+from ._manifest import read_rows
+from .encoders import ENCODERS, build_encoder, encoder_options
+from .features import FeatureExtractor
+from .kmeans import KMeans, subsample
+from .tokenizer import SpeechTokenizer
+
+STATS_NAME = "kmeans_stats.json"
+
+
+@dataclass
+class TokenizerTrainOptions:
+    manifest: Path = arg(positional=True, help="audio manifest (JSONL) to learn units from")
+    output: Path = arg(Path("tokenizer"), help="tokenizer directory to write")
+    encoder: str = arg("mfcc", help=f"feature encoder, one of {sorted(ENCODERS)}")
+    encoder_path: Path | None = arg(None, help="local model directory (hubert, wav2vec2)")
+    layer: int = arg(6, help="transformer layer to read (hubert, wav2vec2)")
+    n_units: int = arg(100, help="number of k-means clusters (units), e.g. 50-2000")
+    max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
+    max_files: int | None = arg(None, help="use at most this many files (random subset)")
+    max_hours: float | None = arg(None, help="use at most this many hours (random subset)")
+    niter: int = arg(20, help="k-means iterations")
+    seed: int = arg(0, help="seed of the file order, the frame sample and k-means init")
+    device: str = arg("auto", help="auto, cpu, cuda, cuda:1, ...")
+    precision: Literal["fp32", "bf16", "auto"] = arg(
+        "fp32", help="fp32, bf16 (autocast) or auto (bf16 only where native)")
+
+
+@command("tokenizer train", TokenizerTrainOptions)
+def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
+    """Train a speech tokenizer (encoder features + k-means) on a manifest's audio."""
+    t0 = time.perf_counter()
+    rows = read_rows(opts.manifest)
+    if opts.encoder not in ENCODERS:
+        raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
+    path = str(opts.encoder_path.resolve()) if opts.encoder_path is not None else None
+    encoder = build_encoder(encoder_options(opts.encoder, path=path, layer=opts.layer))
+    extractor = FeatureExtractor(encoder, device=opts.device, precision=opts.precision)
+
+    chosen = _choose_files(rows, opts)
+    chunks: list[np.ndarray] = []
+    n_frames, seconds, skipped = 0, 0.0, []
+    bar = progress(chosen, desc=f"features ({opts.encoder})", unit="file")
+    for row in bar:
+        try:
+            wav = load_audio(row["path"])
+        except AudioError as e:
+            log(f"skipping {e}")
+            skipped.append({"id": row.get("id"), "path": row["path"], "reason": str(e)})
+            continue
+        feats = extractor.features(wav)  # (F, D)
+        chunks.append(feats)
+        n_frames += len(feats)
+        seconds += len(wav) / SAMPLE_RATE
+        bar.set_postfix(frames=n_frames)
+        if n_frames >= opts.max_frames:
+            break
+    bar.close()
+    if not chunks:
+        raise InputError(f"{opts.manifest}: none of the {len(chosen)} files chosen could be "
+                         f"read ({len(skipped)} skipped); check the manifest paths")
+    t_feat = time.perf_counter()
+    x = subsample(np.concatenate(chunks), opts.max_frames, opts.seed)  # (N, D)
+    del chunks
+    log(f"k-means: {opts.n_units} units on {len(x)} frames of dim {x.shape[1]} "
+        f"({seconds / 3600:.2f} h of audio from {len(chosen) - len(skipped)} files)")
+    kmeans = KMeans.fit(x, opts.n_units, niter=opts.niter, seed=opts.seed)
+    t_km = time.perf_counter()
+
+    SpeechTokenizer(encoder, kmeans, device="cpu").save_pretrained(opts.output)
+    inertia = kmeans.inertia(x)
+    write_json(opts.output / STATS_NAME, {
+        "n_units": opts.n_units, "n_frames": int(len(x)), "dim": int(x.shape[1]),
+        "inertia": inertia, "inertia_per_frame": inertia / len(x),
+        "n_files": len(chosen) - len(skipped), "audio_hours": seconds / 3600,
+        "seconds_features": t_feat - t0, "seconds_kmeans": t_km - t_feat,
+        "seconds_total": time.perf_counter() - t0,
+        "skipped": skipped, "options": to_dict(opts)})
+    log(f"tokenizer written to {opts.output} (inertia/frame {inertia / len(x):.4g})")
+    return opts.output
+
+
+def _choose_files(rows: list[dict], opts: TokenizerTrainOptions) -> list[dict]:
+    """Rows in a seeded random order, cut at ``max_files`` and ``max_hours`` (by the
+    manifest's ``duration``; rows without one count as 0 s)."""
+    order = np.random.default_rng(opts.seed).permutation(len(rows))
+    chosen, hours = [], 0.0
+    for i in order:
+        if opts.max_files is not None and len(chosen) >= opts.max_files:
+            break
+        if opts.max_hours is not None and hours >= opts.max_hours:
+            break
+        chosen.append(rows[i])
+        hours += float(rows[i].get("duration") or 0.0) / 3600
+    return chosen
+
