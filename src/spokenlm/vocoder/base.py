@@ -1,0 +1,251 @@
+"""The vocoder contract: units (+ durations) -> 16 kHz waveform, saved as a directory.
+
+A vocoder directory holds ``config.json`` (``{"type": "hifigan" | "fast", ...}``) and
+``model.safetensors``. :func:`load_vocoder` dispatches on ``type`` through a registry that
+model modules fill with :func:`register_vocoder`; nothing here knows the concrete models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .. import __version__
+from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
+from ..common.errors import ArtifactError, InputError
+from ..common.files import read_json, write_json
+from ..common.progress import log
+from .duration import DurationPredictor, durations_from_log
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+#: type name -> model class. Filled by :func:`register_vocoder`.
+VOCODERS: dict[str, type[VocoderModel]] = {}
+#: Modules whose import registers the built-in vocoder types.
+BUILTIN_MODULES = ("spokenlm.vocoder.hifigan", "spokenlm.vocoder.fast")
+
+
+@runtime_checkable
+class Vocoder(Protocol):
+    """Anything that speaks unit sequences."""
+
+    sample_rate: int
+    n_units: int
+
+    def synthesize(self, units: Sequence[int], durations: Sequence[int] | None = None
+                   ) -> np.ndarray:
+        """Deduplicated ``units`` with ``durations`` (frames each; predicted when None)
+        -> float32 waveform (T,), T = sum(durations) * hop."""
+        ...
+
+
+def register_vocoder(name: str) -> Callable[[type[VocoderModel]], type[VocoderModel]]:
+    """Class decorator: make ``load_vocoder`` build ``cls`` for ``config["type"] == name``."""
+
+    def deco(cls: type[VocoderModel]) -> type[VocoderModel]:
+        cls.type = name
+        VOCODERS[name] = cls
+        return cls
+
+    return deco
+
+
+def vocoder_class(name: str) -> type[VocoderModel]:
+    """The registered class for ``name`` (imports the built-in types on first use)."""
+    if name not in VOCODERS:
+        for mod in BUILTIN_MODULES:
+            importlib.import_module(mod)
+    if name not in VOCODERS:
+        raise KeyError(name)
+    return VOCODERS[name]
+
+
+class VocoderModel(nn.Module):
+    """Shared parts of spokenlm vocoders: unit and speaker embeddings, duration predictor,
+    ``synthesize`` and save/load. Subclasses implement :meth:`generate` (frames -> wav).
+
+    Config keys used here: ``n_units``, ``embedding_dim``, ``speakers`` (list of names or
+    empty), ``duration_predictor`` (bool), ``duration_hidden``.
+    """
+
+    type: ClassVar[str] = ""
+    sample_rate: int = SAMPLE_RATE
+    hop_length: int = HOP_LENGTH
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = dict(config)
+        self.n_units = int(config["n_units"])
+        self.speakers: list[str] = list(config.get("speakers") or [])
+        dim = int(config["embedding_dim"])
+        self.embedding = nn.Embedding(self.n_units, dim)
+        self.speaker_embedding = nn.Embedding(len(self.speakers), dim) if self.speakers else None
+        self.duration: DurationPredictor | None = None
+        if config.get("duration_predictor", True):
+            self.duration = DurationPredictor(dim, hidden=int(config.get("duration_hidden", 128)))
+        self._warned: set[str] = set()
+
+    # -- to implement ---------------------------------------------------------------------
+    def generate(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """Frame-level units (B, F) int64 -> waveform (B, F * hop_length) float."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.embedding.weight.device
+
+    def speaker_index(self, speaker: int | str | None) -> int | None:
+        """Row of the speaker embedding for a name or index; unknown names fall back to 0."""
+        if self.speaker_embedding is None:
+            return None
+        if speaker is None:
+            return 0
+        if isinstance(speaker, str):
+            if speaker in self.speakers:
+                return self.speakers.index(speaker)
+            if speaker not in self._warned:
+                self._warned.add(speaker)
+                log(f"vocoder: speaker {speaker!r} unseen in training; using "
+                    f"{self.speakers[0]!r}")
+            return 0
+        if not 0 <= int(speaker) < len(self.speakers):
+            raise InputError(f"speaker index {speaker} out of range [0, {len(self.speakers)})")
+        return int(speaker)
+
+    def unit_features(self, units: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """Units (B, N) -> embeddings (B, N, E), plus the speaker embedding when present."""
+        x = self.embedding(units)
+        if self.speaker_embedding is not None and speaker is not None:
+            x = x + self.speaker_embedding(speaker)[:, None, :]
+        return x
+
+    def duration_log_pred(self, units: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """Units (B, N) -> predicted log(d + 1) (B, N)."""
+        if self.duration is None:
+            raise ArtifactError("this vocoder has no duration predictor; pass durations")
+        return self.duration(self.unit_features(units, speaker))
+
+    def _check_units(self, units: Tensor) -> None:
+        if units.numel() and (int(units.min()) < 0 or int(units.max()) >= self.n_units):
+            raise InputError(f"unit ids must lie in [0, {self.n_units}) for this vocoder, got "
+                             f"[{int(units.min())}, {int(units.max())}]; use the vocoder "
+                             f"trained on this tokenizer's units")
+
+    @torch.inference_mode()
+    def synthesize(self, units: Sequence[int], durations: Sequence[int] | None = None,
+                   speaker: int | str | None = None) -> np.ndarray:
+        """Deduplicated units (N,) and frames per unit (N,) -> float32 waveform (T,).
+
+        ``T = sum(durations) * 320``. Without durations, the duration predictor sets them
+        (or every unit lasts one frame when the vocoder has none).
+        """
+        self.eval()
+        u = torch.as_tensor(np.asarray(units, dtype=np.int64), device=self.device).reshape(-1)
+        if u.numel() == 0:
+            return np.zeros(0, dtype=np.float32)
+        self._check_units(u)
+        idx = self.speaker_index(speaker)
+        spk = None if idx is None else torch.tensor([idx], device=self.device)
+        if durations is not None:
+            d = torch.as_tensor(np.asarray(durations, dtype=np.int64), device=self.device)
+            if d.shape != u.shape or int(d.min()) < 1:
+                raise InputError(f"durations must be {u.numel()} integers >= 1 (one per unit), "
+                                 f"got shape {tuple(d.shape)}")
+        elif self.duration is not None:
+            d = durations_from_log(self.duration_log_pred(u[None], spk))[0]
+        else:
+            d = torch.ones_like(u)
+        frames = torch.repeat_interleave(u, d)[None]  # (1, F)
+        wav = self.generate(frames, spk)[0]
+        return wav.float().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
+
+    def synthesize_batch(self, units: Sequence[Sequence[int]],
+                         durations: Sequence[Sequence[int] | None] | None = None,
+                         speakers: Sequence[int | str | None] | None = None) -> list[np.ndarray]:
+        """:meth:`synthesize` over several utterances (one at a time: lengths differ)."""
+        durations = durations if durations is not None else [None] * len(units)
+        speakers = speakers if speakers is not None else [None] * len(units)
+        return [self.synthesize(u, d, s) for u, d, s in zip(units, durations, speakers)]
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` into ``path``, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS_NAME))
+            config = {"type": self.type, **self.config, "sample_rate": self.sample_rate,
+                      "hop_length": self.hop_length, "spokenlm_version": __version__}
+            write_json(tmp / CONFIG_NAME, config)
+            _replace_dir(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu"
+                        ) -> VocoderModel:
+        """Load a vocoder directory; on the base class this dispatches on ``type``."""
+        return load_vocoder(path, device)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move directory ``src`` to ``dst``, replacing an existing ``dst`` as late as possible."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> VocoderModel:
+    """Build the vocoder saved in directory ``path`` (type from its ``config.json``)."""
+    path = Path(path)
+    config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+    if not config_path.exists():
+        raise ArtifactError(f"{config_path}: not found; {path} is not a vocoder directory "
+                            f"(train one with `spokenlm vocoder train`)")
+    try:
+        config = read_json(config_path)
+    except InputError as e:
+        raise ArtifactError(str(e)) from e
+    name = config.get("type")
+    try:
+        cls = vocoder_class(str(name))
+    except KeyError:
+        raise ArtifactError(f"{config_path}: unknown vocoder type {name!r}; known types: "
+                            f"{sorted(VOCODERS)}") from None
+    if int(config.get("sample_rate", SAMPLE_RATE)) != SAMPLE_RATE or \
+            int(config.get("hop_length", HOP_LENGTH)) != HOP_LENGTH:
+        raise ArtifactError(f"{config_path}: vocoder made for sample_rate="
+                            f"{config.get('sample_rate')}, hop={config.get('hop_length')}; "
+                            f"spokenlm uses {SAMPLE_RATE} Hz, hop {HOP_LENGTH}; retrain it")
+    if not weights_path.exists():
+        raise ArtifactError(f"{weights_path}: not found; the vocoder directory is incomplete, "
+                            f"copy it again or retrain")
+    model = cls(config)
+    try:
+        state = load_file(str(weights_path))
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError) as e:
+        raise ArtifactError(f"{weights_path}: weights do not fit the {name!r} config in "
+                            f"{config_path} ({str(e).splitlines()[0]}); the directory may come "
+                            f"from another spokenlm version, retrain it") from e
+    return model.to(device).eval()

@@ -1,0 +1,117 @@
+"""Fast CPU vocoder: units -> log-mel regression -> pseudo-inverse -> fast Griffin-Lim.
+
+Meant for demos on a laptop: it trains in minutes with a plain L1 loss on log-mel and
+synthesises far faster than real time. Speech is intelligible but buzzy; use HiFi-GAN
+(:mod:`.hifigan`) for quality.
+
+Each 320-sample unit frame maps to ``320 / mel_hop`` mel frames (2 at the default hop of
+160); mel frame j is centred on sample ``j * mel_hop``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
+from .base import VocoderModel, register_vocoder
+from .griffinlim import griffin_lim, mel_to_magnitude
+from .mel import MelSpectrogram
+
+_BASE = dict(embedding_dim=128, channels=128, n_blocks=3, kernel_size=3, post_blocks=1,
+             mel_hop=160, n_fft=1024, n_mels=80, fmin=0.0, fmax=8000.0,
+             griffin_lim_iters=32, griffin_lim_momentum=0.99, duration_hidden=128)
+
+#: Named sizes of the fast vocoder.
+FAST_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {**_BASE, "embedding_dim": 16, "channels": 16, "n_blocks": 1,
+             "duration_hidden": 16},
+    "base": _BASE,
+}
+
+
+class ConvBlock(nn.Module):
+    """Residual block: LayerNorm over channels -> GELU -> dilated conv -> GELU -> 1x1 conv."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation,
+                              padding=dilation * (kernel_size - 1) // 2)
+        self.proj = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, T) -> (B, C, T)."""
+        h = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return x + self.proj(F.gelu(self.conv(F.gelu(h))))
+
+
+@register_vocoder("fast")
+class FastVocoder(VocoderModel):
+    """Unit embedding -> dilated residual convs -> upsample to mel rate -> log-mel (80).
+
+    Config (see :data:`FAST_SIZES`): ``n_units``, ``embedding_dim``, ``channels``,
+    ``n_blocks``, ``kernel_size``, ``post_blocks``, ``mel_hop`` (divides 320), ``n_fft``,
+    ``n_mels``, ``fmin``, ``fmax``, ``griffin_lim_iters``, ``griffin_lim_momentum``,
+    ``speakers``, ``duration_predictor``.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        c, k = int(config["channels"]), int(config["kernel_size"])
+        self.mel_hop = int(config["mel_hop"])
+        if HOP_LENGTH % self.mel_hop:
+            raise ValueError(f"mel_hop={self.mel_hop} must divide the unit hop {HOP_LENGTH}")
+        self.ratio = HOP_LENGTH // self.mel_hop
+        self.mel = MelSpectrogram(SAMPLE_RATE, int(config["n_fft"]), self.mel_hop,
+                                  n_mels=int(config["n_mels"]), fmin=float(config["fmin"]),
+                                  fmax=config["fmax"])
+        self.pre = nn.Conv1d(int(config["embedding_dim"]), c, 1)
+        self.blocks = nn.ModuleList(ConvBlock(c, k, 2 ** (i % 4))
+                                    for i in range(int(config["n_blocks"])))
+        self.sub_frame = nn.Parameter(torch.zeros(c, self.ratio))  # position inside a frame
+        self.post = nn.ModuleList(ConvBlock(c, k, 1) for _ in range(int(config["post_blocks"])))
+        self.out = nn.Conv1d(c, int(config["n_mels"]), 1)
+        nn.init.constant_(self.out.bias, -5.0)
+
+    @classmethod
+    def build(cls, size: str, n_units: int, speakers: list[str] | None = None,
+              duration_predictor: bool = True) -> FastVocoder:
+        """A fresh model of a named size (:data:`FAST_SIZES`)."""
+        return cls({"n_units": n_units, **FAST_SIZES[size], "speakers": speakers or [],
+                    "duration_predictor": duration_predictor, "size": size})
+
+    def forward(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """Frame units (B, F) -> predicted log-mel (B, n_mels, F * ratio)."""
+        if self.speaker_embedding is not None and speaker is None:
+            speaker = torch.zeros(frames.shape[0], dtype=torch.long, device=frames.device)
+        x = self.pre(self.unit_features(frames, speaker).transpose(1, 2))  # (B, C, F)
+        for block in self.blocks:
+            x = block(x)
+        b, c, n = x.shape
+        x = x[:, :, :, None] + self.sub_frame[None, :, None, :]  # (B, C, F, ratio)
+        x = x.reshape(b, c, n * self.ratio)  # (B, C, F * ratio)
+        for block in self.post:
+            x = block(x)
+        return self.out(x)
+
+    def target(self, wav: Tensor) -> Tensor:
+        """Audio (B, F * 320) -> the log-mel the model regresses (B, n_mels, F * ratio)."""
+        n = wav.shape[-1] // self.mel_hop
+        return self.mel.log_mel(wav)[:, :, :n]
+
+    def vocode(self, log_mel: Tensor) -> Tensor:
+        """Log-mel (B, n_mels, N) -> waveform (B, N * mel_hop) by Griffin-Lim."""
+        mag = mel_to_magnitude(torch.exp(log_mel.float()), self.mel.fb)  # (B, F, N)
+        mag = torch.cat([mag, mag[:, :, -1:]], dim=-1)  # centred STFT of N*hop has N+1 frames
+        return griffin_lim(mag, self.mel.n_fft, self.mel_hop, self.mel.win_length,
+                           n_iter=int(self.config["griffin_lim_iters"]),
+                           momentum=float(self.config["griffin_lim_momentum"]),
+                           length=log_mel.shape[-1] * self.mel_hop)
+
+    def generate(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
+        """Frame units (B, F) -> waveform (B, F * 320)."""
+        return self.vocode(self(frames, speaker))
