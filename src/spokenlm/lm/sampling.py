@@ -1,0 +1,118 @@
+"""Unit continuation sampling with the HF KV cache, in our own loop.
+
+Prompts are left-padded into one batch (attention mask + position ids that skip the pads),
+the prompt is run once, then one token per step is fed with ``past_key_values``. Only unit
+tokens (and EOS, when ``stop_at_eos``) can be drawn; BOS/PAD never are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from .model import UnitLM
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the top ``top_k`` (0 = all) and outside the smallest
+    set whose probability reaches ``top_p``; the best token always survives. (B, V) -> (B, V)"""
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass of strictly better tokens
+        drop_sorted = before >= top_p
+        drop_sorted[:, 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def next_token(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """Greedy when ``temperature <= 0``, else sample from filtered softmax. (B, V) -> (B,)"""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = filter_logits(logits.float() / temperature, top_k, top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def allowed_mask(lm: UnitLM, vocab: int, stop_at_eos: bool, device: torch.device) -> torch.Tensor:
+    """(V,) bool: the unit ids, plus EOS when it may end a continuation."""
+    allowed = torch.zeros(vocab, dtype=torch.bool, device=device)
+    allowed[lm.unit_offset: lm.unit_offset + lm.n_units] = True
+    if stop_at_eos:
+        allowed[lm.eos_id] = True
+    return allowed
+
+
+@torch.inference_mode()
+def generate(lm: UnitLM, prompts: Sequence[Sequence[int]], *, max_new_tokens: int = 150,
+             temperature: float = 0.8, top_k: int = 25, top_p: float = 1.0, seed: int = 0,
+             stop_at_eos: bool = True, batch_size: int = 64) -> list[list[int]]:
+    """New units for each prompt (unit ids, offset removed), in prompt order."""
+    device = lm.device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    limit = getattr(lm.model.config, "max_position_embeddings", None)
+    tokens = []
+    for p in prompts:
+        t = lm.to_tokens(p, add_bos=True)
+        if limit and len(t) + max_new_tokens > limit:  # keep the most recent context
+            t = [lm.bos_id] + t[len(t) + max_new_tokens - limit + 1:]
+        tokens.append(t)
+    out: list[list[int]] = []
+    was_training = lm.model.training
+    lm.model.eval()
+    try:
+        for start in range(0, len(tokens), batch_size):
+            out += _generate_batch(lm, tokens[start: start + batch_size], max_new_tokens,
+                                   temperature, top_k, top_p, stop_at_eos, generator)
+    finally:
+        lm.model.train(was_training)
+    return out
+
+
+def _generate_batch(lm: UnitLM, tokens: list[list[int]], max_new_tokens: int,
+                    temperature: float, top_k: int, top_p: float, stop_at_eos: bool,
+                    generator: torch.Generator) -> list[list[int]]:
+    device, model = lm.device, lm.model
+    b, width = len(tokens), max(len(t) for t in tokens)
+    ids = torch.full((b, width), lm.pad_id, dtype=torch.long)
+    mask = torch.zeros((b, width), dtype=torch.long)
+    for row, t in enumerate(tokens):  # left padding: the last column is every prompt's end
+        ids[row, width - len(t):] = torch.tensor(t)
+        mask[row, width - len(t):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): pads do not shift positions
+    new = torch.empty((b, 0), dtype=torch.long, device=device)
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+    past, allowed = None, None
+    for _ in range(max_new_tokens):
+        outputs = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                        past_key_values=past, use_cache=True)
+        past = outputs.past_key_values
+        logits = outputs.logits[:, -1].float()  # (B, V)
+        if allowed is None:
+            allowed = allowed_mask(lm, logits.shape[-1], stop_at_eos, device)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        token = next_token(logits, temperature, top_k, top_p, generator)  # (B,)
+        token = torch.where(done, torch.full_like(token, lm.pad_id), token)
+        new = torch.cat([new, token[:, None]], dim=1)
+        done |= token == lm.eos_id
+        if bool(done.all()):
+            break
+        ids = token[:, None]  # (B, 1)
+        positions = positions[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones((b, 1), dtype=mask.dtype, device=device)], dim=1)
+    return [lm.to_units(_until_eos(row, lm.eos_id)) for row in new.tolist()]
+
+
+def _until_eos(row: list[int], eos_id: int) -> list[int]:
+    return row[: row.index(eos_id)] if eos_id in row else row

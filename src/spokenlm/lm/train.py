@@ -1,0 +1,316 @@
+"""``spokenlm lm train``: train a unit LM (LLaMA over units) on packed units.
+
+Resumable: a run killed at any point and restarted with the same options continues from
+``checkpoints/latest`` with the same data order, optimizer, scheduler and RNG state, so it
+ends where an uninterrupted run would. Runs under ``torchrun`` as DDP (gloo on CPU, nccl on
+GPU): every rank takes its slice of each global batch, only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ..common.device import resolve_device, resolve_dtype
+from ..common.errors import InputError
+from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
+from ..common.options import arg, command, to_dict
+from ..common.progress import log, progress
+from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, \
+    set_rng_state
+from .config import LMConfig
+from .data import BlockStream, DataState, load_packed, packed_prefix, split_valid
+from .model import META_FILE, UnitLM
+from .optim import make_optimizer, warmup_cosine
+from .report import plot_losses, train_metrics
+
+Size = Literal["tiny", "small", "base", "350m", "1b"]
+
+
+@dataclass
+class LMTrainOptions:
+    units: Path = arg(positional=True, help="packed units prefix, or a units JSONL whose "
+                      "packed files (.bin/.idx.npy/.meta.json) sit next to it")
+    output: Path = arg(help="run directory (checkpoints/, log.jsonl, final/, metrics.json)")
+    valid_units: Path | None = arg(None, help="packed units for validation (default: hold "
+                                   "out the last --valid-fraction of the training utterances)")
+    valid_fraction: float = arg(0.02, help="held-out share of utterances without --valid-units")
+    size: Size = arg("small", help="model preset: tiny (tests), small (CPU demo), base "
+                     "(~100M), 350m, 1b")
+    n_layers: int | None = arg(None, help="override the preset's layer count")
+    hidden: int | None = arg(None, help="override the hidden size")
+    heads: int | None = arg(None, help="override the attention heads")
+    kv_heads: int | None = arg(None, help="override the key/value heads (grouped-query)")
+    intermediate: int | None = arg(None, help="override the MLP width")
+    max_positions: int | None = arg(None, help="override the longest context")
+    rope_theta: float | None = arg(None, help="override the RoPE base")
+    dropout: float | None = arg(None, help="override the attention dropout")
+    tie_embeddings: bool | None = arg(None, help="tie input embedding and output head")
+    init_from: Path | None = arg(None, help="start from this unit LM dir instead of random")
+    tokenizer: Path | None = arg(None, help="tokenizer dir the units came from (checked and "
+                                 "recorded in the LM's metadata)")
+    seq_len: int = arg(512, help="tokens per training sequence")
+    batch_size: int = arg(16, help="sequences per micro-batch, summed over all processes")
+    grad_accum: int = arg(1, help="micro-batches per optimizer step")
+    lr: float = arg(5e-4, help="peak learning rate")
+    min_lr_ratio: float = arg(0.1, help="final learning rate as a fraction of --lr")
+    warmup_steps: int = arg(100, help="linear warmup steps (at most a fifth of --max-steps)")
+    max_steps: int = arg(2000, help="optimizer steps")
+    weight_decay: float = arg(0.1, help="AdamW weight decay on weight matrices")
+    beta2: float = arg(0.95, help="AdamW beta2")
+    clip_grad: float = arg(1.0, help="gradient norm clip (0 disables)")
+    precision: Literal["auto", "bf16", "fp32"] = arg("auto", help="auto: bf16 autocast "
+                                                     "where native, else fp32")
+    device: str = arg("auto", help="auto, cpu, cuda, cuda:1, ...")
+    seed: int = arg(0, help="seed of the init, the data order and dropout")
+    log_every: int = arg(10, help="steps between log.jsonl lines")
+    eval_every: int = arg(200, help="steps between validation losses (0: only at the end)")
+    eval_batches: int = arg(20, help="validation batches per evaluation")
+    save_every: int = arg(200, help="steps between checkpoints")
+    keep_checkpoints: int = arg(2, help="checkpoints kept on disk")
+    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+
+
+def build_model(opts: LMTrainOptions, n_units: int) -> UnitLM:
+    """The model a run starts from: ``init_from`` (a unit LM dir) or a fresh preset."""
+    tokenizer = None if opts.tokenizer is None else str(opts.tokenizer)
+    if opts.init_from is not None:
+        if not (opts.init_from / META_FILE).exists():
+            raise InputError(f"{opts.init_from}: --init-from needs a spokenlm unit LM dir "
+                             f"(with {META_FILE}); warm start from a text LM is not available "
+                             "in this version")
+        lm = UnitLM.from_pretrained(opts.init_from)
+        lm.check_tokenizer(n_units)
+        lm.tokenizer = tokenizer or lm.tokenizer
+        return lm
+    return UnitLM.build(n_units, model_config(opts), seed=opts.seed, tokenizer=tokenizer)
+
+
+def model_config(opts: LMTrainOptions) -> LMConfig:
+    return LMConfig.named(opts.size, n_layers=opts.n_layers, hidden=opts.hidden,
+                          heads=opts.heads, kv_heads=opts.kv_heads,
+                          intermediate=opts.intermediate, max_positions=opts.max_positions,
+                          rope_theta=opts.rope_theta, dropout=opts.dropout,
+                          tie_word_embeddings=opts.tie_embeddings)
+
+
+def lm_loss(model: torch.nn.Module, x: torch.Tensor, bos_id: int) -> torch.Tensor:
+    """Mean next-token cross-entropy of blocks x (B, T+1); BOS targets are not scored."""
+    logits = model(input_ids=x[:, :-1], use_cache=False).logits  # (B, T, V)
+    target = x[:, 1:].masked_fill(x[:, 1:] == bos_id, -100)  # (B, T)
+    return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=-100)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, blocks: np.ndarray, bos_id: int, batch_size: int,
+             device: torch.device, amp: torch.dtype | None, rank: int = 0,
+             world: int = 1) -> float:
+    """Mean token loss over ``blocks`` (n, T+1), shared across ranks."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # (loss sum, targets)
+    mine = blocks[rank::world]
+    for i in range(0, len(mine), batch_size):
+        x = torch.from_numpy(mine[i: i + batch_size]).to(device)
+        n = (x[:, 1:] != bos_id).sum()
+        with _autocast(device, amp):
+            total += torch.stack([lm_loss(model, x, bos_id).double() * n, n.double()])
+    if world > 1:
+        dist.all_reduce(total)
+    model.train(was_training)
+    return float(total[0] / total[1].clamp(min=1))
+
+
+def _autocast(device: torch.device, amp: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp)
+
+
+def _init_distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank); joins the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    if world > 1:
+        return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def _data(opts: LMTrainOptions, prefix: Path, packed: tuple, lm: UnitLM,
+          rank: int) -> tuple[BlockStream, np.ndarray | None, int]:
+    """(training stream, validation blocks (n, T+1) or None, sequence length used)."""
+    tokens, offsets, _ = packed
+    ids = dict(bos_id=lm.bos_id, eos_id=lm.eos_id, unit_offset=lm.unit_offset)
+    train_idx, v_idx = split_valid(len(offsets) - 1, opts.valid_fraction)
+    v_tokens, v_offsets = tokens, offsets
+    if opts.valid_units is not None:
+        train_idx = np.arange(len(offsets) - 1)
+        v_tokens, v_offsets, v_meta = load_packed(opts.valid_units)
+        if int(v_meta["n_units"]) != lm.n_units:
+            raise InputError(f"{opts.valid_units}: {v_meta['n_units']} units, but the "
+                             f"training data {prefix} has {lm.n_units}; use the same tokenizer")
+        v_idx = np.arange(len(v_offsets) - 1)
+    if len(train_idx) == 0:
+        raise InputError(f"{prefix}: no utterances to train on; tokenize some audio first")
+    n_train = int((offsets[train_idx + 1] - offsets[train_idx]).sum() + 2 * len(train_idx))
+    limit = getattr(lm.model.config, "max_position_embeddings", opts.seq_len)
+    seq_len = min(opts.seq_len, limit, n_train - 1)
+    if seq_len != opts.seq_len and rank == 0:
+        log(f"seq_len {opts.seq_len} -> {seq_len} (model context / {n_train} data tokens)")
+    stream = BlockStream(tokens, offsets, train_idx, seq_len + 1, seed=opts.seed, **ids)
+    n_valid = int((v_offsets[v_idx + 1] - v_offsets[v_idx]).sum() + 2 * len(v_idx))
+    if n_valid < 2:
+        return stream, None, seq_len
+    valid = BlockStream(v_tokens, v_offsets, v_idx, min(seq_len + 1, n_valid), shuffle=False,
+                        **ids)
+    return stream, valid.eval_blocks(opts.eval_batches * opts.batch_size), seq_len
+
+
+@command("lm train", LMTrainOptions)
+def train_lm(opts: LMTrainOptions) -> Path:
+    """Train a unit LM on packed units; returns the final unit LM dir (<output>/final)."""
+    rank, world, local_rank = _init_distributed()
+    device = resolve_device(opts.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    amp = resolve_dtype(opts.precision, device)
+    run, ckpt_dir = opts.output, opts.output / "checkpoints"
+    prefix = packed_prefix(opts.units)
+    packed = load_packed(prefix)
+    n_units = int(packed[2]["n_units"])
+    if opts.tokenizer is not None:
+        tok_units = int(read_json(opts.tokenizer / "config.json")["n_units"])
+        if tok_units != n_units:
+            raise InputError(f"{opts.tokenizer}: tokenizer has {tok_units} units but {prefix} "
+                             f"holds {n_units}-unit data; pass the tokenizer that made them")
+    lm = build_model(opts, n_units)
+    stream, valid_blocks, seq_len = _data(opts, prefix, packed, lm, rank)
+    model = lm.model.to(device)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    optimizer = make_optimizer(model, opts.lr, opts.weight_decay, (0.9, opts.beta2), device)
+    warmup = min(opts.warmup_steps, max(1, opts.max_steps // 5))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(warmup, opts.max_steps, opts.min_lr_ratio))
+    # everything a resumed run needs besides weights, optimizer, scheduler and RNG
+    state: dict[str, Any] = {"step": 0, "tokens": 0, "time_s": 0.0, "last_loss": None,
+                             "window": [0.0, 0, 0], "data": DataState()}
+    ckpt = latest_checkpoint(ckpt_dir)
+    if ckpt is not None and not opts.resume:
+        raise InputError(f"{run}: already holds checkpoints ({ckpt.name}); pass --resume to "
+                         "continue that run, or choose a new --output")
+    if ckpt is not None:
+        saved = load_checkpoint(ckpt, model)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        state = {**saved["state"], "data": DataState.from_dict(saved["state"]["data"])}
+    else:
+        torch.manual_seed(opts.seed + rank)
+    log_path = run / "log.jsonl"
+    if rank == 0:
+        rows = [r for r in iter_jsonl(log_path) if r["step"] <= state["step"]] \
+            if ckpt is not None and log_path.exists() else []
+        write_jsonl(log_path, rows)  # drops lines logged after the checkpoint
+        write_json(run / "options.json", {**to_dict(opts), "seq_len_used": seq_len,
+                                          "world_size": world, "parameters": n_params})
+        log(f"{'resuming from ' + ckpt.name if ckpt else 'training'}: {n_params / 1e6:.2f}M "
+            f"params ({opts.size}), {device}, {amp or torch.float32}, {stream.total} tokens, "
+            f"{world} process(es)")
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    step_tokens = opts.batch_size * opts.grad_accum * seq_len
+    valid_loss, t_window = None, time.perf_counter()
+    bar = progress(desc="lm train", total=opts.max_steps, unit="step") if rank == 0 else None
+    if bar is not None:
+        bar.update(state["step"])
+    while state["step"] < opts.max_steps:
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        for micro in range(opts.grad_accum):
+            x, state["data"] = stream.next_batch(state["data"], opts.batch_size, rank, world)
+            x = torch.from_numpy(x).to(device)  # (B / world, T + 1)
+            sync = world == 1 or micro == opts.grad_accum - 1
+            with _autocast(device, amp), (contextlib.nullcontext() if sync
+                                          else train_model.no_sync()):
+                loss = lm_loss(train_model, x, lm.bos_id) / opts.grad_accum
+                loss.backward()
+            loss_sum += loss.detach()
+        if opts.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if world > 1:
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+        step = state["step"] = state["step"] + 1
+        state["tokens"] += step_tokens
+        state["time_s"] += time.perf_counter() - t0
+        state["last_loss"] = float(loss_sum)
+        w = state["window"]  # [loss sum, steps, tokens] since the last log line
+        state["window"] = w = [w[0] + state["last_loss"], w[1] + 1, w[2] + step_tokens]
+        evaluate_now = opts.eval_every > 0 and step % opts.eval_every == 0
+        if evaluate_now and valid_blocks is not None:
+            valid_loss = evaluate(model, valid_blocks, lm.bos_id, opts.batch_size, device, amp,
+                                  rank, world)
+        if step % opts.log_every == 0 or step == opts.max_steps or evaluate_now:
+            now = time.perf_counter()
+            row = {"step": step, "loss": w[0] / w[1], "lr": lr,
+                   "tokens_per_s": round(w[2] / max(now - t_window, 1e-9), 1)}
+            if evaluate_now and valid_loss is not None:
+                row["valid_loss"] = valid_loss
+            if rank == 0:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
+            state["window"], t_window = [0.0, 0, 0], now
+        if bar is not None:
+            bar.update(1)
+        if step % opts.save_every == 0 or step == opts.max_steps:
+            _save(ckpt_dir, lm, optimizer, scheduler, state, opts.keep_checkpoints, rank, world)
+    if bar is not None:
+        bar.close()
+
+    if valid_blocks is not None:
+        valid_loss = evaluate(model, valid_blocks, lm.bos_id, opts.batch_size, device, amp,
+                              rank, world)
+    final = run / "final"
+    if rank == 0:
+        model.eval()
+        lm.save_pretrained(final)
+        write_json(run / "metrics.json", train_metrics(
+            train_loss=state["last_loss"], valid_loss=valid_loss, steps=state["step"],
+            tokens=state["tokens"], time_s=state["time_s"], parameters=n_params,
+            inputs={"units": str(prefix), "valid_units": opts.valid_units,
+                    "tokenizer": opts.tokenizer}))
+        plot_losses(log_path, run / "loss.png")
+        log(f"unit LM written to {final} (valid loss {valid_loss})")
+    if world > 1:
+        dist.barrier()
+    return final
+
+
+def _save(ckpt_dir: Path, lm: UnitLM, optimizer: torch.optim.Optimizer, scheduler: Any,
+          state: dict[str, Any], keep: int, rank: int, world: int) -> None:
+    if rank == 0:
+        trainer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "rng": rng_state(), "state": {**state, "data": state["data"].to_dict()}}
+        save_checkpoint(ckpt_dir, state["step"], lm, trainer_state, keep)
+    if world > 1:
+        dist.barrier()

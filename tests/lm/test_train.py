@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from spokenlm.common.errors import InputError
+from spokenlm.lm import UnitLM
+from spokenlm.lm.train import LMTrainOptions, train_lm
+from spokenlm.testing.lm import repetitive_corpus, write_packed_units
+
+TINY = dict(size="tiny", seq_len=32, batch_size=4, lr=3e-3, warmup_steps=2, log_every=2,
+            eval_every=4, eval_batches=2)
+
+
+@pytest.fixture()
+def units(tmp_path) -> Path:
+    return write_packed_units(tmp_path / "train", repetitive_corpus(40, n_units=12), 12)
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_learns_and_writes_the_run_dir(tmp_path, units) -> None:
+    run = tmp_path / "run"
+    final = train_lm(units=str(units) + ".jsonl", output=run, max_steps=24, save_every=8,
+                     keep_checkpoints=2, **TINY)
+    rows = _log(run)
+    assert rows[-1]["step"] == 24 and rows[-1]["loss"] < 0.6 * rows[0]["loss"]
+    assert all({"step", "loss", "lr", "tokens_per_s"} <= set(r) for r in rows)
+    assert any("valid_loss" in r for r in rows)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 24 and metrics["tokens"] == 24 * 4 * 32
+    assert metrics["valid_perplexity"] == pytest.approx(2.718281828 ** metrics["valid_loss"])
+    assert (run / "loss.png").stat().st_size > 1000
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["latest", "step_00000016", "step_00000024"]
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000024"
+    lm = UnitLM.from_pretrained(final)
+    assert lm.n_units == 12 and lm.bos_id == 12
+    assert all(0 <= u < 12 for u in lm.generate([[0, 3]], max_new_tokens=8)[0])
+    train_lm(units=units, output=run, max_steps=24, **TINY)  # a finished run: no-op resume
+    assert json.loads((run / "metrics.json").read_text())["train_loss"] == metrics["train_loss"]
+    assert len(_log(run)) == len(rows)
+    with pytest.raises(InputError, match="--resume"):  # never silently overwrite a run
+        train_lm(units=units, output=run, max_steps=24, resume=False, **TINY)
+
+
+def test_separate_valid_file_and_bad_inputs(tmp_path, units) -> None:
+    valid = write_packed_units(tmp_path / "valid", repetitive_corpus(4, 12, seed=1), 12)
+    run = tmp_path / "run"
+    train_lm(units=units, output=run, valid_units=valid, max_steps=2, **TINY)
+    assert json.loads((run / "metrics.json").read_text())["valid_loss"] is not None
+    other = write_packed_units(tmp_path / "other", [[1, 2, 3]], 50)
+    with pytest.raises(InputError, match="same tokenizer"):
+        train_lm(units=units, output=tmp_path / "r2", valid_units=other, max_steps=2, **TINY)
+    with pytest.raises(InputError, match="packed units not found"):
+        train_lm(units=tmp_path / "missing.jsonl", output=tmp_path / "r3", **TINY)
+
+
+KILLED_RUN = """
+import os, signal, sys, torch
+torch.set_num_threads({threads})
+import spokenlm.lm.train as T
+original = T.save_checkpoint
+def save_or_die(ckpt_dir, step, *args, **kwargs):
+    if step > {kill_after}:  # steps after the checkpoint are done and logged, then lost
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(ckpt_dir, step, *args, **kwargs)
+T.save_checkpoint = save_or_die
+T.train_lm(units={units!r}, output={output!r}, max_steps={steps}, save_every=3, **{tiny!r})
+"""
+
+
+def test_killed_run_resumes_exactly(tmp_path, units) -> None:
+    steps = 12
+    opts = dict(max_steps=steps, save_every=3, **TINY)
+    full = train_lm(units=units, output=tmp_path / "a", **opts)
+    run = tmp_path / "b"
+    script = KILLED_RUN.format(threads=torch.get_num_threads(), kill_after=3,
+                               units=str(units), output=str(run), steps=steps, tiny=TINY)
+    env = {**os.environ, "SPOKENLM_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000003"
+    assert _log(run)[-1]["step"] == 6  # logged past the checkpoint before the kill
+    resumed = train_lm(units=units, output=run, **opts)
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert b["train_loss"] == a["train_loss"] and b["valid_loss"] == a["valid_loss"]
+    assert b["steps"] == a["steps"] and b["tokens"] == a["tokens"]
+    assert [r["step"] for r in _log(run)] == [r["step"] for r in _log(tmp_path / "a")]
+    assert [r["loss"] for r in _log(run)] == [r["loss"] for r in _log(tmp_path / "a")]
+    wa, wb = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_options_defaults_are_sensible() -> None:
+    opts = LMTrainOptions(units=Path("u"), output=Path("o"))
+    assert (opts.size, opts.seq_len, opts.precision, opts.resume) == ("small", 512, "auto", True)
+    assert opts.init_from is None and train_lm.command == "lm train"
