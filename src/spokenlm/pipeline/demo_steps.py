@@ -84,7 +84,7 @@ def _vocoder(o: DemoOptions, p: Paths) -> None:
     from ..vocoder.train import train_vocoder
 
     train_vocoder(units=p.units_of("train"), output=p.vocoder_run, type="fast",
-                  max_steps=o.vocoder_steps, seed=o.seed)
+                  size=o.vocoder_size, max_steps=o.vocoder_steps, seed=o.seed)
 
 
 def _resynth(o: DemoOptions, p: Paths) -> None:
