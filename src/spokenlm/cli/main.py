@@ -29,6 +29,9 @@ COMMAND_MODULES = [
     "spokenlm.pipeline.resynth",
     "spokenlm.eval.spot_the_word",
     "spokenlm.pipeline.demo",
+    "spokenlm.interop.fairseq_hubert",
+    "spokenlm.interop.sklearn_kmeans",
+    "spokenlm.interop.speech_resynthesis",
 ]
 
 

@@ -1,0 +1,252 @@
+"""speech-resynthesis / textlesslib / fairseq unit HiFi-GAN <-> spokenlm ``hifigan`` vocoder.
+
+The original generator (``CodeGenerator`` in facebookresearch/speech-resynthesis and
+fairseq's ``codehifigan.py``, used by textlesslib) is saved by its trainer as
+``torch.save({"generator": state_dict}, "g_XXXXXXXX")`` next to the training
+``config.json`` (``num_embeddings``, ``embedding_dim``, ``model_in_dim``,
+``upsample_rates``, ``upsample_kernel_sizes``, ``upsample_initial_channel``, ``resblock``,
+``resblock_kernel_sizes``, ``resblock_dilation_sizes``, ``multispkr``,
+``dur_predictor_params``, ``f0``, ...). Its layers are spokenlm's
+:class:`~spokenlm.vocoder.hifigan.UnitHifiGan` layers under other names:
+
+=============================================  ==============================================
+original key                                   spokenlm key
+=============================================  ==============================================
+``dict.weight``                                ``embedding.weight``
+``spkr.weight`` (multispkr)                    ``speaker_embedding.weight``
+``dur_predictor.conv1.0`` / ``ln1``            ``duration.convs.0`` / ``duration.norms.0``
+``dur_predictor.conv2.0`` / ``ln2`` / ``proj`` ``duration.convs.1`` / ``norms.1`` / ``proj``
+``<conv>.weight_g`` / ``<conv>.weight_v``      ``<conv>.parametrizations.weight.original0/1``
+=============================================  ==============================================
+
+(``<conv>``: ``conv_pre``, ``ups.N``, ``resblocks.N.convs1.M`` / ``convs2.M`` / ``convs.M``,
+``conv_post``; a generator saved after ``remove_weight_norm`` has plain ``<conv>.weight``,
+split here into norm and direction.) F0-conditioned generators (``f0: true``, F0
+quantizers) and speaker-embedder generators have inputs spokenlm's HiFi-GAN lacks and are
+refused with a clear error::
+
+    spokenlm convert vocoder-import g_00500000 --config config.json --output vocoder-hubert100
+    spokenlm convert vocoder-export vocoder-hubert100 --output hifigan-original/
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
+from ..common.errors import InputError
+from ..common.files import atomic_path, read_json, write_json
+from ..common.options import arg, command
+from ..common.progress import log
+from ..vocoder.base import load_vocoder
+from ..vocoder.hifigan import UnitHifiGan
+
+_CONV = r"(conv_pre|conv_post|ups\.\d+|resblocks\.\d+\.convs[12]?\.\d+)"
+#: original key regex -> spokenlm key (weight-normed conv weights handled separately)
+KEY_MAP: list[tuple[str, str]] = [
+    (r"dict\.weight", "embedding.weight"),
+    (r"spkr\.weight", "speaker_embedding.weight"),
+    (r"dur_predictor\.conv1\.0\.(weight|bias)", r"duration.convs.0.\1"),
+    (r"dur_predictor\.ln1\.(weight|bias)", r"duration.norms.0.\1"),
+    (r"dur_predictor\.conv2\.0\.(weight|bias)", r"duration.convs.1.\1"),
+    (r"dur_predictor\.ln2\.(weight|bias)", r"duration.norms.1.\1"),
+    (r"dur_predictor\.proj\.(weight|bias)", r"duration.proj.\1"),
+    (_CONV + r"\.bias", r"\1.bias"),
+    (_CONV + r"\.weight_g", r"\1.parametrizations.weight.original0"),
+    (_CONV + r"\.weight_v", r"\1.parametrizations.weight.original1"),
+]
+_UNSUPPORTED = ("f0", "f0_quantizer_path", "lambda_commit", "lambda_commit_code",
+                "embedder_params")
+
+
+def _rename(state: dict[str, torch.Tensor], table: list[tuple[str, str]]
+            ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    compiled = [(re.compile(p + r"\Z"), r) for p, r in table]
+    out, unknown = {}, []
+    for key, value in state.items():
+        for pattern, repl in compiled:
+            if pattern.match(key):
+                out[pattern.sub(repl, key)] = value.float()
+                break
+        else:
+            unknown.append(key)
+    return out, unknown
+
+
+def _split_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Plain ``<conv>.weight`` (weight norm removed) -> ``weight_g`` (norm over all dims
+    but 0, as ``weight_norm(dim=0)``) and ``weight_v``."""
+    out = {}
+    for key, value in state.items():
+        if re.fullmatch(_CONV + r"\.weight", key):
+            out[key[:-len("weight")] + "weight_g"] = value.pow(2).sum(
+                dim=tuple(range(1, value.dim())), keepdim=True).sqrt()
+            out[key[:-len("weight")] + "weight_v"] = value
+        else:
+            out[key] = value
+    return out
+
+
+def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: str
+                    ) -> dict[str, Any]:
+    """spokenlm ``hifigan`` config from an original ``config.json`` and generator weights."""
+    bad = [k for k in _UNSUPPORTED if h.get(k)]
+    if bad:
+        raise InputError(f"{source}: this generator is conditioned on {bad} (F0 / speaker "
+                         f"embedder inputs) which spokenlm's HiFi-GAN does not have; use a "
+                         f"units-only or units+speaker-id checkpoint")
+    if int(h.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE or \
+            int(h.get("code_hop_size", HOP_LENGTH)) != HOP_LENGTH:
+        raise InputError(f"{source}: sampling_rate={h.get('sampling_rate')}, code_hop_size="
+                         f"{h.get('code_hop_size')}; spokenlm vocoders work at {SAMPLE_RATE} Hz "
+                         f"with {HOP_LENGTH}-sample units (50 Hz)")
+    required = ["num_embeddings", "embedding_dim", "upsample_rates", "upsample_kernel_sizes",
+                "upsample_initial_channel", "resblock_kernel_sizes", "resblock_dilation_sizes"]
+    missing = [k for k in required if k not in h]
+    if missing:
+        raise InputError(f"{source}: missing {missing}; pass the config.json the generator "
+                         f"was trained with (--config)")
+    if math.prod(h["upsample_rates"]) != HOP_LENGTH:
+        raise InputError(f"{source}: upsample_rates {h['upsample_rates']} multiply to "
+                         f"{math.prod(h['upsample_rates'])}, not spokenlm's hop {HOP_LENGTH}")
+    dim = int(h["embedding_dim"])
+    n_speakers = int(state["spkr.weight"].shape[0]) if "spkr.weight" in state else 0
+    if int(h.get("model_in_dim", dim * (2 if n_speakers else 1))) != dim * (2 if n_speakers else 1):
+        raise InputError(f"{source}: model_in_dim={h['model_in_dim']} is not embedding_dim "
+                         f"x (1 + speaker embedding); extra conditioning is not supported")
+    dur = h.get("dur_predictor_params") or {}
+    has_dur = "dur_predictor.proj.weight" in state
+    if has_dur and int(dur.get("var_pred_kernel_size", 3)) != 3:
+        raise InputError(f"{source}: duration predictor kernel "
+                         f"{dur['var_pred_kernel_size']}; spokenlm's predictor uses 3")
+    return {
+        "n_units": int(h["num_embeddings"]), "embedding_dim": dim,
+        "speakers": [str(i) for i in range(n_speakers)],
+        "upsample_rates": list(h["upsample_rates"]),
+        "upsample_kernel_sizes": list(h["upsample_kernel_sizes"]),
+        "upsample_initial_channel": int(h["upsample_initial_channel"]),
+        "resblock": str(h.get("resblock", "1")),
+        "resblock_kernel_sizes": list(h["resblock_kernel_sizes"]),
+        "resblock_dilation_sizes": [list(d) for d in h["resblock_dilation_sizes"]],
+        "duration_predictor": has_dur,
+        "duration_hidden": int(state["dur_predictor.proj.weight"].shape[1]) if has_dur else 128,
+        "disc_channel_div": 1, "size": "imported",
+    }
+
+
+def load_resynthesis_generator(checkpoint: str | os.PathLike,
+                               config: str | os.PathLike | None = None) -> UnitHifiGan:
+    """Build a spokenlm :class:`UnitHifiGan` from an original ``g_XXXXXXXX`` + config.json.
+
+    ``config`` defaults to ``config.json`` beside the checkpoint. The file is read with
+    ``torch.load(weights_only=True)`` (tensors only, no code runs).
+    """
+    checkpoint = Path(checkpoint)
+    config = Path(config) if config is not None else checkpoint.parent / "config.json"
+    if not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: generator checkpoint not found (g_XXXXXXXX)")
+    if not config.is_file():
+        raise InputError(f"{config}: not found; pass the generator's training config with "
+                         f"--config")
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise InputError(f"{checkpoint}: not a readable torch checkpoint ({e})") from e
+    state = ckpt.get("generator") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise InputError(f"{checkpoint}: no 'generator' state dict (is it a do_XXXXXXXX "
+                         f"discriminator file?); pass the g_XXXXXXXX file")
+    state = _split_weight_norm(state)
+    cfg = spokenlm_config(read_json(config), state, str(config))
+    renamed, unknown = _rename(state, KEY_MAP)
+    model = UnitHifiGan(cfg)
+    try:
+        if unknown:
+            raise RuntimeError(f"unexpected keys {unknown[:6]}")
+        model.load_state_dict(renamed, strict=True)
+    except RuntimeError as e:
+        raise InputError(f"{checkpoint}: weights do not fit {config} "
+                         f"({str(e).splitlines()[0]}); pass the matching config.json") from e
+    return model.eval()
+
+
+def original_checkpoint(model: UnitHifiGan) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(generator state dict under original key names, original-style config.json)."""
+    inverse = [(r"embedding\.weight", "dict.weight"), (r"speaker_embedding\.weight", "spkr.weight"),
+               (r"duration\.convs\.0\.(weight|bias)", r"dur_predictor.conv1.0.\1"),
+               (r"duration\.norms\.0\.(weight|bias)", r"dur_predictor.ln1.\1"),
+               (r"duration\.convs\.1\.(weight|bias)", r"dur_predictor.conv2.0.\1"),
+               (r"duration\.norms\.1\.(weight|bias)", r"dur_predictor.ln2.\1"),
+               (r"duration\.proj\.(weight|bias)", r"dur_predictor.proj.\1"),
+               (_CONV + r"\.bias", r"\1.bias"),
+               (_CONV + r"\.parametrizations\.weight\.original0", r"\1.weight_g"),
+               (_CONV + r"\.parametrizations\.weight\.original1", r"\1.weight_v")]
+    state, unknown = _rename(model.state_dict(), inverse)
+    if unknown:
+        raise InputError(f"vocoder has tensors with no original counterpart: {unknown[:6]}")
+    c = model.config
+    dim, n_spk = int(c["embedding_dim"]), len(c.get("speakers") or [])
+    h = {"resblock": str(c.get("resblock", "1")), "upsample_rates": c["upsample_rates"],
+         "upsample_kernel_sizes": c["upsample_kernel_sizes"],
+         "upsample_initial_channel": c["upsample_initial_channel"],
+         "resblock_kernel_sizes": c["resblock_kernel_sizes"],
+         "resblock_dilation_sizes": c["resblock_dilation_sizes"],
+         "num_embeddings": model.n_units, "embedding_dim": dim,
+         "model_in_dim": dim * (2 if n_spk else 1), "sampling_rate": SAMPLE_RATE,
+         "code_hop_size": HOP_LENGTH, "f0": False, "multispkr": bool(n_spk)}
+    if n_spk:
+        h["num_speakers"] = n_spk
+    if model.duration is not None:
+        h["dur_prediction_weight"] = 1.0
+        h["dur_predictor_params"] = {"encoder_embed_dim": dim, "var_pred_hidden_dim": int(
+            c.get("duration_hidden", 128)), "var_pred_kernel_size": 3, "var_pred_dropout": 0.5}
+    return state, h
+
+
+@dataclass
+class VocoderImportOptions:
+    checkpoint: Path = arg(positional=True, help="original generator checkpoint (g_XXXXXXXX)")
+    config: Path | None = arg(None, help="its training config.json (default: beside it)")
+    output: Path = arg(Path("vocoder"), help="spokenlm vocoder directory to write")
+
+
+@command("convert vocoder-import", VocoderImportOptions)
+def import_vocoder(opts: VocoderImportOptions) -> Path:
+    """Import a speech-resynthesis / fairseq unit HiFi-GAN as a spokenlm vocoder directory."""
+    model = load_resynthesis_generator(opts.checkpoint, opts.config)
+    if model.duration is not None and model.speakers:
+        log("note: the original duration predictor sees unit embeddings only; spokenlm adds "
+            "the speaker embedding when a speaker is given, so pass durations or no speaker "
+            "for the original's durations")
+    out = model.save_pretrained(opts.output)
+    log(f"imported {opts.checkpoint} -> {out} ({model.n_units} units, "
+        f"{len(model.speakers)} speakers, duration predictor: {model.duration is not None})")
+    return out
+
+
+@dataclass
+class VocoderExportOptions:
+    vocoder: Path = arg(positional=True, help="spokenlm hifigan vocoder directory")
+    output: Path = arg(Path("hifigan-original"), help="folder for g_00000000 + config.json")
+
+
+@command("convert vocoder-export", VocoderExportOptions)
+def export_vocoder(opts: VocoderExportOptions) -> Path:
+    """Export a spokenlm HiFi-GAN as a speech-resynthesis generator (g_00000000 + config)."""
+    model = load_vocoder(opts.vocoder)
+    if not isinstance(model, UnitHifiGan):
+        raise InputError(f"{opts.vocoder}: a {model.type!r} vocoder; only 'hifigan' vocoders "
+                         f"have the speech-resynthesis format")
+    state, h = original_checkpoint(model)
+    opts.output.mkdir(parents=True, exist_ok=True)
+    with atomic_path(opts.output / "g_00000000") as tmp:
+        torch.save({"generator": state}, tmp)
+    write_json(opts.output / "config.json", h)
+    return opts.output
