@@ -8,6 +8,7 @@ register by name; :func:`load_asr` builds one from a spec string::
     load_asr("pocketsphinx-phones")     # ARPAbet phones (allphone search), for PER
     load_asr("ctc:/models/w2v2-ctc")    # a transformers CTC model directory
     load_asr("/models/w2v2-ctc")        # the same: a directory means a CTC model
+    load_asr("spokenlm-ctc:runs/asr")   # spokenlm's own CTC model (spokenlm asr train)
 """
 
 from __future__ import annotations
@@ -55,8 +56,18 @@ def register_asr(name: str) -> Callable[[Callable[[str | None], ASR]], Callable[
     return deco
 
 
+#: Modules whose import registers ASR backends.
+BACKEND_MODULES = ("spokenlm.asr.sphinx", "spokenlm.asr.ctc", "spokenlm.asr.ctc_model")
+
+
 def _ensure_backends() -> None:
-    from . import ctc, sphinx  # noqa: F401  (import registers the backends)
+    import importlib
+
+    for module in BACKEND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a backend module that is not part of this install
+            continue
 
 
 def load_asr(spec: str) -> ASR:

@@ -76,38 +76,61 @@ class PocketSphinxPhones(PocketSphinxASR):
 
 
 class PocketSphinxAligner:
-    """Forced alignment of a known transcript: phone intervals in seconds."""
+    """Forced alignment of a known transcript: phone intervals in seconds.
 
-    def __init__(self) -> None:
-        ps = _pocketsphinx()
-        self.decoder = ps.Decoder(samprate=16000, loglevel="FATAL")
+    pocketsphinx aligns in two passes (words through a grammar of the transcript, then
+    phones and states). The first pass sometimes ends before the transcript does; each
+    result is therefore checked to hold every word of the transcript in order, and the
+    alignment is retried with wider beams (``beams``) before it is declared failed.
+    """
+
+    def __init__(self, beams: tuple[float, ...] = (1e-48, 1e-60, 1e-80, 1e-100)) -> None:
+        self._ps = _pocketsphinx()
+        self.beams = beams
+        self._decoders: dict[float, object] = {}
+
+    def _decoder(self, beam: float):
+        if beam not in self._decoders:
+            self._decoders[beam] = self._ps.Decoder(samprate=16000, loglevel="FATAL",
+                                                    beam=beam, wbeam=beam, pbeam=beam)
+        return self._decoders[beam]
 
     def align(self, wav: np.ndarray, text: str) -> list[tuple[float, float, str]]:
         """``[(start_s, end_s, phone), ...]`` (ARPAbet, no stress; silences as ``SIL``).
 
-        Raises :class:`InputError` when a word is not in the CMU dictionary or the
-        alignment fails."""
+        Raises :class:`InputError` when a word is not in the CMU dictionary or no beam
+        gives an alignment that covers the whole transcript."""
         words = normalize_text(text).split()
-        missing = [w for w in words if self.decoder.lookup_word(w) is None]
+        missing = [w for w in words if self._decoder(self.beams[0]).lookup_word(w) is None]
         if missing:
             raise InputError(f"words {missing} are not in the pocketsphinx dictionary")
         pcm = _pcm(wav)
-        self.decoder.set_align_text(" ".join(words))
-        for _ in range(2):  # first pass: words; second pass: phones and states
-            self.decoder.start_utt()
-            self.decoder.process_raw(pcm, full_utt=True)
-            self.decoder.end_utt()
-            if _ == 0:
-                self.decoder.set_alignment()
-        alignment = self.decoder.get_alignment()
-        if alignment is None:
-            raise InputError(f"forced alignment failed for {text!r}")
-        out = []
-        for word in alignment:
-            for phone in word:
-                start = phone.start / SPHINX_FRAME_RATE
-                out.append((start, start + phone.duration / SPHINX_FRAME_RATE, phone.name))
-        return out
+        for beam in self.beams:
+            decoder = self._decoder(beam)
+            try:
+                decoder.set_align_text(" ".join(words))
+                for first in (True, False):  # first pass: words; second: phones and states
+                    decoder.start_utt()
+                    decoder.process_raw(pcm, full_utt=True)
+                    decoder.end_utt()
+                    if first:
+                        decoder.set_alignment()
+                alignment = decoder.get_alignment()
+            except RuntimeError:  # no path through the transcript at this beam
+                continue
+            if alignment is None:
+                continue
+            names, out = [], []
+            for word in alignment:  # iterate once: entries do not outlive the iterator
+                names.append(word.name)
+                for phone in word:
+                    start = phone.start / SPHINX_FRAME_RATE
+                    out.append((start, start + phone.duration / SPHINX_FRAME_RATE, phone.name))
+            got = [n.split("(")[0] for n in names if not n.startswith(("<", "["))]
+            if got != words:
+                continue
+            return out
+        raise InputError(f"forced alignment failed for {text!r} at every beam {self.beams}")
 
 
 def align_many(wavs: Sequence[np.ndarray], texts: Sequence[str]

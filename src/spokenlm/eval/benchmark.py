@@ -40,6 +40,11 @@ class Benchmark:
     @classmethod
     def load(cls, root: Path) -> Benchmark:
         root = Path(root)
+        from .zerospeech import is_zr2021, load_zr2021
+
+        if is_zr2021(root):  # ZeroSpeech 2021 lexical/syntactic folder (wavs + gold.csv)
+            kind, audio, items = load_zr2021(root)
+            return cls(root, kind, audio, items)
         for name in ("manifest.jsonl", "items.jsonl"):
             if not (root / name).exists():
                 raise InputError(f"{root}: no {name}; build the benchmark with "

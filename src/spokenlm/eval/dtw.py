@@ -69,7 +69,7 @@ def dtw_batch(dist: torch.Tensor, n: torch.Tensor, m: torch.Tensor) -> torch.Ten
             diag = torch.cat([torch.full((B, 1), float("inf"), dtype=dist.dtype),
                               prev_c[:, :-1]], 1)
             diag_len = torch.cat([torch.zeros(B, 1, dtype=torch.long), prev_l[:, :-1]], 1)
-            take_diag = diag < prev_c
+            take_diag = diag <= prev_c  # ties prefer the diagonal (as libri-light)
             a = torch.where(take_diag, diag, prev_c)
             a_len = torch.where(take_diag, diag_len, prev_l)
         best, k = torch.cummin(a - s_before, dim=1)

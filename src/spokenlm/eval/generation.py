@@ -1,0 +1,120 @@
+"""Generation metrics over ``spokenlm generate`` output (``generations.jsonl``).
+
+Over units (always): auto-BLEU2 and self-BLEU2 of the continuations, their VERT, distinct-n
+(n = 1..3), unit entropy (bits, and normalised by log2 K), mean continuation length.
+With ``--lm``: unit perplexity of each continuation given its prompt under that reference
+unit LM, exp(-sum log p / n) over all continuation units.
+With ``--asr`` (and wavs written by generate with a vocoder): the same BLEU/VERT metrics
+over word transcripts of the continuations, and with ``--text-lm``:
+
+- PPX (GSLM): perplexity of the continuations' transcripts under the text LM;
+- GenPPL (TWIST / slamkit convention): perplexity of the transcript of the whole generated
+  audio (spoken prompt + continuation), so a continuation that ignores its prompt costs.
+
+All BLEU variants follow :mod:`spokenlm.eval.bleu` (GSLM: bigrams, geometric, no brevity
+penalty); VERT = sqrt(self-BLEU2 x auto-BLEU2), lower = more diverse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.load import load_audio
+from ..common.errors import InputError
+from ..common.files import read_jsonl, write_json, write_jsonl
+from ..common.options import arg, command, to_dict
+from ..common.progress import log
+from .bleu import distinct_n, entropy, vert
+
+
+def sequence_metrics(samples: Sequence[Sequence], n_symbols: int | None = None) -> dict:
+    """auto-BLEU2, self-BLEU2, VERT, distinct-1..3, entropy and mean length of sequences."""
+    out = dict(vert(samples))
+    for n in (1, 2, 3):
+        out[f"distinct_{n}"] = distinct_n(samples, n)
+    out.update(entropy(samples, n_symbols))
+    out["mean_length"] = float(np.mean([len(s) for s in samples])) if samples else float("nan")
+    return out
+
+
+def unit_perplexity(lm, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+                    batch_tokens: int = 16384) -> float:
+    """exp(mean NLL) of continuation units given their prompts under a ``UnitLM``."""
+    lls = lm.log_likelihood([list(p) + list(c) for p, c in zip(prompts, continuations)],
+                            batch_tokens=batch_tokens)
+    total, n = 0.0, 0
+    for ll, c in zip(lls, continuations):
+        if len(c):
+            total += float(np.asarray(ll.per_token)[-len(c):].sum())
+            n += len(c)
+    return math.exp(-total / n) if n else float("nan")
+
+
+@dataclass
+class GenerationEvalOptions:
+    generations: Path = arg(positional=True, help="generate output dir (generations.jsonl) or the file")
+    lm: Path | None = arg(None, help="reference unit LM dir for unit perplexity")
+    n_units: int | None = arg(None, help="unit vocabulary size for normalised entropy "
+                                         "(default: the reference LM's)")
+    asr: str | None = arg(None, help="ASR spec for transcripts (pocketsphinx, ctc:DIR)")
+    text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
+    output: Path = arg(Path("generation.json"), help="metrics JSON to write")
+
+
+@command("eval generation", GenerationEvalOptions)
+def evaluate_generation(opts: GenerationEvalOptions) -> dict:
+    """auto-BLEU, self-BLEU, VERT, diversity, unit PPL; with ASR + text LM: PPX, GenPPL."""
+    path = opts.generations / "generations.jsonl" if opts.generations.is_dir() else opts.generations
+    rows = read_jsonl(path)
+    if not rows:
+        raise InputError(f"{path}: no generations; run `spokenlm generate` first")
+    conts = [list(map(int, r["units"])) for r in rows]
+    metrics: dict = {"metric": "generation", "n_samples": len(rows)}
+    n_units = opts.n_units
+    if opts.lm is not None:
+        from ..lm.model import UnitLM
+
+        lm = UnitLM.from_pretrained(opts.lm)
+        n_units = n_units or lm.n_units
+        metrics["unit_perplexity"] = unit_perplexity(lm, [r["prompt_units"] for r in rows], conts)
+    metrics["units"] = sequence_metrics(conts, n_units)
+    if opts.asr is not None:
+        metrics.update(_transcript_metrics(rows, opts, path.parent))
+    metrics["inputs"] = {k: v for k, v in to_dict(opts).items() if v is not None}
+    write_json(opts.output, metrics)
+    u = metrics["units"]
+    log(f"generation: unit auto-BLEU2 {u['auto_bleu2']:.3f}, self-BLEU2 {u['self_bleu2']:.3f}, "
+        f"VERT {u['vert']:.3f}" + (f", unit PPL {metrics['unit_perplexity']:.2f}"
+                                    if "unit_perplexity" in metrics else ""))
+    return metrics
+
+
+def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, out_dir: Path) -> dict:
+    from ..asr import load_asr
+
+    usable = [r for r in rows if r.get("continuation_path") and r.get("path")]
+    if not usable:
+        log("generation: no wavs in generations.jsonl (generate ran without a vocoder); "
+            "transcript metrics skipped")
+        return {"transcripts": {"skipped": "no generated audio"}}
+    asr = load_asr(opts.asr)
+    cont_text = asr.transcribe_many([load_audio(r["continuation_path"]) for r in usable],
+                                    desc="asr continuations")
+    full_text = asr.transcribe_many([load_audio(r["path"]) for r in usable], desc="asr full")
+    out: dict = {"asr": asr.describe(),
+                 "transcripts": sequence_metrics([t.split() for t in cont_text])}
+    if opts.text_lm is not None:
+        from .textlm import TextLM
+
+        tlm = TextLM(opts.text_lm)
+        out["ppx"] = tlm.perplexity([t for t in cont_text if t])
+        out["gen_ppl"] = tlm.perplexity([t for t in full_text if t])
+    write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"),
+                [{"id": r["id"], "continuation": c, "full": f}
+                 for r, c, f in zip(usable, cont_text, full_text)])
+    return out

@@ -1,0 +1,118 @@
+"""Phone-normalised mutual information (PNMI), phone purity and cluster purity (HuBERT).
+
+With the joint distribution p(y, z) of frame phone labels y and frame units z:
+
+- PNMI = I(y; z) / H(y): the fraction of the phone uncertainty the units remove
+  (1 = units determine the phone; 0 = independent);
+- phone purity = E_z[max_y p(y | z)]: how pure each unit is in phones;
+- cluster purity = E_y[max_z p(z | y)]: how concentrated each phone is on one unit.
+
+Labels file (JSONL, one row per utterance; times in seconds)::
+
+    {"id": "spk00_00001", "intervals": [[0.00, 0.11, "SIL"], [0.11, 0.18, "DH"], ...]}
+
+Frame i (50 Hz) gets the phone whose interval holds its centre,
+(320 i + 200) / 16000 s; frames outside every interval are left out, as are phones in
+``ignore`` (default: none). ``spokenlm eval align`` writes such a file with the
+pocketsphinx forced aligner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.constants import HOP_LENGTH, SAMPLE_RATE, WIN_LENGTH
+from ..common.errors import InputError
+from ..common.files import iter_jsonl, write_json
+from ..common.options import arg, command, to_dict
+from ..common.progress import log
+
+
+def frame_labels(intervals: Sequence[Sequence], n_frames: int) -> list[str | None]:
+    """Phone of each of ``n_frames`` 50 Hz frames from ``[[start_s, end_s, phone], ...]``."""
+    centres = (np.arange(n_frames) * HOP_LENGTH + WIN_LENGTH / 2) / SAMPLE_RATE
+    out: list[str | None] = [None] * n_frames
+    if not intervals:
+        return out
+    starts = np.array([float(iv[0]) for iv in intervals])
+    ends = np.array([float(iv[1]) for iv in intervals])
+    order = np.argsort(starts)
+    pos = np.searchsorted(starts[order], centres, side="right") - 1
+    for i, p in enumerate(pos):
+        if p >= 0 and centres[i] < ends[order[p]]:
+            out[i] = str(intervals[order[p]][2])
+    return out
+
+
+def pnmi_scores(units: Iterable[int], phones: Iterable[str | int]) -> dict[str, float]:
+    """PNMI, phone purity and cluster purity of aligned frame sequences (same length)."""
+    units = np.asarray(list(units))
+    phones = list(phones)
+    if len(units) != len(phones):
+        raise ValueError(f"{len(units)} units but {len(phones)} phone labels")
+    if len(units) == 0:
+        raise InputError("PNMI: no labelled frame; check the labels file and the units ids")
+    _, y = np.unique(np.asarray(phones, dtype=object).astype(str), return_inverse=True)
+    _, z = np.unique(units, return_inverse=True)
+    joint = np.zeros((y.max() + 1, z.max() + 1))
+    np.add.at(joint, (y, z), 1.0)
+    p = joint / joint.sum()  # (Y, Z)
+    py, pz = p.sum(1), p.sum(0)
+    nz = p > 0
+    mi = float((p[nz] * np.log(p[nz] / (py[:, None] * pz[None, :])[nz])).sum())
+    hy = float(-(py[py > 0] * np.log(py[py > 0])).sum())
+    return {"pnmi": mi / hy if hy > 0 else float("nan"),
+            "phone_purity": float(p.max(0).sum()),  # sum_z p(z) max_y p(y|z)
+            "cluster_purity": float(p.max(1).sum()),  # sum_y p(y) max_z p(z|y)
+            "mutual_information_nats": mi, "phone_entropy_nats": hy,
+            "n_frames": int(len(units)), "n_phones": int(joint.shape[0]),
+            "n_units_used": int(joint.shape[1])}
+
+
+def frame_units(row: dict) -> np.ndarray:
+    """Frame-level units of a units-JSONL row (run lengths expanded when deduplicated)."""
+    units = np.asarray(row["units"], dtype=np.int64)
+    if row.get("durations") is not None:
+        units = np.repeat(units, np.asarray(row["durations"], dtype=np.int64))
+    return units
+
+
+@dataclass
+class PNMIOptions:
+    units: Path = arg(positional=True, help="units JSONL (spokenlm tokenize output)")
+    labels: Path = arg(help="phone labels JSONL: {id, intervals: [[start_s, end_s, phone]]}")
+    ignore: list[str] = arg([], help="phones to leave out (e.g. SIL)")
+    output: Path = arg(Path("pnmi.json"), help="metrics JSON to write")
+
+
+@command("eval pnmi", PNMIOptions)
+def evaluate_pnmi(opts: PNMIOptions) -> dict:
+    """PNMI, phone purity and cluster purity of frame units against phone labels."""
+    labels = {r["id"]: r["intervals"] for r in iter_jsonl(opts.labels)}
+    ignore = set(opts.ignore)
+    all_u: list[np.ndarray] = []
+    all_p: list[str] = []
+    n_utts = missing = 0
+    for row in iter_jsonl(opts.units):
+        if row["id"] not in labels:
+            missing += 1
+            continue
+        u = frame_units(row)
+        lab = frame_labels(labels[row["id"]], len(u))
+        keep = np.array([x is not None and x not in ignore for x in lab], dtype=bool)
+        all_u.append(u[keep])
+        all_p.extend(x for x in lab if x is not None and x not in ignore)
+        n_utts += 1
+    if not n_utts:
+        raise InputError(f"{opts.labels}: no utterance id in common with {opts.units}")
+    scores = pnmi_scores(np.concatenate(all_u), all_p)
+    metrics = {"metric": "pnmi", **scores, "n_utterances": n_utts,
+               "n_utterances_without_labels": missing, "inputs": to_dict(opts)}
+    write_json(opts.output, metrics)
+    log(f"PNMI {scores['pnmi']:.3f}, phone purity {scores['phone_purity']:.3f}, cluster "
+        f"purity {scores['cluster_purity']:.3f} over {scores['n_frames']} frames")
+    return metrics

@@ -1,0 +1,88 @@
+"""Resynthesis intelligibility: the output of ``spokenlm resynth`` through an ASR.
+
+For each row of ``resynth.jsonl`` (``source``, ``path``, ``text``) the resynthesised wav is
+transcribed and compared with the reference transcript: corpus WER and CER (edits /
+reference tokens, see :mod:`spokenlm.eval.edit_distance`). The source audio is transcribed
+too (``source_wer``), so the ASR's own error on this voice/domain is visible next to
+what the units lose. With a phone recogniser (``--phone-asr pocketsphinx-phones``) PER
+compares phones of the resynthesis with phones of the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..audio.load import AudioError, load_audio
+from ..common.errors import InputError
+from ..common.files import read_jsonl, write_json, write_jsonl
+from ..common.options import arg, command, to_dict
+from ..common.progress import log
+from .edit_distance import error_rate
+
+
+@dataclass
+class ResynthEvalOptions:
+    resynth: Path = arg(positional=True, help="resynth output dir (resynth.jsonl) or the file")
+    asr: str = arg("pocketsphinx", help="ASR spec: pocketsphinx, ctc:DIR, or a CTC model dir")
+    phone_asr: str | None = arg(None, help="phone recogniser for PER (pocketsphinx-phones)")
+    source: bool = arg(True, help="also transcribe the source audio (ASR's own WER)")
+    limit: int | None = arg(None, help="evaluate at most this many files")
+    output: Path = arg(Path("resynthesis.json"), help="metrics JSON to write")
+
+
+def _rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
+    from ..asr.base import normalize_text
+
+    refs = [normalize_text(r) for r in refs]
+    hyps = [normalize_text(h) for h in hyps]
+    return {"wer": error_rate([r.split() for r in refs], [h.split() for h in hyps])["rate"],
+            "cer": error_rate(refs, hyps)["rate"]}
+
+
+@command("eval resynthesis", ResynthEvalOptions)
+def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
+    """WER / CER (and PER) of resynthesised audio transcribed by an ASR."""
+    from ..asr import load_asr
+
+    path = opts.resynth / "resynth.jsonl" if opts.resynth.is_dir() else opts.resynth
+    rows = [r for r in read_jsonl(path) if r.get("text")]
+    if not rows:
+        raise InputError(f"{path}: no row with a reference `text`; resynthesise a manifest "
+                         f"that has transcripts")
+    rows = rows[:opts.limit] if opts.limit is not None else rows
+    wavs, src, kept = [], [], []
+    for r in rows:
+        try:
+            wavs.append(load_audio(r["path"]))
+            src.append(load_audio(r["source"]) if opts.source or opts.phone_asr else None)
+        except AudioError as e:
+            log(f"resynthesis: skipping {e}")
+            continue
+        kept.append(r)
+    asr = load_asr(opts.asr)
+    refs = [r["text"] for r in kept]
+    hyps = asr.transcribe_many(wavs, desc="asr resynth")
+    metrics: dict = {"metric": "resynthesis", "n_utterances": len(kept), "asr": asr.describe(),
+                     **_rates(refs, hyps)}
+    per_row = [{"id": r.get("id"), "text": r["text"], "resynth": h} for r, h in zip(kept, hyps)]
+    if opts.source:
+        src_hyps = asr.transcribe_many(src, desc="asr source")
+        rates = _rates(refs, src_hyps)
+        metrics.update(source_wer=rates["wer"], source_cer=rates["cer"])
+        for row, h in zip(per_row, src_hyps):
+            row["source"] = h
+    if opts.phone_asr:
+        pasr = load_asr(opts.phone_asr)
+        if pasr.unit != "phones":
+            raise InputError(f"--phone-asr {opts.phone_asr}: not a phone recogniser")
+        p_src = pasr.transcribe_many(src, desc="phones source")
+        p_out = pasr.transcribe_many(wavs, desc="phones resynth")
+        metrics["per"] = error_rate([p.split() for p in p_src], [p.split() for p in p_out])["rate"]
+        metrics["phone_asr"] = pasr.describe()
+    metrics["inputs"] = {k: v for k, v in to_dict(opts).items() if v is not None}
+    write_json(opts.output, metrics)
+    write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"), per_row)
+    log(f"resynthesis: WER {metrics['wer']:.3f}, CER {metrics['cer']:.3f}"
+        + (f" (source WER {metrics['source_wer']:.3f})" if "source_wer" in metrics else ""))
+    return metrics
