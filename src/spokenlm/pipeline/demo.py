@@ -29,7 +29,7 @@ from ..common.progress import log
 @dataclass
 class DemoOptions:
     output: Path = arg(Path("runs/demo"), help="run directory (re-running resumes it)")
-    n_utterances: int = arg(3000, help="utterances in the synthetic corpus")
+    n_utterances: int = arg(5000, help="utterances in the synthetic corpus")
     n_speakers: int = arg(12, help="synthetic speakers (voice x pitch x rate)")
     encoder: str = arg("mfcc", help="speech encoder for the tokenizer (mfcc, logmel, hubert, wav2vec2)")
     n_units: int = arg(100, help="k-means clusters (unit vocabulary size)")
@@ -40,6 +40,8 @@ class DemoOptions:
     vocoder_steps: int = arg(800, help="fast vocoder training steps")
     vocoder_size: str = arg("base", help="fast vocoder size preset (tiny, base)")
     n_prompts: int = arg(8, help="held-out prompts to continue")
+    prompt_seconds: float = arg(1.0, help="seconds of each held-out utterance used as prompt "
+                                "(synthetic utterances last ~2.5 s)")
     n_resynth: int = arg(8, help="held-out utterances to resynthesise")
     n_pairs: int = arg(200, help="spot-the-word pairs")
     seed: int = arg(0, help="seed for every step")

@@ -98,7 +98,8 @@ def _generate(o: DemoOptions, p: Paths) -> None:
     from .generate import generate
 
     generate(prompt=p.corpus / "test.jsonl", tokenizer=p.tokenizer, lm=p.lm, vocoder=p.vocoder,
-             output=p.generate, limit=o.n_prompts, seed=o.seed)
+             output=p.generate, limit=o.n_prompts, seed=o.seed,
+             prompt_seconds=o.prompt_seconds)
 
 
 def _bench(o: DemoOptions, p: Paths) -> None:

@@ -35,6 +35,8 @@ class GenerateOptions:
     temperature: float = arg(0.8, help="sampling temperature (0 = greedy)")
     top_k: int = arg(25, help="sample among the k most likely units (0 = off)")
     top_p: float = arg(1.0, help="nucleus sampling mass (1.0 = off)")
+    stop_at_eos: bool = arg(True, help="end a continuation when the LM ends the utterance; "
+                                       "--no-stop-at-eos always generates max_new_tokens")
     samples_per_prompt: int = arg(1, help="continuations per prompt")
     batch_size: int = arg(16, help="prompts decoded together")
     split: str | None = arg(None, help="with a manifest: only rows of this split")
@@ -72,7 +74,7 @@ def generate(opts: GenerateOptions) -> Path:
         batch = prompts[start:start + opts.batch_size]
         conts = lm.generate([p["prompt_units"] for p in batch], max_new_tokens=opts.max_new_tokens,
                             temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p,
-                            seed=opts.seed + start)
+                            seed=opts.seed + start, stop_at_eos=opts.stop_at_eos)
         for p, cont in zip(batch, conts):
             row = dict(p, units=list(map(int, cont)))
             if vocoder is not None:
