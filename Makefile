@@ -32,6 +32,7 @@ test-slow: setup
 	$(VENV)/bin/pytest -q -m slow
 
 bench: setup
+	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) benchmarks/run_all.py
 
 clean:
