@@ -108,7 +108,8 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
 
             _need(corpus / "speakers.json")
             build_benchmark(generate=generate, output=path, n_items=opts.n_items, corpus=corpus,
-                            voices_per_item=opts.voices_per_word if name == "abx_words" else 1,
+                            voices_per_item=_voices(corpus, opts.voices_per_word)
+                            if name == "abx_words" else 1,
                             jobs=opts.jobs)
         return path
 
@@ -225,3 +226,12 @@ def markdown_table(rows: list[dict]) -> str:
 
 def load_summary(run: Path) -> dict:
     return read_json(Path(run) / "eval" / "all.json")
+
+
+def _voices(corpus: Path, wanted: int) -> int:
+    """Voices per word for word ABX: as many as asked, at most the held-out test voices."""
+    available = sum(1 for s in read_json(corpus / "speakers.json") if s.get("split") == "test")
+    if available < wanted:
+        log(f"word ABX: {available} held-out test voices, using {available} voices per word "
+            f"instead of {wanted}")
+    return max(2, min(wanted, available))

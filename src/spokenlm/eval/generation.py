@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.constants import MIN_DURATION_S
 from ..audio.load import load_audio
 from ..common.errors import InputError
 from ..common.files import read_jsonl, write_json, write_jsonl
@@ -103,8 +104,14 @@ def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, out_dir: 
             "transcript metrics skipped")
         return {"transcripts": {"skipped": "no generated audio"}}
     asr = load_asr(opts.asr)
-    cont_text = asr.transcribe_many([load_audio(r["continuation_path"]) for r in usable],
-                                    desc="asr continuations")
+    # An empty continuation (the LM ended the utterance at once) transcribes to "".
+    spoken = [r for r in usable if r.get("continuation_seconds", 1.0) >= MIN_DURATION_S]
+    texts = dict(zip((r["id"] for r in spoken), asr.transcribe_many(
+        [load_audio(r["continuation_path"]) for r in spoken], desc="asr continuations")))
+    if len(spoken) < len(usable):
+        log(f"generation: {len(usable) - len(spoken)} continuations shorter than "
+            f"{MIN_DURATION_S} s, transcribed as empty")
+    cont_text = [texts.get(r["id"], "") for r in usable]
     full_text = asr.transcribe_many([load_audio(r["path"]) for r in usable], desc="asr full")
     out: dict = {"asr": asr.describe(),
                  "transcripts": sequence_metrics([t.split() for t in cont_text])}
