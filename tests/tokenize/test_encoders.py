@@ -113,3 +113,14 @@ def test_bad_encoder_configs_name_the_fix(hubert_dir: Path, tmp_path: Path) -> N
         build_encoder({"name": "hubert", "path": str(tmp_path / "nope")})
     with pytest.raises(InputError, match="not a hubert model"):
         build_encoder({"name": "hubert", "path": str(tiny_wav2vec2_dir(tmp_path / "w"))})
+
+
+def test_encoder_options_parse_typed_and_reject_unknown() -> None:
+    from spokenlm.common.errors import InputError
+    from spokenlm.tokenize.encoders.base import parse_encoder_options
+
+    assert parse_encoder_options("mfcc", ["cmn=true", "n_mfcc=20"]) == {"cmn": True, "n_mfcc": 20}
+    with pytest.raises(InputError, match="n_mfcc"):
+        parse_encoder_options("mfcc", ["nope=1"])
+    with pytest.raises(InputError, match="not a valid"):
+        parse_encoder_options("mfcc", ["n_mfcc=abc"])

@@ -22,6 +22,7 @@ from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
 from ._manifest import read_rows
 from .encoders import ENCODERS, build_encoder, encoder_options
+from .encoders.base import parse_encoder_options
 from .features import FeatureExtractor
 from .kmeans import KMeans, subsample
 from .tokenizer import SpeechTokenizer
@@ -36,6 +37,8 @@ class TokenizerTrainOptions:
     encoder: str = arg("mfcc", help=f"feature encoder, one of {sorted(ENCODERS)}")
     encoder_path: Path | None = arg(None, help="local model directory (hubert, wav2vec2)")
     layer: int = arg(6, help="transformer layer to read (hubert, wav2vec2)")
+    encoder_option: list[str] = arg([], help="more encoder options as KEY=VALUE, e.g. "
+                                    "cmn=true (mfcc: per-utterance mean normalisation)")
     n_units: int = arg(100, help="number of k-means clusters (units), e.g. 50-2000")
     max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
     max_files: int | None = arg(None, help="use at most this many files (random subset)")
@@ -55,7 +58,8 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
     path = str(opts.encoder_path.resolve()) if opts.encoder_path is not None else None
-    encoder = build_encoder(encoder_options(opts.encoder, path=path, layer=opts.layer))
+    encoder = build_encoder({**encoder_options(opts.encoder, path=path, layer=opts.layer),
+                             **parse_encoder_options(opts.encoder, opts.encoder_option)})
     extractor = FeatureExtractor(encoder, device=opts.device, precision=opts.precision)
 
     chosen = _choose_files(rows, opts)

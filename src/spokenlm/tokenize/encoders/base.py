@@ -16,6 +16,7 @@ dataclass ``Options``; :func:`build_encoder` rebuilds any encoder from its ``con
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -109,6 +110,34 @@ def encoder_options(name: str, **values: Any) -> dict[str, Any]:
     cls = _lookup(name)
     fields = {f.name for f in dataclasses.fields(cls.Options)}
     return {"name": name, **{k: v for k, v in values.items() if k in fields and v is not None}}
+
+
+def parse_encoder_options(name: str, pairs: list[str]) -> dict[str, Any]:
+    """``["cmn=true", "n_mels=40"]`` -> ``{"cmn": True, "n_mels": 40}``, typed by encoder
+    ``name``'s options dataclass; an unknown key or bad value names the valid ones."""
+    cls = _lookup(name)
+    hints = typing.get_type_hints(cls.Options)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in hints:
+            raise InputError(f"--encoder-option {pair!r}: expected KEY=VALUE with KEY one of "
+                             f"{sorted(hints)} for encoder {name!r}")
+        tp = hints[key]
+        try:
+            if tp is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                out[key] = text.lower() in ("true", "1", "yes")
+            elif tp in (int, float, str):
+                out[key] = tp(text)
+            else:
+                out[key] = text
+        except ValueError as e:
+            raise InputError(f"--encoder-option {pair!r}: {text!r} is not a valid "
+                             f"{getattr(tp, '__name__', tp)}") from e
+    return out
 
 
 def build_encoder(config: dict[str, Any]) -> Encoder:
