@@ -117,3 +117,15 @@ def test_zerospeech_2021_layout(tmp_path: Path, syntactic: bool, tokenizer_dir: 
         m = evaluate_acceptability(benchmark=tmp_path / "zr", tokenizer=tokenizer_dir, lm=lm_dir,
                                    output=tmp_path / "m.json")
         assert m["n_items"] == 4 and np.isfinite(m["accuracy_sum"])
+
+
+def test_acceptability_pairs_do_not_run_out_of_rare_subsets() -> None:
+    from collections import Counter
+
+    from spokenlm.data.benchmark_builders import acceptability_pairs
+
+    pairs = acceptability_pairs(200, seed=0)
+    assert Counter(p["subset"] for p in pairs) == {s: 50 for s in
+                                                   ("subject_verb", "det_noun", "article", "word_order")}
+    assert len({p["good"] for p in pairs}) == 200
+    assert all(p["good"] != p["bad"] for p in pairs)

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "spokenlm.tokenize.train",
     "spokenlm.tokenize.run",
     "spokenlm.lm.train",
+    "spokenlm.lm.text_lm",
     "spokenlm.pipeline.generate",
     "spokenlm.vocoder.train",
     "spokenlm.pipeline.resynth",

@@ -74,22 +74,34 @@ def _bad_version(s: Sentence, subset: str, rng: random.Random) -> str | None:
 
 
 def acceptability_pairs(n: int, seed: int = 0, subsets: tuple[str, ...] = SUBSETS) -> list[dict]:
-    """``n`` minimal pairs ``{"good", "bad", "subset"}``, subsets in turn, deterministic."""
+    """``n`` minimal pairs ``{"good", "bad", "subset"}``, subsets in turn, deterministic.
+
+    Candidate sentences come from a pool that grows (in seeded chunks) until every subset
+    has found its sentences, so rare phenomena (a/an) do not run out.
+    """
     rng = random.Random(seed)
-    pool = generate_parsed(max(6 * n, 300), seed=seed + 7919)
+    chunk = max(6 * n, 300)
+    pool: list[Sentence] = []
     out, used = [], set()
     for k in range(n):
         subset = subsets[k % len(subsets)]
-        for s in pool:
-            if s.text in used:
-                continue
-            bad = _bad_version(s, subset, rng)
-            if bad is not None and bad != s.text:
-                used.add(s.text)
-                out.append({"good": s.text, "bad": bad, "subset": subset})
-                break
-        else:
-            raise InputError(f"could not make {n} acceptability pairs; ask for fewer")
+        found, start = False, 0
+        while not found:
+            if start >= len(pool):
+                if len(pool) >= 50 * chunk:
+                    raise InputError(f"could not make {n} acceptability pairs of subset "
+                                     f"{subset!r} from {len(pool)} sentences; ask for fewer")
+                pool += generate_parsed(chunk, seed=seed + 7919 + 104_729 * (len(pool) // chunk))
+            for s in pool[start:]:
+                start += 1
+                if s.text in used:
+                    continue
+                bad = _bad_version(s, subset, rng)
+                if bad is not None and bad != s.text:
+                    used.add(s.text)
+                    out.append({"good": s.text, "bad": bad, "subset": subset})
+                    found = True
+                    break
     return out
 
 

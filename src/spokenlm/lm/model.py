@@ -73,7 +73,8 @@ class UnitLM:
         if not meta_path.exists():
             raise ArtifactError(
                 f"{path}: no {META_FILE}, so this is not a spokenlm unit LM dir (a plain HF "
-                "text LM needs a warm start first); pass a dir written by `spokenlm lm train`")
+                "text LM needs a warm start first: `spokenlm lm train --init-from TEXT_LM_DIR`); "
+                "pass a dir written by `spokenlm lm train`")
         meta = read_json(meta_path)
         missing = [k for k in META_KEYS if k not in meta]
         if missing:

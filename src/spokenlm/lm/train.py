@@ -56,7 +56,16 @@ class LMTrainOptions:
     rope_theta: float | None = arg(None, help="override the RoPE base")
     dropout: float | None = arg(None, help="override the attention dropout")
     tie_embeddings: bool | None = arg(None, help="tie input embedding and output head")
-    init_from: Path | None = arg(None, help="start from this unit LM dir instead of random")
+    init_from: Path | None = arg(None, help="start from this dir instead of random: a unit LM "
+                                 "dir (continue training it), or any local Hugging Face causal "
+                                 "LM dir (OPT, LLaMA, Qwen2, GPT-2, ...: TWIST warm start, its "
+                                 "blocks kept and its embeddings/head replaced by the units; "
+                                 "the size options are then ignored)")
+    init_embeddings: Literal["mean", "random"] = arg("mean", help="TWIST warm start: new "
+                                                     "unit rows from the mean text embedding "
+                                                     "plus noise, or random (see lm/twist.py)")
+    keep_text_vocab: bool = arg(False, help="TWIST warm start: keep the text tokens and put "
+                                "units after them (unit_offset = text vocab), as SpiritLM does")
     tokenizer: Path | None = arg(None, help="tokenizer dir the units came from (checked and "
                                  "recorded in the LM's metadata)")
     seq_len: int = arg(512, help="tokens per training sequence")
@@ -82,13 +91,16 @@ class LMTrainOptions:
 
 
 def build_model(opts: LMTrainOptions, n_units: int) -> UnitLM:
-    """The model a run starts from: ``init_from`` (a unit LM dir) or a fresh preset."""
+    """The model a run starts from: ``init_from`` (a unit LM dir, or a HF text LM dir for a
+    TWIST warm start, see :mod:`spokenlm.lm.twist`) or a fresh preset."""
     tokenizer = None if opts.tokenizer is None else str(opts.tokenizer)
     if opts.init_from is not None:
         if not (opts.init_from / META_FILE).exists():
-            raise InputError(f"{opts.init_from}: --init-from needs a spokenlm unit LM dir "
-                             f"(with {META_FILE}); warm start from a text LM is not available "
-                             "in this version")
+            from .twist import warm_start
+
+            return warm_start(opts.init_from, n_units, init=opts.init_embeddings,
+                              keep_text_vocab=opts.keep_text_vocab, seed=opts.seed,
+                              tokenizer=tokenizer)
         lm = UnitLM.from_pretrained(opts.init_from)
         lm.check_tokenizer(n_units)
         lm.tokenizer = tokenizer or lm.tokenizer
