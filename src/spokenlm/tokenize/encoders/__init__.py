@@ -11,3 +11,6 @@ from .base import ENCODERS, Encoder, build_encoder, encoder_options, num_frames,
 
 __all__ = ["ENCODERS", "Encoder", "build_encoder", "encoder_options", "num_frames",
            "register_encoder"]
+
+# registers "joint" (speech path of SLAM / SpeechLM models); models load lazily
+from ...joint import encoder as _joint_encoder  # noqa: E402,F401

@@ -1,0 +1,71 @@
+"""A learned Gumbel-softmax codebook quantiser (wav2vec 2.0 / w2v-BERT targets).
+
+``G`` groups of ``V`` entries each; a frame's code is one entry per group, the quantised
+vector the concatenation of the chosen entries projected to ``code_dim``. The single
+integer code id ``sum_g idx_g * V**g`` is the class w2v-BERT's MLM predicts, so
+``n_codes = V ** G`` (keep it small: G = 1 or 2). Hard straight-through Gumbel-softmax
+while training, argmax in eval; the diversity loss pushes codebook usage towards uniform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class Quantized:
+    """vectors (B, F, code_dim), codes (B, F) int64 in [0, V**G), diversity loss scalar,
+    perplexity (codebook usage, float)."""
+
+    vectors: torch.Tensor
+    codes: torch.Tensor
+    diversity: torch.Tensor
+    perplexity: float
+
+
+class GumbelQuantizer(nn.Module):
+    """(B, F, in_dim) features -> :class:`Quantized`."""
+
+    def __init__(self, in_dim: int, entries: int = 64, groups: int = 1, code_dim: int = 64,
+                 tau: tuple[float, float, float] = (2.0, 0.5, 0.999995)) -> None:
+        super().__init__()
+        self.entries, self.groups = entries, groups
+        self.norm = nn.LayerNorm(in_dim)
+        self.logits = nn.Linear(in_dim, entries * groups)
+        self.codebook = nn.Parameter(torch.empty(groups, entries, code_dim // groups).uniform_())
+        self.out = nn.Linear(code_dim - code_dim % groups, code_dim)
+        self.tau_start, self.tau_min, self.tau_decay = tau
+        self.tau = self.tau_start
+
+    @property
+    def n_codes(self) -> int:
+        return self.entries ** self.groups
+
+    def set_step(self, step: int) -> None:
+        """Anneal the Gumbel temperature: ``max(tau_min, tau_start * decay**step)``."""
+        self.tau = max(self.tau_min, self.tau_start * self.tau_decay ** step)
+
+    def forward(self, x: torch.Tensor) -> Quantized:
+        B, T, _ = x.shape
+        logits = self.logits(self.norm(x)).float().view(B, T, self.groups, self.entries)
+        probs = logits.softmax(-1)
+        avg = probs.mean(dim=(0, 1))  # (G, V)
+        ppl = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
+        diversity = (self.n_groups_entries - ppl) / self.n_groups_entries
+        if self.training:
+            onehot = F.gumbel_softmax(logits, tau=self.tau, hard=True, dim=-1)
+        else:
+            onehot = F.one_hot(logits.argmax(-1), self.entries).to(logits.dtype)
+        idx = onehot.argmax(-1)  # (B, T, G)
+        vec = torch.einsum("btgv,gvd->btgd", onehot, self.codebook.float()).reshape(B, T, -1)
+        base = self.entries ** torch.arange(self.groups, device=x.device)
+        return Quantized(self.out(vec.to(x.dtype)), (idx * base).sum(-1), diversity,
+                         float(ppl.detach()))
+
+    @property
+    def n_groups_entries(self) -> int:
+        return self.groups * self.entries

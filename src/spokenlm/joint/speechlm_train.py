@@ -1,0 +1,170 @@
+"""``spokenlm joint speechlm train``: SpeechLM-P or SpeechLM-H pretraining.
+
+Speech side: equal-length crops of the manifest's audio with frame units — P: frame phones
+from ``spokenlm align`` (``--alignments``); H: k-means units of ``--target-encoder``
+features (MFCC, or an SSL model's layer). Text side: unpaired sentences (``--text-file`` or
+the grammar with ``--text-seed``; transcripts of the speech are removed) turned into frame
+units — P: espeak-ng phones repeated by durations sampled from the alignments; H: the
+text-to-unit model (``--t2u``, from ``spokenlm t2u train``). Run dir::
+
+    targets/            (H) tokenizer + frame units of the manifest
+    text_units.jsonl    unpaired text with its units (reused on rerun)
+    checkpoints/, log.jsonl
+    final/              SpeechLM dir + vocab.json + speech_encoder/ (HubertModel for
+                        `spokenlm asr train --encoder hubert --encoder-path .../speech_encoder`)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..audio.constants import SAMPLE_RATE
+from ..audio.manifest import read_manifest
+from ..common.errors import InputError
+from ..common.files import read_json, read_jsonl, write_json, write_jsonl
+from ..common.options import arg, command, to_dict
+from ..common.progress import log
+from ..data.phoneme_units import DurationModel, phone_inventory
+from ..data.phonemes import split_phones
+from ..ssl.data import CropBatches
+from ..ssl.masking import span_mask
+from ..ssl.targets import TargetSpec, load_labels, make_targets
+from .data import (TEXT_SEED, TextBatches, alignment_labels, char_vocab, hidden_unit_rows,
+                   phoneme_unit_rows, speech_batch, text_char_ids, unpaired_text)
+from .loop import LoopSettings, device_of, step_generator, train_loop
+from .speechlm import SpeechLMConfig, SpeechLMModel
+
+
+@dataclass
+class SpeechLMTrainOptions:
+    manifest: Path = arg(positional=True, help="speech manifest (unlabelled audio)")
+    output: Path = arg(help="run dir (targets/, text_units.jsonl, checkpoints/, final/)")
+    variant: Literal["P", "H"] = arg("P", help="P: phoneme units, H: hidden units")
+    alignments: Path | None = arg(None, help="(P) `spokenlm align` JSONL of the manifest")
+    t2u: Path | None = arg(None, help="(H) text-to-unit model dir (`spokenlm t2u train`)")
+    target_encoder: str = arg("mfcc", help="(H) features clustered for speech units")
+    target_encoder_path: Path | None = arg(None, help="(H) SSL model dir for the targets")
+    target_layer: int = arg(6, help="(H) layer of --target-encoder-path")
+    n_clusters: int = arg(50, help="(H) k-means units")
+    targets: Path | None = arg(None, help="(H) tokenizer dir to use instead of fitting one "
+                               "(must be the one the t2u model was trained on)")
+    text_file: Path | None = arg(None, help="unpaired text, one sentence per line")
+    text_sentences: int = arg(2000, help="unpaired sentences (from the grammar when no file)")
+    text_seed: int = arg(TEXT_SEED, help="grammar seed of the unpaired text")
+    hidden: int = arg(96, help="model width")
+    heads: int = arg(4, help="attention heads")
+    layers: int = arg(4, help="total transformer layers L (L/2 speech + L/2 shared)")
+    conv_dim: int = arg(64, help="conv front-end channels")
+    mask_prob: float = arg(0.65, help="speech span-mask probability (HuBERT 0.65)")
+    mask_length: int = arg(10, help="speech span length in frames")
+    text_mask_prob: float = arg(0.3, help="text-unit span-mask probability")
+    text_mask_length: int = arg(10, help="text-unit span length in frames")
+    swap_prob: float = arg(0.1, help="random swapping probability (0 disables)")
+    uctc_weight: float = arg(0.1, help="UCTC loss weight (paper: 0.1)")
+    batch_size: int = arg(8, help="speech utterances per step")
+    text_batch_size: int = arg(8, help="text sentences per step")
+    max_seconds: float = arg(4.0, help="longest speech crop (s)")
+    max_text_frames: int = arg(600, help="longest text-unit sequence (frames)")
+    lr: float = arg(5e-4, help="peak learning rate")
+    warmup_steps: int = arg(100, help="linear warmup steps")
+    max_steps: int = arg(1000, help="optimizer steps")
+    dropout: float = arg(0.0, help="dropout")
+    device: str = arg("auto", help="auto, cpu, cuda, ...")
+    seed: int = arg(0, help="seed of init, batches, masks and swaps")
+    log_every: int = arg(10, help="steps between log lines")
+    save_every: int = arg(200, help="steps between checkpoints")
+    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+
+
+def _units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
+           ) -> tuple[dict, list[dict], int]:
+    """(speech frame labels by id, text rows with units, unit vocabulary size)."""
+    if opts.variant == "P":
+        if opts.alignments is None:
+            raise InputError("SpeechLM-P needs frame phones of the speech: pass --alignments "
+                             "(from `spokenlm align`), or use --variant H")
+        ali = read_jsonl(opts.alignments)
+        inventory = phone_inventory([a["phones"] for a in ali]
+                                    + [split_phones(r["phonemes"]) for r in text_rows])
+        write_json(opts.output / "phone_inventory.json", inventory)
+        durations = DurationModel.fit(ali)
+        return (alignment_labels(ali, inventory),
+                phoneme_unit_rows(text_rows, durations, inventory, opts.seed), len(inventory))
+    if opts.t2u is None:
+        raise InputError("SpeechLM-H needs a text-to-unit model: pass --t2u DIR (from "
+                         "`spokenlm t2u train`), or use --variant P")
+    from .t2u import T2UModel
+
+    spec = TargetSpec(opts.target_encoder, opts.target_encoder_path, opts.target_layer,
+                      opts.n_clusters, seed=opts.seed, device=opts.device)
+    tok, (lab,) = make_targets([opts.manifest], opts.output / "targets", spec, opts.targets)
+    t2u = T2UModel.from_pretrained(opts.t2u)
+    n_units = int(read_json(Path(tok) / "config.json")["n_units"])
+    if t2u.config.n_units > n_units:
+        raise InputError(f"{opts.t2u}: predicts {t2u.config.n_units} units but the speech "
+                         f"tokenizer {tok} has {n_units}; pass --targets with the t2u's "
+                         f"tokenizer")
+    return load_labels(lab), hidden_unit_rows(text_rows, t2u), n_units
+
+
+@command("joint speechlm train", SpeechLMTrainOptions)
+def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
+    """SpeechLM pretraining (UMLM + UCTC + random swapping); returns final/."""
+    torch.manual_seed(opts.seed)
+    opts.output.mkdir(parents=True, exist_ok=True)
+    rows = read_manifest(opts.manifest)
+    cache = opts.output / "text_units.jsonl"
+    text_rows = unpaired_text(opts.text_sentences, opts.text_seed, opts.text_file,
+                              exclude=[r.get("text", "") for r in rows])
+    labels, unit_rows, n_units = _units(opts, rows, text_rows)
+    if cache.exists():
+        unit_rows = read_jsonl(cache)
+    else:
+        write_jsonl(cache, unit_rows)
+    vocab = char_vocab([r["text"] for r in unit_rows] + [r["text"] for r in rows
+                                                        if r.get("text")])
+    text = TextBatches([r["units"] for r in unit_rows], text_char_ids(unit_rows, vocab),
+                       opts.text_batch_size, opts.seed, opts.max_text_frames)
+    speech = CropBatches(rows, labels, opts.batch_size, int(opts.max_seconds * SAMPLE_RATE),
+                         opts.seed, opts.manifest)
+    if opts.layers < 2:
+        raise InputError(f"--layers {opts.layers}: SpeechLM needs at least 2 (L/2 + L/2)")
+    cfg = SpeechLMConfig(n_units=n_units, n_chars=len(vocab), hidden=opts.hidden,
+                         heads=opts.heads, ffn=4 * opts.hidden, conv_dim=opts.conv_dim,
+                         speech_layers=opts.layers // 2,
+                         shared_layers=opts.layers - opts.layers // 2, dropout=opts.dropout,
+                         swap_prob=opts.swap_prob, uctc_weight=opts.uctc_weight,
+                         variant=opts.variant)
+    device = device_of(LoopSettings(device=opts.device))
+    model = SpeechLMModel(cfg).to(device)
+
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        wav, lab = speech_batch(speech, step)
+        mask = span_mask([lab.shape[1]] * len(wav), opts.mask_prob, opts.mask_length,
+                         seed=(opts.seed, 7, step))
+        g = step_generator(opts.seed, step)
+        out = model.umlm_loss(wav.to(device), lab.to(device), mask.to(device), None, g)
+        ids, lens, chars = text.batch(step)
+        tmask = span_mask(lens.tolist(), opts.text_mask_prob, opts.text_mask_length,
+                          seed=(opts.seed, 8, step), max_frames=ids.shape[1])
+        u = model.uctc_loss(ids.to(device), lens.to(device), tmask.to(device), chars)
+        return {**out, **u, "loss": out["loss"] + cfg.uctc_weight * u["loss"]}
+
+    log(f"joint speechlm train ({opts.variant}): {len(speech.rows)} utterances, "
+        f"{len(unit_rows)} unpaired sentences, {n_units} units, {len(vocab)} characters, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params")
+    settings = LoopSettings(max_steps=opts.max_steps, lr=opts.lr, warmup_steps=opts.warmup_steps,
+                            log_every=opts.log_every, save_every=opts.save_every,
+                            resume=opts.resume, device=opts.device)
+    metrics = train_loop(model, step_fn, opts.output, settings, f"speechlm-{opts.variant}")
+    final = model.cpu().save_pretrained(opts.output / "final")
+    vocab.save(final / "vocab.json")
+    write_json(opts.output / "metrics.json", {"metric": "speechlm_train", **metrics,
+                                              "options": to_dict(opts)})
+    log(f"SpeechLM-{opts.variant} written to {final}; fine-tune with `spokenlm asr train "
+        f"--encoder hubert --encoder-path {final / 'speech_encoder'}`")
+    return final

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import torch
+
+from spokenlm.joint.blocks import ConformerLayer, bert_corrupt, text_span_mask
+from spokenlm.joint.losses import contrastive_loss, ctc_loss, masked_ce, random_swap, \
+    stm_negatives
+from spokenlm.joint.quantizer import GumbelQuantizer
+from spokenlm.ssl.masking import mask_runs
+
+
+def test_text_span_mask_inside_lengths_and_in_spans() -> None:
+    m = text_span_mask([20, 12, 5], mask_prob=0.3, span=3, seed=0, max_len=20)
+    assert m.shape == (3, 20)
+    assert not m[1, 12:].any() and not m[2, 5:].any()
+    assert all(m[b].any() for b in range(3))  # at least one span each
+    assert all(r >= 3 for r in mask_runs(m[0]))
+
+
+def test_bert_corrupt_touches_masked_positions_only() -> None:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 30, (4, 200), generator=g)
+    mask = torch.rand(4, 200, generator=g) < 0.5
+    out = bert_corrupt(ids, mask, mask_id=30, vocab_size=30, generator=g)
+    assert torch.equal(out[~mask], ids[~mask])
+    share = (out[mask] == 30).float().mean()
+    assert 0.7 < share < 0.9
+
+
+def test_masked_ce_counts_selected_positions_only() -> None:
+    logits = torch.zeros(1, 4, 3)
+    logits[0, 0, 1] = logits[0, 1, 2] = 10.0
+    labels = torch.tensor([[1, 2, 1, 2]])
+    loss, acc = masked_ce(logits, labels, torch.tensor([[True, True, False, False]]))
+    assert loss < 1e-3 and acc == 1.0
+    loss2, acc2 = masked_ce(logits, labels, torch.tensor([[False, False, True, True]]))
+    assert loss2 > 1.0 and acc2 == 0.0
+
+
+def test_random_swap_rate_and_masked_frames_kept() -> None:
+    g = torch.Generator().manual_seed(1)
+    h, emb = torch.zeros(8, 500, 4), torch.ones(8, 500, 4)
+    mask = torch.rand(8, 500, generator=g) < 0.5
+    valid = torch.ones_like(mask)
+    out, swap = random_swap(h, emb, mask, valid, prob=0.2, generator=g)
+    assert not swap[mask].any()
+    assert abs(swap[~mask].float().mean().item() - 0.2) < 0.03
+    assert torch.equal(out[swap], emb[swap]) and torch.equal(out[~swap], h[~swap])
+    _, none = random_swap(h, emb, mask, valid, prob=0.0)
+    assert not none.any()
+
+
+def test_ctc_loss_targets_and_lengths() -> None:
+    lp = torch.full((2, 10, 5), -10.0)
+    path = [[1, 0, 2, 0, 3, 0, 0, 0, 0, 0], [4, 4, 0, 4, 0, 0, 0, 0, 0, 0]]
+    for b, p in enumerate(path):
+        lp[b, torch.arange(10), torch.tensor(p)] = 0.0
+    lp = lp.log_softmax(-1)
+    good = ctc_loss(lp, torch.tensor([10, 6]), [[1, 2, 3], [4, 4]])
+    bad = ctc_loss(lp, torch.tensor([10, 6]), [[3, 2, 1], [1, 2]])
+    assert torch.isfinite(good) and good < 0.1 < bad
+
+
+def test_stm_negatives_never_the_true_pair() -> None:
+    texts = ["a", "b", "a", "c", "b"]
+    for seed in range(20):
+        neg = stm_negatives(texts, torch.Generator().manual_seed(seed))
+        assert all(j != i and texts[j] != texts[i] for i, j in enumerate(neg))
+    assert stm_negatives(["x", "x"]) == [-1, -1]
+
+
+def test_contrastive_loss_finite_and_lower_for_matching_targets() -> None:
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 30, 16, generator=g)
+    mask = torch.zeros(2, 30, dtype=torch.bool)
+    mask[:, 5:25] = True
+    match = contrastive_loss(q + 0.01 * torch.randn(2, 30, 16, generator=g), q, mask, 10,
+                             0.1, torch.Generator().manual_seed(1))
+    other = contrastive_loss(torch.randn(2, 30, 16, generator=g), q, mask, 10, 0.1,
+                             torch.Generator().manual_seed(1))
+    assert torch.isfinite(match) and torch.isfinite(other)
+    assert match < 0.5 * other
+    # identical targets (a collapsed codebook) stay finite: equal distractors are ignored
+    same = contrastive_loss(q, torch.ones(2, 30, 16), mask, 10)
+    assert torch.isfinite(same)
+
+
+def test_quantizer_codes_and_diversity() -> None:
+    qz = GumbelQuantizer(8, entries=4, groups=2, code_dim=6)
+    out = qz(torch.randn(2, 7, 8))
+    assert out.vectors.shape == (2, 7, 6) and out.codes.shape == (2, 7)
+    assert int(out.codes.min()) >= 0 and int(out.codes.max()) < qz.n_codes == 16
+    assert 0 <= float(out.diversity.detach()) <= 1
+    out.vectors.sum().backward()
+    assert qz.logits.weight.grad is not None  # straight-through gradient
+
+
+def test_conformer_ignores_padding() -> None:
+    torch.manual_seed(0)
+    layer = ConformerLayer(16, 2, 32, kernel=5).eval()
+    x = torch.randn(1, 10, 16)
+    padded = torch.cat([x, torch.randn(1, 4, 16)], 1)
+    pad = torch.zeros(1, 14, dtype=torch.bool)
+    pad[:, 10:] = True
+    assert torch.allclose(layer(x), layer(padded, pad)[:, :10], atol=1e-5)
