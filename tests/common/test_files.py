@@ -29,3 +29,20 @@ def test_bad_jsonl_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{oops\n')
     with pytest.raises(InputError, match=r"bad.jsonl:2"):
         read_jsonl(tmp_path / "bad.jsonl")
+
+
+def test_atomic_dir_replaces_whole_dir_or_keeps_the_old_one(tmp_path: Path) -> None:
+    from spokenlm.common.files import atomic_dir
+
+    target = tmp_path / "model"
+    with atomic_dir(target) as d:
+        (d / "a.json").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as d:
+            (d / "b.json").write_text("partial")
+            raise RuntimeError("killed mid-save")
+    assert sorted(p.name for p in target.iterdir()) == ["a.json"]
+    with atomic_dir(target) as d:
+        (d / "c.json").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["c.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..common.errors import ArtifactError
-from ..common.files import atomic_path, read_json, write_json
+from ..common.files import atomic_dir, atomic_path, read_json, write_json
 from ..tokenize.encoders import Encoder, build_encoder
 from ..tokenize.encoders.base import num_frames
 from ..tokenize.encoders.hf import HFEncoder
@@ -178,10 +178,9 @@ class CTCModel(torch.nn.Module):
                                           "encoder": enc_cfg, "spokenlm_version": __version__})
 
     def save_pretrained(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.write_files(path)
-        return path
+        with atomic_dir(path) as tmp:
+            self.write_files(tmp)
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> CTCModel:

@@ -31,7 +31,7 @@ from torch import nn
 
 from .. import __version__
 from ..common.errors import ArtifactError
-from ..common.files import read_json, write_json
+from ..common.files import atomic_dir, read_json, write_json
 from .blocks import (ConformerStack, SpeechFrontend, TextEmbedding, bert_corrupt,
                      frontend_config, padding_mask)
 from .losses import contrastive_loss, masked_ce
@@ -198,10 +198,9 @@ class SLAMModel(nn.Module):
                                                 "spokenlm_version": __version__})
 
     def save_pretrained(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.write_files(path)
-        return path
+        with atomic_dir(path) as tmp:
+            self.write_files(tmp)
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> SLAMModel:

@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import __version__
 from ..common.errors import ArtifactError
-from ..common.files import read_json, write_json
+from ..common.files import atomic_dir, read_json, write_json
 from ..ssl.model import normalize_wav
 from .blocks import additive_mask, frontend_config, padding_mask
 from .losses import ctc_loss, masked_ce, random_swap
@@ -150,12 +150,11 @@ class SpeechLMModel(nn.Module):
 
     def save_pretrained(self, path: str | Path, export: bool = True) -> Path:
         """Write the model dir (and ``speech_encoder/``, the CTC-ready HubertModel)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.write_files(path)
-        if export:
-            self.export_speech_encoder(path / SPEECH_ENCODER)
-        return path
+        with atomic_dir(path) as tmp:
+            self.write_files(tmp)
+            if export:
+                self.export_speech_encoder(tmp / SPEECH_ENCODER)
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> SpeechLMModel:

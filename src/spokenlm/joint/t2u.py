@@ -26,7 +26,7 @@ from torch import nn
 
 from .. import __version__
 from ..common.errors import ArtifactError, InputError
-from ..common.files import read_json, write_json
+from ..common.files import atomic_dir, read_json, write_json
 from .blocks import padding_mask
 from .losses import masked_ce
 from .weights import load_weights, save_weights
@@ -162,10 +162,9 @@ class T2UModel(nn.Module):
                                                 "spokenlm_version": __version__})
 
     def save_pretrained(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.write_files(path)
-        return path
+        with atomic_dir(path) as tmp:
+            self.write_files(tmp)
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> T2UModel:

@@ -8,8 +8,6 @@ it), so any causal LM architecture works; models trained here are LLaMA (see ``c
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import torch
 
 from ..common.errors import ArtifactError
-from ..common.files import read_json, write_json
+from ..common.files import atomic_dir, read_json, write_json
 from .config import LMConfig, build_llama_config, special_ids
 from .score import LogLik, log_likelihood
 from .sampling import generate
@@ -99,16 +97,9 @@ class UnitLM:
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write the LM dir atomically: into a temporary sibling, then renamed over ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             self.write_files(tmp)
-            replace_dir(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-        return path
+        return Path(path)
 
     def write_files(self, path: Path) -> None:
         """Write the HF model files and ``spokenlm_lm.json`` into the existing dir ``path``."""
@@ -195,15 +186,3 @@ class UnitLM:
         return generate(self, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, stop_at_eos=stop_at_eos,
                         batch_size=batch_size)
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Rename directory ``src`` to ``dst``, replacing an existing ``dst`` (old one kept until
-    the new one is in place, so a kill leaves either the old or the new dir, plus a stray)."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)

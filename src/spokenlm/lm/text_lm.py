@@ -18,16 +18,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ..common.errors import InputError
-from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
+from ..common.files import atomic_dir, iter_jsonl, read_json, write_json, write_jsonl
 from ..common.options import arg, command
 from ..common.progress import log
-from .model import META_FILE, replace_dir
+from .model import META_FILE
 
 TOKENIZER_FILE = "text_tokenizer.json"
 UNK = "<unk>"
@@ -162,16 +161,10 @@ def pretrain_text_lm(opts: TextLMOptions) -> Path:
 def export_text_lm(run_final: Path, tok: TextTokenizer, out: Path) -> Path:
     """Copy the trained model files to ``out`` without ``spokenlm_lm.json`` (so --init-from
     sees a text LM), with the text tokenizer beside them; atomic."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         for f in run_final.iterdir():
             if f.is_file() and f.name != META_FILE:
                 shutil.copy2(f, tmp / f.name)
         tok.save(tmp / TOKENIZER_FILE)
-        replace_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     log(f"text LM written to {out}")
     return out

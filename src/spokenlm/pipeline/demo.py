@@ -37,6 +37,7 @@ class DemoOptions:
     lm_steps: int = arg(400, help="unit LM training steps")
     lm_batch_size: int = arg(16, help="unit LM sequences per step")
     lm_seq_len: int = arg(256, help="unit LM training sequence length")
+    lm_eval_every: int = arg(50, help="steps between validation losses (the report's curve)")
     vocoder_steps: int = arg(800, help="fast vocoder training steps")
     vocoder_size: str = arg("base", help="fast vocoder size preset (tiny, base)")
     n_prompts: int = arg(8, help="held-out prompts to continue")

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..common.errors import ArtifactError
-from ..common.files import atomic_path, write_json
+from ..common.files import atomic_dir, atomic_path, write_json
 from .config import HeadConfig
 
 HEAD_WEIGHTS = "ssl_head.safetensors"
@@ -147,10 +147,9 @@ class HubertPretrainModel(torch.nn.Module):
                                         "spokenlm_version": __version__})
 
     def save_pretrained(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.write_files(path)
-        return path
+        with atomic_dir(path) as tmp:
+            self.write_files(tmp)
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> HubertPretrainModel:

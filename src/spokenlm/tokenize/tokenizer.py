@@ -22,7 +22,7 @@ import numpy as np
 from .. import __version__
 from ..audio.constants import FRAME_RATE
 from ..common.errors import ArtifactError, InputError
-from ..common.files import read_json, write_json
+from ..common.files import atomic_dir, read_json, write_json
 from .dedup import dedup as run_length
 from .encoders import Encoder, build_encoder
 from .features import DEFAULT_BATCH_SECONDS, FeatureExtractor
@@ -112,11 +112,10 @@ class SpeechTokenizer:
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``centroids.safetensors`` into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.kmeans.save(directory / CENTROIDS_NAME)
-        write_json(directory / CONFIG_NAME, self.config())
-        return directory
+        with atomic_dir(directory) as tmp:
+            self.kmeans.save(tmp / CENTROIDS_NAME)
+            write_json(tmp / CONFIG_NAME, self.config())
+        return Path(directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str = "auto",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -24,7 +22,7 @@ from torch import Tensor, nn
 from .. import __version__
 from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
 from ..common.errors import ArtifactError, InputError
-from ..common.files import read_json, write_json
+from ..common.files import atomic_dir, read_json, write_json
 from ..common.progress import log
 from .duration import DurationPredictor, durations_from_log
 
@@ -182,37 +180,19 @@ class VocoderModel(nn.Module):
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors`` into ``path``, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / WEIGHTS_NAME))
             config = {"type": self.type, **self.config, "sample_rate": self.sample_rate,
                       "hop_length": self.hop_length, "spokenlm_version": __version__}
             write_json(tmp / CONFIG_NAME, config)
-            _replace_dir(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu"
                         ) -> VocoderModel:
         """Load a vocoder directory; on the base class this dispatches on ``type``."""
         return load_vocoder(path, device)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move directory ``src`` to ``dst``, replacing an existing ``dst`` as late as possible."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
 
 
 def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> VocoderModel:
