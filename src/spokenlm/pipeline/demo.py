@@ -30,11 +30,11 @@ from ..common.progress import log
 class DemoOptions:
     output: Path = arg(Path("runs/demo"), help="run directory (re-running resumes it)")
     n_utterances: int = arg(5000, help="utterances in the synthetic corpus")
-    n_speakers: int = arg(12, help="synthetic speakers (voice x pitch x rate)")
+    n_speakers: int = arg(24, help="synthetic speakers (voice x pitch x rate); more voices, less speaker overfitting")
     encoder: str = arg("mfcc", help="speech encoder for the tokenizer (mfcc, logmel, hubert, wav2vec2)")
     n_units: int = arg(100, help="k-means clusters (unit vocabulary size)")
     lm_size: str = arg("small", help="unit LM size preset (tiny, small, base, ...)")
-    lm_steps: int = arg(400, help="unit LM training steps")
+    lm_steps: int = arg(250, help="unit LM training steps")
     lm_batch_size: int = arg(16, help="unit LM sequences per step")
     lm_seq_len: int = arg(256, help="unit LM training sequence length")
     lm_eval_every: int = arg(50, help="steps between validation losses (the report's curve)")
