@@ -21,22 +21,17 @@ Saved dir: ``config.json`` (``{"type": "spokenlm-slam", ...}``), ``model.safeten
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..common.errors import ArtifactError
-from ..common.files import atomic_dir, read_json, write_json
 from .blocks import (ConformerStack, SpeechFrontend, TextEmbedding, bert_corrupt,
                      frontend_config, padding_mask)
 from .losses import contrastive_loss, masked_ce
 from .quantizer import GumbelQuantizer
-from .weights import load_weights, save_weights
+from .weights import ModelDir
 
 SLAM_TYPE = "spokenlm-slam"
 
@@ -73,7 +68,11 @@ class SpeechOut:
     pad: torch.Tensor
 
 
-class SLAMModel(nn.Module):
+class SLAMModel(ModelDir, nn.Module):
+    TYPE = SLAM_TYPE
+    CONFIG = SLAMConfig
+    TRAIN_HINT = "spokenlm joint slam train"
+
     def __init__(self, config: SLAMConfig) -> None:
         super().__init__()
         c = self.config = config
@@ -191,26 +190,3 @@ class SLAMModel(nn.Module):
         return {"loss": loss, "stm": loss, "stm_acc": acc.detach()}
 
     # --- files ---------------------------------------------------------------------------
-
-    def write_files(self, path: Path) -> None:
-        save_weights(self, Path(path) / "model.safetensors")
-        write_json(Path(path) / "config.json", {"type": SLAM_TYPE, **asdict(self.config),
-                                                "spokenlm_version": __version__})
-
-    def save_pretrained(self, path: str | Path) -> Path:
-        with atomic_dir(path) as tmp:
-            self.write_files(tmp)
-        return Path(path)
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> SLAMModel:
-        path = Path(path)
-        cfg: dict[str, Any] = read_json(path / "config.json") if (path / "config.json").exists() \
-            else {}
-        if cfg.pop("type", None) != SLAM_TYPE:
-            raise ArtifactError(f"{path}: not a SLAM model dir (config.json type is not "
-                                f"{SLAM_TYPE!r}); train one with `spokenlm joint slam train`")
-        cfg.pop("spokenlm_version", None)
-        model = cls(SLAMConfig(**cfg))
-        load_weights(model, path / "model.safetensors")
-        return model.eval()

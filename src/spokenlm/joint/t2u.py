@@ -15,21 +15,17 @@ Saved dir: ``config.json`` (``{"type": "spokenlm-t2u", "phones": [...], ...}``) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..common.errors import ArtifactError, InputError
-from ..common.files import atomic_dir, read_json, write_json
+from ..common.errors import InputError
 from .blocks import padding_mask
 from .losses import masked_ce
-from .weights import load_weights, save_weights
+from .weights import ModelDir
 
 T2U_TYPE = "spokenlm-t2u"
 SILENCE = "sil"
@@ -67,7 +63,11 @@ def length_regulate(h: torch.Tensor, durations: torch.Tensor
     return out, lengths
 
 
-class T2UModel(nn.Module):
+class T2UModel(ModelDir, nn.Module):
+    TYPE = T2U_TYPE
+    CONFIG = T2UConfig
+    TRAIN_HINT = "spokenlm t2u train"
+
     def __init__(self, config: T2UConfig) -> None:
         super().__init__()
         c = self.config = config
@@ -155,26 +155,3 @@ class T2UModel(nn.Module):
                 for b in range(len(seqs))]
 
     # --- files ---------------------------------------------------------------------------
-
-    def write_files(self, path: Path) -> None:
-        save_weights(self, Path(path) / "model.safetensors")
-        write_json(Path(path) / "config.json", {"type": T2U_TYPE, **asdict(self.config),
-                                                "spokenlm_version": __version__})
-
-    def save_pretrained(self, path: str | Path) -> Path:
-        with atomic_dir(path) as tmp:
-            self.write_files(tmp)
-        return Path(path)
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> T2UModel:
-        path = Path(path)
-        cfg: dict[str, Any] = read_json(path / "config.json") if (path / "config.json").exists() \
-            else {}
-        if cfg.pop("type", None) != T2U_TYPE:
-            raise ArtifactError(f"{path}: not a text-to-unit model dir (config.json type is "
-                                f"not {T2U_TYPE!r}); train one with `spokenlm t2u train`")
-        cfg.pop("spokenlm_version", None)
-        model = cls(T2UConfig(**cfg))
-        load_weights(model, path / "model.safetensors")
-        return model.eval()

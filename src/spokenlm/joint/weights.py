@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..common.errors import ArtifactError
-from ..common.files import atomic_path
+from .. import __version__
+from ..common.files import atomic_dir, atomic_path, read_json, write_json
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> Path:
@@ -30,3 +33,36 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
         raise ArtifactError(f"{path}: weights do not fit config.json "
                             f"({str(e).splitlines()[0]}); re-save the model or use the "
                             f"config it was trained with") from e
+
+
+class ModelDir:
+    """Save/load for a module built from one config dataclass: ``config.json`` (with a
+    ``type`` tag) + ``model.safetensors``. Subclasses set the three class variables."""
+
+    TYPE: ClassVar[str]
+    CONFIG: ClassVar[type]
+    TRAIN_HINT: ClassVar[str]  # the command that makes such a dir, for error messages
+    config: Any
+
+    def write_files(self, path: Path) -> None:
+        save_weights(self, Path(path) / "model.safetensors")  # type: ignore[arg-type]
+        write_json(Path(path) / "config.json", {"type": self.TYPE, **asdict(self.config),
+                                                "spokenlm_version": __version__})
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        with atomic_dir(path) as tmp:
+            self.write_files(tmp)
+        return Path(path)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> Any:
+        path = Path(path)
+        cfg: dict[str, Any] = read_json(path / "config.json") if (path / "config.json").exists() \
+            else {}
+        if cfg.pop("type", None) != cls.TYPE:
+            raise ArtifactError(f"{path}: not a {cls.TYPE} model dir (config.json type is not "
+                                f"{cls.TYPE!r}); train one with `{cls.TRAIN_HINT}`")
+        cfg.pop("spokenlm_version", None)
+        model = cls(cls.CONFIG(**cfg))  # type: ignore[call-arg]
+        load_weights(model, path / "model.safetensors")  # type: ignore[arg-type]
+        return model.eval()  # type: ignore[attr-defined]
