@@ -40,6 +40,7 @@ COMMAND_MODULES = [
     "spokenlm.ssl.train",
     "spokenlm.asr.ctc_train",
     "spokenlm.asr.align",
+    "spokenlm.data.phoneme_units",
     "spokenlm.joint.t2u_train",
     "spokenlm.joint.speechlm_train",
     "spokenlm.joint.slam_train",

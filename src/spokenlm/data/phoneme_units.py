@@ -21,7 +21,11 @@ import numpy as np
 
 from ..audio.constants import FRAME_RATE
 from ..common.errors import InputError
-from ..common.files import read_json, write_json
+from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
+from ..common.options import arg, command
+from ..common.progress import log, progress
+from ..tokenize.dedup import dedup
+from ..tokenize.pack import pack_units
 from .phonemes import phonemize, split_phones
 
 SILENCE = "sil"
@@ -115,3 +119,111 @@ def text_to_phoneme_units(text: str, durations: DurationModel, inventory: Sequen
 def speech_phoneme_units(alignment: dict, inventory: Sequence[str]) -> list[int]:
     """Frame units of an aligned utterance (its ``phones`` frame labels)."""
     return phones_to_units(alignment["phones"], [1] * len(alignment["phones"]), inventory)
+
+
+def alignment_frames(row: dict, frame_rate: float = FRAME_RATE) -> list[str]:
+    """Frame-level phones (50 Hz) of an alignment row: its ``phones`` (``spokenlm align``),
+    else its ``intervals`` expanded (``spokenlm eval align``, pocketsphinx)."""
+    if "phones" in row:
+        return list(row["phones"])
+    frames: list[str] = []
+    for start, end, phone in row.get("intervals", []):
+        n = int(round(end * frame_rate)) - len(frames)
+        frames.extend([SILENCE if phone.lower() == SILENCE else phone] * max(0, n))
+    return frames
+
+
+def read_text_rows(path: Path) -> list[dict]:
+    """``{"id", "text"}`` rows from a JSONL manifest (its ``text``) or a text file (one
+    sentence per line, ids ``line-000001``...; blank lines skipped)."""
+    if not path.is_file():
+        raise InputError(f"{path}: text file not found")
+    if path.suffix == ".jsonl":
+        rows = [r for r in iter_jsonl(path)]
+        bad = [r.get("id") for r in rows if not isinstance(r.get("text"), str)]
+        if bad:
+            raise InputError(f"{path}: {len(bad)} rows have no 'text' (first: {bad[0]!r}); "
+                             f"give a manifest with transcripts or a plain text file")
+        return [{"id": str(r.get("id", f"line-{i + 1:06d}")), "text": r["text"]}
+                for i, r in enumerate(rows)]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [{"id": f"line-{i + 1:06d}", "text": t.strip()} for i, t in enumerate(lines)
+            if t.strip()]
+
+
+@dataclass
+class PhonemeUnitsOptions:
+    alignments: Path = arg(positional=True, help="frame labels from `spokenlm align` (or "
+                           "intervals from `spokenlm eval align`)")
+    output: Path = arg(Path("phoneme_units"), help="directory to write")
+    text: Path | None = arg(None, help="text to turn into units: JSONL with 'text' or one "
+                            "sentence per line")
+    inventory: Path | None = arg(None, help="phone inventory JSON to reuse (default: built "
+                                 "from the alignments and the text)")
+    voice: str = arg("en-us", help="espeak-ng voice for the text's G2P")
+    min_count: int = arg(5, help="phones seen fewer times use the pooled durations")
+    dedup: bool = arg(False, help="collapse repeated units, storing their durations")
+    pack: bool = arg(True, help="also write packed .bin/.idx.npy/.meta.json for LM training")
+    seed: int = arg(0, help="duration sampling seed (sentence i uses [seed, i])")
+
+
+def _write_units(path: Path, rows: list[dict], n_units: int, dedup_units: bool, pack: bool
+                 ) -> None:
+    if dedup_units:
+        out = []
+        for r in rows:
+            u, d = dedup(r["units"])
+            out.append({"id": r["id"], "units": u.tolist(), "durations": d.tolist()})
+        rows = out
+    write_jsonl(path, rows)
+    if pack:
+        pack_units(path, n_units=n_units)
+
+
+@command("data phoneme-units", PhonemeUnitsOptions)
+def phoneme_units(opts: PhonemeUnitsOptions) -> Path:
+    """SpeechLM-P units: aligned speech -> frame phone units; text -> G2P phones repeated by
+    durations sampled from the alignments. Writes ``inventory.json``, ``durations.json``,
+    ``speech.jsonl`` and (with ``--text``) ``text.jsonl`` (+ packed files)."""
+    if not opts.alignments.is_file():
+        raise InputError(f"{opts.alignments}: alignments not found; make them with "
+                         f"`spokenlm align MODEL MANIFEST --output {opts.alignments}`")
+    aligned = [{"id": r["id"], "phones": alignment_frames(r)} for r in iter_jsonl(opts.alignments)]
+    if not aligned:
+        raise InputError(f"{opts.alignments}: no aligned utterances")
+    durations = DurationModel.fit(
+        ({"intervals": _frames_to_intervals(r["phones"])} for r in aligned),
+        min_count=opts.min_count)
+    texts = read_text_rows(opts.text) if opts.text is not None else []
+    text_phones = [split_phones(phonemize(r["text"], opts.voice))
+                   for r in progress(texts, desc="g2p", unit="sent")]
+    if opts.inventory is not None:
+        inventory = list(read_json(opts.inventory)["phones"])
+    else:
+        inventory = phone_inventory([r["phones"] for r in aligned] + text_phones)
+    out = opts.output
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "inventory.json", {"phones": inventory, "frame_rate": FRAME_RATE})
+    durations.save(out / "durations.json")
+    speech = [{"id": r["id"], "units": speech_phoneme_units(r, inventory)} for r in aligned]
+    _write_units(out / "speech.jsonl", speech, len(inventory), opts.dedup, opts.pack)
+    if texts:
+        text_rows = [{"id": r["id"], "units": phones_to_units(
+            ph, durations.sample(ph, [opts.seed, i]), inventory), "phones": ph}
+            for i, (r, ph) in enumerate(zip(texts, text_phones))]
+        _write_units(out / "text.jsonl", text_rows, len(inventory), opts.dedup, opts.pack)
+    log(f"{len(speech)} aligned utterances and {len(texts)} sentences -> {out} "
+        f"({len(inventory)} phone units)")
+    return out
+
+
+def _frames_to_intervals(frames: Sequence[str], frame_rate: float = FRAME_RATE
+                         ) -> list[list]:
+    """Runs of equal frame labels -> ``[start_s, end_s, phone]`` intervals."""
+    out: list[list] = []
+    start = 0
+    for i in range(1, len(frames) + 1):
+        if i == len(frames) or frames[i] != frames[start]:
+            out.append([start / frame_rate, i / frame_rate, frames[start]])
+            start = i
+    return out
