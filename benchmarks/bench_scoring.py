@@ -47,10 +47,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--size", default="small", help="spokenlm LM preset")
     p.add_argument("--n-units", type=int, default=500)
     p.add_argument("--lengths", type=int, nargs=2, default=(20, 200), metavar=("MIN", "MAX"))
-    p.add_argument("--batch-tokens", type=int, default=16384, help="spokenlm's default")
+    p.add_argument("--batch-tokens", type=int, default=None,
+                   help="default: spokenlm's for the device (2048 CPU, 16384 GPU)")
     args = p.parse_args(argv)
     device = setup(args)
     n_pairs = args.pairs or (10_000 if args.full else 300)
+    from spokenlm.lm.score import default_batch_tokens
+    if args.batch_tokens is None:
+        args.batch_tokens = default_batch_tokens(device)
 
     from spokenlm.lm.config import LMConfig
     from spokenlm.lm.model import UnitLM

@@ -75,7 +75,7 @@ def encode_audio(rows: dict[str, dict], tokenizer: SpeechTokenizer, desc: str = 
 
 
 def score_items(bench: Benchmark, units: dict[str, list[int]], lm: UnitLM,
-                batch_tokens: int = 16384) -> list[dict]:
+                batch_tokens: int | None = None) -> list[dict]:
     """Log-likelihood (sum and per-token mean) of every candidate of every item.
 
     With a prompt, a candidate's score is the log-likelihood of its units given the prompt's.
@@ -137,7 +137,7 @@ def accuracy(scored: list[dict]) -> dict:
 
 
 def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,
-                       batch_tokens: int = 16384) -> tuple[dict, list[dict]]:
+                       batch_tokens: int | None = None) -> tuple[dict, list[dict]]:
     """Load, tokenize and score a benchmark; return (metrics, per-item scores)."""
     bench = Benchmark.load(bench_dir)
     tokenizer = SpeechTokenizer.from_pretrained(tokenizer_dir)

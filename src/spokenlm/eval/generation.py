@@ -44,7 +44,7 @@ def sequence_metrics(samples: Sequence[Sequence], n_symbols: int | None = None) 
 
 
 def unit_perplexity(lm, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
-                    batch_tokens: int = 16384) -> float:
+                    batch_tokens: int | None = None) -> float:
     """exp(mean NLL) of continuation units given their prompts under a ``UnitLM``."""
     lls = lm.log_likelihood([list(p) + list(c) for p, c in zip(prompts, continuations)],
                             batch_tokens=batch_tokens)

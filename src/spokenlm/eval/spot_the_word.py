@@ -18,7 +18,8 @@ class SpotTheWordOptions:
     tokenizer: Path = arg(help="tokenizer directory")
     lm: Path = arg(help="unit LM directory")
     output: Path = arg(Path("spot_the_word.json"), help="metrics JSON to write")
-    batch_tokens: int = arg(16384, help="token budget per LM forward")
+    batch_tokens: int | None = arg(None, help="token budget per LM forward (default: 2048 "
+                                   "on CPU, 16384 on GPU)")
 
 
 @command("eval spot-the-word", SpotTheWordOptions)

@@ -173,7 +173,7 @@ class UnitLM:
         return [int(t) - lo for t in tokens if lo <= int(t) < hi]
 
     # ---- scoring and sampling (implemented in score.py / sampling.py) -------------------
-    def log_likelihood(self, seqs: Sequence[Sequence[int]], batch_tokens: int = 16384,
+    def log_likelihood(self, seqs: Sequence[Sequence[int]], batch_tokens: int | None = None,
                        add_bos: bool = True, add_eos: bool = False) -> list[LogLik]:
         """Log-probability of each unit sequence; batched by a token budget, input order kept."""
         return log_likelihood(self, seqs, batch_tokens=batch_tokens, add_bos=add_bos,
