@@ -11,7 +11,8 @@ script
 3. trains a CTC phoneme model on the SSL iteration-2 encoder, forced-aligns the test
    utterances (``spokenlm align``) and scores units (k-means ``--n-units`` on MFCC, SSL it1,
    SSL it2 features) with PNMI / phone purity against those alignments (``eval pnmi``),
-   plus k-means inertia per frame; ABX needs item files and is not run here;
+   plus k-means inertia per frame, and phone ABX (within / across speaker, features and
+   units) on a ZeroSpeech ``.item`` file made from the same alignments (``eval abx``);
 
 then prints a markdown table and one JSON line (also ``<output>/results.json``). Every step
 resumes, so a re-run only redoes what is missing.
@@ -34,6 +35,8 @@ from spokenlm.asr.align import align_manifest
 from spokenlm.asr.ctc_train import eval_asr, train_asr
 from spokenlm.audio.manifest import read_manifest, write_manifest
 from spokenlm.common.files import read_json
+from spokenlm.eval.abx import evaluate_abx
+from spokenlm.eval.abx_items import write_item_file
 from spokenlm.eval.pnmi import evaluate_pnmi
 from spokenlm.ssl import train_ssl
 from spokenlm.tokenize import tokenize_manifest, train_tokenizer
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     phone_model = train_asr(output=out / "ctc_phonemes_it2", encoder="hubert",
                             encoder_path=it2, unit="phonemes", **ctc)
     labels = align_manifest(model=phone_model, manifest=test, output=out / "align_test.jsonl")
+    items = write_item_file(labels, {r["id"]: r for r in read_manifest(test)},
+                            out / "test.item")
     for name, enc in [("mfcc", {"encoder": "mfcc"}),
                       ("ssl_it1", {"encoder": "hubert", "encoder_path": it1,
                                    "layer": a.target_layer}),
@@ -117,9 +122,14 @@ def main(argv: list[str] | None = None) -> dict:
                               pack=False, shard="0/1", device=a.device)
         pn = evaluate_pnmi(units=units, labels=labels, ignore=["sil"],
                            output=out / f"units_{name}/pnmi.json")
+        abx_json = out / f"units_{name}/abx_phone.json"
+        abx = read_json(abx_json) if abx_json.exists() else evaluate_abx(
+            tokenizer=tok, item_file=items, manifest=test, output=abx_json,
+            representations=["features", "units"])
         stats = read_json(tok / "kmeans_stats.json")
         rows[name].update({k: pn.get(k) for k in ("pnmi", "phone_purity", "cluster_purity")},
-                          inertia_per_frame=stats["inertia_per_frame"])
+                          inertia_per_frame=stats["inertia_per_frame"],
+                          abx={rep: abx[rep] for rep in ("features", "units") if rep in abx})
     result = {"benchmark": "ssl_units", "corpus": str(a.corpus), "rows": rows,
               "ssl_final": {n: read_json(out / f"ssl_{n}/metrics.json") for n in ("it1", "it2")},
               "sizes": {"train_utterances": a.train_utterances, "labelled_minutes":
@@ -127,11 +137,15 @@ def main(argv: list[str] | None = None) -> dict:
                         "ssl_steps": a.ssl_steps, "ctc_steps": a.ctc_steps,
                         "n_clusters": a.n_clusters, "n_units": a.n_units},
               "times": {**times, "total_s": time.perf_counter() - t0}}
-    print("| encoder | WER | CER | PNMI | phone purity | cluster purity |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| encoder | WER | CER | PNMI | phone purity | cluster purity | ABX within/across "
+          "features | ABX within/across units |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in rows.items():
+        ab = {rep: f"{v.get('within', float('nan')):.3f} / {v.get('across', float('nan')):.3f}"
+              for rep, v in r["abx"].items()}
         print(f"| {name} | {r['wer']:.3f} | {r['cer']:.3f} | {r['pnmi']:.3f} | "
-              f"{r['phone_purity']:.3f} | {r['cluster_purity']:.3f} |")
+              f"{r['phone_purity']:.3f} | {r['cluster_purity']:.3f} | "
+              f"{ab.get('features', '-')} | {ab.get('units', '-')} |")
     print(json.dumps(result, default=str))
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
