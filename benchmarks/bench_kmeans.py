@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     return emit(
         "kmeans",
         spokenlm={"seconds": t_ours, "heldout_inertia_per_frame": i_ours,
-                  "train_inertia_per_frame": i_ours_train, "niter": 20},
+                  "train_inertia_per_frame": i_ours_train, "niter": 20,
+                  "init": "k-means++"},
         baseline={"recipe": "fairseq learn_kmeans.py MiniBatchKMeans", "seconds": t_base,
                   "heldout_inertia_per_frame": i_base, "train_inertia_per_frame": i_base_train,
                   "n_steps": int(getattr(km, "n_steps_", -1)),

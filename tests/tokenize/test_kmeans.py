@@ -68,3 +68,24 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(ArtifactError, match="not a readable safetensors"):
         KMeans.load(tmp_path / "bad.safetensors")
+
+
+def test_kmeans_plusplus_seeds_one_centroid_per_separated_cluster() -> None:
+    from spokenlm.tokenize.kmeans import kmeans_plusplus
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((8, 16)).astype(np.float32) * 100
+    x = (means[rng.integers(0, 8, 4000)] + rng.standard_normal((4000, 16))).astype(np.float32)
+    c = kmeans_plusplus(x, 8, seed=1)
+    nearest_mean = np.argmin(((c[:, None] - means[None]) ** 2).sum(-1), axis=1)
+    assert sorted(nearest_mean.tolist()) == list(range(8))
+    assert (kmeans_plusplus(x, 8, seed=1) == c).all()  # deterministic in seed
+
+
+def test_fit_init_options() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 8)).astype(np.float32)
+    a = KMeans.fit(x, 16, seed=0)
+    b = KMeans.fit(x, 16, seed=0, init="random", n_init=2)
+    assert a.centroids.shape == b.centroids.shape == (16, 8)
+    with pytest.raises(InputError, match="init"):
+        KMeans.fit(x, 16, init="forgy")

@@ -17,15 +17,21 @@ original key                                   spokenlm key
 ``dur_predictor.conv1.0`` / ``ln1``            ``duration.convs.0`` / ``duration.norms.0``
 ``dur_predictor.conv2.0`` / ``ln2`` / ``proj`` ``duration.convs.1`` / ``norms.1`` / ``proj``
 ``<conv>.weight_g`` / ``<conv>.weight_v``      ``<conv>.parametrizations.weight.original0/1``
+``f0_dict.weight`` (F0 quantizer)              ``f0.embedding.weight``
+``quantizer.<key>`` (F0 quantizer)             ``f0.quantizer.<key>``
 =============================================  ==============================================
 
 (``<conv>``: ``conv_pre``, ``ups.N``, ``resblocks.N.convs1.M`` / ``convs2.M`` / ``convs.M``,
 ``conv_post``; a generator saved after ``remove_weight_norm`` has plain ``<conv>.weight``,
-split here into norm and direction.) F0-conditioned generators (``f0: true``, F0
-quantizers) and speaker-embedder generators have inputs spokenlm's HiFi-GAN lacks and are
-refused with a clear error::
+split here into norm and direction.) F0-conditioned generators (``"f0": true``, raw F0 or
+through the F0 VQ-VAE of ``f0_quantizer_path``) are imported with their F0 options and
+stats (:mod:`.speech_resynthesis_f0`); generators with a jointly trained F0 VQ
+(``lambda_commit``), VQ-VAE code inputs (``lambda_commit_code``) or a speaker embedder
+(``embedder_params``) are refused with a clear error::
 
     spokenlm convert vocoder-import g_00500000 --config config.json --output vocoder-hubert100
+    spokenlm convert vocoder-import g_00400000 --config hubert100_lut.json \
+        --f0-quantizer lj_f0_vq/g_00400000 --f0-stats f0_stats.pth --output vocoder-lj-f0
     spokenlm convert vocoder-export vocoder-hubert100 --output hifigan-original/
 """
 
@@ -36,7 +42,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -47,6 +53,9 @@ from ..common.options import arg, command
 from ..common.progress import log
 from ..vocoder.base import load_vocoder
 from ..vocoder.hifigan import UnitHifiGan
+from .speech_resynthesis_f0 import (F0_INVERSE_MAP, F0_KEY_MAP, describe, f0_config,
+                                    f0_hop_and_channels, original_f0_fields, read_state,
+                                    write_f0_files)
 
 _CONV = r"(conv_pre|conv_post|ups\.\d+|resblocks\.\d+\.convs[12]?\.\d+)"
 #: original key regex -> spokenlm key (weight-normed conv weights handled separately)
@@ -61,9 +70,15 @@ KEY_MAP: list[tuple[str, str]] = [
     (_CONV + r"\.bias", r"\1.bias"),
     (_CONV + r"\.weight_g", r"\1.parametrizations.weight.original0"),
     (_CONV + r"\.weight_v", r"\1.parametrizations.weight.original1"),
+    *F0_KEY_MAP,
 ]
-_UNSUPPORTED = ("f0", "f0_quantizer_path", "lambda_commit", "lambda_commit_code",
-                "embedder_params")
+#: config keys of generator inputs spokenlm does not have -> what they are
+_UNSUPPORTED = {
+    "lambda_commit": "an F0 VQ trained inside the generator (import generators whose F0 "
+                     "quantizer is a separate f0_quantizer_path, or raw-F0 ones)",
+    "lambda_commit_code": "VQ-VAE code inputs instead of unit ids (the vqvae256 configs)",
+    "embedder_params": "a speaker embedder network instead of a speaker-id table",
+}
 
 
 def _rename(state: dict[str, torch.Tensor], table: list[tuple[str, str]]
@@ -94,14 +109,25 @@ def _split_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: str
-                    ) -> dict[str, Any]:
-    """spokenlm ``hifigan`` config from an original ``config.json`` and generator weights."""
-    bad = [k for k in _UNSUPPORTED if h.get(k)]
+def _refuse_unsupported(h: dict[str, Any], source: str) -> None:
+    if "f0_encoder_params" in h and "num_embeddings" not in h:
+        raise InputError(f"{source}: this is an F0 VQ-VAE config (train_f0_vq.py), not a unit "
+                         f"generator's; import the generator and pass this quantizer's "
+                         f"g_XXXXXXXX with --f0-quantizer")
+    bad = {k: why for k, why in _UNSUPPORTED.items() if h.get(k)}
     if bad:
-        raise InputError(f"{source}: this generator is conditioned on {bad} (F0 / speaker "
-                         f"embedder inputs) which spokenlm's HiFi-GAN does not have; use a "
-                         f"units-only or units+speaker-id checkpoint")
+        raise InputError(f"{source}: this generator has inputs spokenlm's HiFi-GAN does not "
+                         f"have: " + "; ".join(f"{k} ({why})" for k, why in bad.items()))
+
+
+def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: str,
+                    f0: dict[str, Any] | None = None) -> dict[str, Any]:
+    """spokenlm ``hifigan`` config from an original ``config.json``, generator weights and
+    the ``"f0"`` block (:func:`.speech_resynthesis_f0.f0_config`, None without F0)."""
+    _refuse_unsupported(h, source)
+    if h.get("f0") and f0 is None:
+        raise InputError(f"{source}: an F0-conditioned generator; build its F0 block with "
+                         f"speech_resynthesis_f0.f0_config (load_resynthesis_generator does)")
     if int(h.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE or \
             int(h.get("code_hop_size", HOP_LENGTH)) != HOP_LENGTH:
         raise InputError(f"{source}: sampling_rate={h.get('sampling_rate')}, code_hop_size="
@@ -113,20 +139,26 @@ def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: s
     if missing:
         raise InputError(f"{source}: missing {missing}; pass the config.json the generator "
                          f"was trained with (--config)")
-    if math.prod(h["upsample_rates"]) != HOP_LENGTH:
-        raise InputError(f"{source}: upsample_rates {h['upsample_rates']} multiply to "
-                         f"{math.prod(h['upsample_rates'])}, not spokenlm's hop {HOP_LENGTH}")
     dim = int(h["embedding_dim"])
+    f0_hop, f0_channels = f0_hop_and_channels(f0, dim)
+    hop = f0_hop or HOP_LENGTH
+    if math.prod(h["upsample_rates"]) != hop:
+        why = ("a raw-F0 generator runs at the 200 Hz F0 rate, " if f0_hop == 80 else "")
+        raise InputError(f"{source}: upsample_rates {h['upsample_rates']} multiply to "
+                         f"{math.prod(h['upsample_rates'])}; {why}spokenlm needs {hop} "
+                         f"(16 kHz audio, {HOP_LENGTH}-sample units)")
     n_speakers = int(state["spkr.weight"].shape[0]) if "spkr.weight" in state else 0
-    if int(h.get("model_in_dim", dim * (2 if n_speakers else 1))) != dim * (2 if n_speakers else 1):
+    in_dim = dim * (2 if n_speakers else 1) + f0_channels
+    if int(h.get("model_in_dim", in_dim)) != in_dim:
         raise InputError(f"{source}: model_in_dim={h['model_in_dim']} is not embedding_dim "
-                         f"x (1 + speaker embedding); extra conditioning is not supported")
+                         f"+ F0 ({f0_channels}) + speaker embedding ({dim if n_speakers else 0})"
+                         f" = {in_dim}; other extra conditioning is not supported")
     dur = h.get("dur_predictor_params") or {}
     has_dur = "dur_predictor.proj.weight" in state
     if has_dur and int(dur.get("var_pred_kernel_size", 3)) != 3:
         raise InputError(f"{source}: duration predictor kernel "
                          f"{dur['var_pred_kernel_size']}; spokenlm's predictor uses 3")
-    return {
+    cfg = {
         "n_units": int(h["num_embeddings"]), "embedding_dim": dim,
         "speakers": [str(i) for i in range(n_speakers)],
         "upsample_rates": list(h["upsample_rates"]),
@@ -139,14 +171,22 @@ def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: s
         "duration_hidden": int(state["dur_predictor.proj.weight"].shape[1]) if has_dur else 128,
         "disc_channel_div": 1, "size": "imported",
     }
+    if f0 is not None:
+        cfg["f0"] = f0
+    return cfg
 
 
 def load_resynthesis_generator(checkpoint: str | os.PathLike,
-                               config: str | os.PathLike | None = None) -> UnitHifiGan:
+                               config: str | os.PathLike | None = None,
+                               f0_quantizer: str | os.PathLike | None = None,
+                               f0_stats: str | os.PathLike | None = None,
+                               f0_fallback: str = "mean") -> UnitHifiGan:
     """Build a spokenlm :class:`UnitHifiGan` from an original ``g_XXXXXXXX`` + config.json.
 
-    ``config`` defaults to ``config.json`` beside the checkpoint. The file is read with
-    ``torch.load(weights_only=True)`` (tensors only, no code runs).
+    ``config`` defaults to ``config.json`` beside the checkpoint. F0 generators also need
+    the F0 quantizer weights (when the generator lacks them; default: the config's
+    ``f0_quantizer_path``) and, with ``f0_normalize``, the ``f0_stats`` file (default: the
+    config's). Files are read with ``torch.load(weights_only=True)`` (no code runs).
     """
     checkpoint = Path(checkpoint)
     config = Path(config) if config is not None else checkpoint.parent / "config.json"
@@ -155,19 +195,16 @@ def load_resynthesis_generator(checkpoint: str | os.PathLike,
     if not config.is_file():
         raise InputError(f"{config}: not found; pass the generator's training config with "
                          f"--config")
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise InputError(f"{checkpoint}: not a readable torch checkpoint ({e})") from e
-    state = ckpt.get("generator") if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise InputError(f"{checkpoint}: no 'generator' state dict (is it a do_XXXXXXXX "
-                         f"discriminator file?); pass the g_XXXXXXXX file")
-    state = _split_weight_norm(state)
-    cfg = spokenlm_config(read_json(config), state, str(config))
+    h = read_json(config)
+    _refuse_unsupported(h, str(config))
+    state = _split_weight_norm(read_state(checkpoint, "generator"))
+    f0, extra = f0_config(h, state, config, None if f0_quantizer is None else Path(f0_quantizer),
+                          None if f0_stats is None else Path(f0_stats), f0_fallback)
+    state.update(extra)
+    cfg = spokenlm_config(h, state, str(config), f0)
     renamed, unknown = _rename(state, KEY_MAP)
-    model = UnitHifiGan(cfg)
     try:
+        model = UnitHifiGan(cfg)
         if unknown:
             raise RuntimeError(f"unexpected keys {unknown[:6]}")
         model.load_state_dict(renamed, strict=True)
@@ -187,20 +224,22 @@ def original_checkpoint(model: UnitHifiGan) -> tuple[dict[str, torch.Tensor], di
                (r"duration\.proj\.(weight|bias)", r"dur_predictor.proj.\1"),
                (_CONV + r"\.bias", r"\1.bias"),
                (_CONV + r"\.parametrizations\.weight\.original0", r"\1.weight_g"),
-               (_CONV + r"\.parametrizations\.weight\.original1", r"\1.weight_v")]
+               (_CONV + r"\.parametrizations\.weight\.original1", r"\1.weight_v"),
+               *F0_INVERSE_MAP]
     state, unknown = _rename(model.state_dict(), inverse)
     if unknown:
         raise InputError(f"vocoder has tensors with no original counterpart: {unknown[:6]}")
     c = model.config
     dim, n_spk = int(c["embedding_dim"]), len(c.get("speakers") or [])
+    f0_channels = 0 if model.f0 is None else model.f0.channels + model.f0.extra_channels
     h = {"resblock": str(c.get("resblock", "1")), "upsample_rates": c["upsample_rates"],
          "upsample_kernel_sizes": c["upsample_kernel_sizes"],
          "upsample_initial_channel": c["upsample_initial_channel"],
          "resblock_kernel_sizes": c["resblock_kernel_sizes"],
          "resblock_dilation_sizes": c["resblock_dilation_sizes"],
          "num_embeddings": model.n_units, "embedding_dim": dim,
-         "model_in_dim": dim * (2 if n_spk else 1), "sampling_rate": SAMPLE_RATE,
-         "code_hop_size": HOP_LENGTH, "f0": False, "multispkr": bool(n_spk)}
+         "model_in_dim": dim * (2 if n_spk else 1) + f0_channels, "sampling_rate": SAMPLE_RATE,
+         "code_hop_size": HOP_LENGTH, **original_f0_fields(model), "multispkr": bool(n_spk)}
     if n_spk:
         h["num_speakers"] = n_spk
     if model.duration is not None:
@@ -215,37 +254,49 @@ class VocoderImportOptions:
     checkpoint: Path = arg(positional=True, help="original generator checkpoint (g_XXXXXXXX)")
     config: Path | None = arg(None, help="its training config.json (default: beside it)")
     output: Path = arg(Path("vocoder"), help="spokenlm vocoder directory to write")
+    f0_quantizer: Path | None = arg(None, help="F0 quantizer g_XXXXXXXX, when the generator "
+                                               "does not carry its weights (default: the "
+                                               "config's f0_quantizer_path)")
+    f0_stats: Path | None = arg(None, help="F0 stats file (default: the config's f0_stats)")
+    f0_fallback: Literal["mean", "error"] = arg(
+        "mean", help="F0 vocoders given no F0 (units-only synthesis): speak on a flat "
+                     "contour at the speaker's mean F0, or raise an error")
 
 
 @command("convert vocoder-import", VocoderImportOptions)
 def import_vocoder(opts: VocoderImportOptions) -> Path:
     """Import a speech-resynthesis / fairseq unit HiFi-GAN as a spokenlm vocoder directory."""
-    model = load_resynthesis_generator(opts.checkpoint, opts.config)
+    model = load_resynthesis_generator(opts.checkpoint, opts.config, opts.f0_quantizer,
+                                       opts.f0_stats, opts.f0_fallback)
     if model.duration is not None and model.speakers:
         log("note: the original duration predictor sees unit embeddings only; spokenlm adds "
             "the speaker embedding when a speaker is given, so pass durations or no speaker "
             "for the original's durations")
     out = model.save_pretrained(opts.output)
     log(f"imported {opts.checkpoint} -> {out} ({model.n_units} units, "
-        f"{len(model.speakers)} speakers, duration predictor: {model.duration is not None})")
+        f"{len(model.speakers)} speakers, duration predictor: {model.duration is not None}, "
+        f"{describe(model)})")
     return out
 
 
 @dataclass
 class VocoderExportOptions:
     vocoder: Path = arg(positional=True, help="spokenlm hifigan vocoder directory")
-    output: Path = arg(Path("hifigan-original"), help="folder for g_00000000 + config.json")
+    output: Path = arg(Path("hifigan-original"), help="folder for g_00000000 + config.json "
+                                                      "(+ F0 quantizer and stats)")
 
 
 @command("convert vocoder-export", VocoderExportOptions)
 def export_vocoder(opts: VocoderExportOptions) -> Path:
-    """Export a spokenlm HiFi-GAN as a speech-resynthesis generator (g_00000000 + config)."""
+    """Export a spokenlm HiFi-GAN as a speech-resynthesis generator (g_00000000 + config;
+    F0 vocoders also get ``f0_quantizer/g_00000000`` and ``f0_stats.pth``)."""
     model = load_vocoder(opts.vocoder)
     if not isinstance(model, UnitHifiGan):
         raise InputError(f"{opts.vocoder}: a {model.type!r} vocoder; only 'hifigan' vocoders "
                          f"have the speech-resynthesis format")
     state, h = original_checkpoint(model)
     opts.output.mkdir(parents=True, exist_ok=True)
+    h.update(write_f0_files(model, state, opts.output))
     with atomic_path(opts.output / "g_00000000") as tmp:
         torch.save({"generator": state}, tmp)
     write_json(opts.output / "config.json", h)

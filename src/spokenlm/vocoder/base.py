@@ -97,13 +97,34 @@ class VocoderModel(nn.Module):
 
     # -- to implement ---------------------------------------------------------------------
     def generate(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
-        """Frame-level units (B, F) int64 -> waveform (B, F * hop_length) float."""
+        """Frame-level units (B, F) int64 -> waveform (B, F * hop_length) float.
+
+        F0-conditioned models (``needs_f0``) also take ``f0`` (B, 4F), see :meth:`f0_input`.
+        """
         raise NotImplementedError
+
+    @property
+    def needs_f0(self) -> bool:
+        """Whether :meth:`generate` is conditioned on F0 (200 frames/s, :mod:`.f0`)."""
+        return False
+
+    def f0_input(self, f0: np.ndarray | Sequence[float] | None, n_frames: int,
+                 speaker: int | None) -> Tensor | None:
+        """F0 in Hz (4 per unit frame) -> what :meth:`generate` takes as ``f0`` (1, 4F), or
+        None for vocoders that take no F0."""
+        if f0 is not None:
+            raise InputError(f"this {self.type!r} vocoder is not conditioned on F0; drop f0")
+        return None
 
     # -- shared ---------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self.embedding.weight.device
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log(message)
 
     def speaker_index(self, speaker: int | str | None) -> int | None:
         """Row of the speaker embedding for a name or index; unknown names fall back to 0."""
@@ -144,11 +165,15 @@ class VocoderModel(nn.Module):
 
     @torch.inference_mode()
     def synthesize(self, units: Sequence[int], durations: Sequence[int] | None = None,
-                   speaker: int | str | None = None) -> np.ndarray:
+                   speaker: int | str | None = None,
+                   f0: np.ndarray | Sequence[float] | None = None) -> np.ndarray:
         """Deduplicated units (N,) and frames per unit (N,) -> float32 waveform (T,).
 
         ``T = sum(durations) * 320``. Without durations, the duration predictor sets them
-        (or every unit lasts one frame when the vocoder has none).
+        (or every unit lasts one frame when the vocoder has none). F0-conditioned vocoders
+        (``needs_f0``) take ``f0`` in Hz, 4 values per frame (:func:`.f0.extract_f0` on the
+        source audio), cut or edge-padded to ``4 * sum(durations)``; without it they fall
+        back as their config says (see :meth:`f0_input`).
         """
         self.eval()
         u = torch.as_tensor(np.asarray(units, dtype=np.int64), device=self.device).reshape(-1)
@@ -167,16 +192,20 @@ class VocoderModel(nn.Module):
         else:
             d = torch.ones_like(u)
         frames = torch.repeat_interleave(u, d)[None]  # (1, F)
-        wav = self.generate(frames, spk)[0]
+        f0_in = self.f0_input(f0, frames.shape[1], idx)  # (1, 4F) or None
+        wav = (self.generate(frames, spk) if f0_in is None
+               else self.generate(frames, spk, f0_in))[0]  # type: ignore[call-arg]
         return wav.float().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
 
     def synthesize_batch(self, units: Sequence[Sequence[int]],
                          durations: Sequence[Sequence[int] | None] | None = None,
-                         speakers: Sequence[int | str | None] | None = None) -> list[np.ndarray]:
+                         speakers: Sequence[int | str | None] | None = None,
+                         f0s: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray]:
         """:meth:`synthesize` over several utterances (one at a time: lengths differ)."""
         durations = durations if durations is not None else [None] * len(units)
         speakers = speakers if speakers is not None else [None] * len(units)
-        return [self.synthesize(u, d, s) for u, d, s in zip(units, durations, speakers)]
+        f0s = f0s if f0s is not None else [None] * len(units)
+        return [self.synthesize(u, d, s, f) for u, d, s, f in zip(units, durations, speakers, f0s)]
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors`` into ``path``, atomically."""

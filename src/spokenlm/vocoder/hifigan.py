@@ -1,23 +1,29 @@
 """Unit HiFi-GAN generator (Polyak et al. 2021, speech-resynthesis ``CodeGenerator``).
 
-Units at 50 Hz are embedded, concatenated with an optional speaker embedding, and
-upsampled by transposed convolutions (rates whose product is the 320-sample hop), each
-followed by a multi-receptive-field fusion of residual blocks (HiFi-GAN, Kong et al. 2020).
+Units at 50 Hz are embedded, concatenated with an optional speaker embedding (and F0
+features for imported F0-conditioned generators, :mod:`.hifigan_f0`), and upsampled
+by transposed convolutions (rates whose product is the 320-sample hop), each followed by
+a multi-receptive-field fusion of residual blocks (HiFi-GAN, Kong et al. 2020).
 Discriminators and losses live in :mod:`.discriminators` and :mod:`.losses`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..audio.constants import HOP_LENGTH
+from ..common.errors import InputError
 from .base import VocoderModel, register_vocoder
+from .f0 import F0_PER_FRAME, fit_f0_length
+from .hifigan_f0 import F0Conditioning
 
 LRELU_SLOPE = 0.1
 
@@ -94,18 +100,24 @@ class UnitHifiGan(VocoderModel):
     Config (see :data:`HIFIGAN_SIZES`): ``n_units``, ``embedding_dim``, ``speakers``,
     ``upsample_rates`` (product must be 320), ``upsample_kernel_sizes``,
     ``upsample_initial_channel``, ``resblock`` ("1" | "2"), ``resblock_kernel_sizes``,
-    ``resblock_dilation_sizes``, ``duration_predictor``.
+    ``resblock_dilation_sizes``, ``duration_predictor``; optional ``f0``
+    (:class:`~spokenlm.vocoder.f0_norm.F0Config` as JSON) for F0-conditioned generators
+    imported from speech-resynthesis (:mod:`.hifigan_f0`).
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        rates = list(config["upsample_rates"])
-        if math.prod(rates) != HOP_LENGTH:
-            raise ValueError(f"upsample_rates {rates} multiply to {math.prod(rates)}, "
-                             f"not the hop {HOP_LENGTH}")
         dim = int(config["embedding_dim"])
+        self.f0 = F0Conditioning(config["f0"], dim) if config.get("f0") else None
+        rates = list(config["upsample_rates"])
+        hop = HOP_LENGTH if self.f0 is None else self.f0.generator_hop
+        if math.prod(rates) != hop:
+            raise ValueError(f"upsample_rates {rates} multiply to {math.prod(rates)}, "
+                             f"not the generator hop {hop}")
         ch = int(config["upsample_initial_channel"])
         in_ch = dim * (2 if self.speaker_embedding is not None else 1)
+        if self.f0 is not None:
+            in_ch += self.f0.channels + self.f0.extra_channels
         block = ResBlock1 if str(config.get("resblock", "1")) == "1" else ResBlock2
         self.conv_pre = weight_norm(nn.Conv1d(in_ch, ch, 7, 1, padding=3))
         self.ups = nn.ModuleList()
@@ -129,22 +141,77 @@ class UnitHifiGan(VocoderModel):
         return cls({"n_units": n_units, **HIFIGAN_SIZES[size], "speakers": speakers or [],
                     "duration_predictor": duration_predictor, "size": size})
 
-    def forward(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
-        """Frame units (B, F) -> waveform (B, 1, F * 320) in [-1, 1]."""
+    @property
+    def needs_f0(self) -> bool:
+        return self.f0 is not None
+
+    def forward(self, frames: Tensor, speaker: Tensor | None = None, f0: Tensor | None = None,
+                f0_stats: Tensor | None = None) -> Tensor:
+        """Frame units (B, F) -> waveform (B, 1, F * 320) in [-1, 1].
+
+        F0 vocoders also take ``f0`` (B, 4F), generator-ready (normalised as the config
+        says; :meth:`f0_input` makes it from Hz) and, with ``f0_feats``, ``f0_stats`` (B, 2)
+        (speaker F0 mean, std in Hz). The F0 quantizer needs F to be a multiple of
+        ``self.f0.frame_multiple`` (4); :meth:`generate` pads to it.
+        """
         x = self.embedding(frames).transpose(1, 2)  # (B, E, F)
+        if self.f0 is not None:
+            x = self.f0.condition(x, f0)  # (B, E + C, T): T = 4F raw, F quantized
         if self.speaker_embedding is not None:
             if speaker is None:
                 speaker = torch.zeros(frames.shape[0], dtype=torch.long, device=frames.device)
             s = self.speaker_embedding(speaker)[:, :, None].expand(-1, -1, x.shape[-1])
-            x = torch.cat([x, s], dim=1)  # (B, 2E, F)
-        x = self.conv_pre(x)  # (B, C, F)
+            x = torch.cat([x, s], dim=1)  # (B, C + E, T)
+        if self.f0 is not None and self.f0.extra_channels:
+            if f0_stats is None:
+                raise InputError("this vocoder also takes f0_stats (B, 2): the speaker's F0 "
+                                 "mean and std in Hz (f0_feats)")
+            x = torch.cat([x, f0_stats[:, :, None].to(x.dtype).expand(-1, -1, x.shape[-1])], 1)
+        x = self.conv_pre(x)  # (B, C, T)
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))  # (B, C / 2^(i+1), F * prod(rates[:i+1]))
+            x = up(F.leaky_relu(x, LRELU_SLOPE))  # (B, C / 2^(i+1), T * prod(rates[:i+1]))
             blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
             x = sum(b(x) for b in blocks) / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))  # (B, 1, T)
+        x = self.conv_post(F.leaky_relu(x))  # (B, 1, T * hop)
         return torch.tanh(x)
 
-    def generate(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
-        """Frame units (B, F) -> waveform (B, F * 320)."""
-        return self(frames, speaker)[:, 0]
+    def generate(self, frames: Tensor, speaker: Tensor | None = None,
+                 f0: Tensor | None = None) -> Tensor:
+        """Frame units (B, F) (+ generator-ready ``f0`` (B, 4F) for F0 vocoders) -> waveform
+        (B, F * 320). Frames are padded (last unit and F0 repeated) to the quantizer's
+        multiple and the output cut back to F * 320 samples."""
+        if self.f0 is None:
+            if f0 is not None:
+                raise InputError("this vocoder is not conditioned on F0; drop f0")
+            return self(frames, speaker)[:, 0]
+        if f0 is None:
+            return self(frames, speaker, None)[:, 0]  # raises the no-F0 error
+        n = frames.shape[1]
+        if tuple(f0.shape) != (frames.shape[0], F0_PER_FRAME * n):
+            raise InputError(f"f0 must be (batch, 4 * frames) = ({frames.shape[0]}, "
+                             f"{F0_PER_FRAME * n}), got {tuple(f0.shape)}")
+        pad = -n % self.f0.frame_multiple
+        if pad and n:
+            frames = torch.cat([frames, frames[:, -1:].expand(-1, pad)], dim=1)
+            f0 = torch.cat([f0, f0[:, -1:].expand(-1, F0_PER_FRAME * pad)], dim=1)
+        stats = None
+        if self.f0.extra_channels:
+            default = None if self.speaker_embedding is None else 0
+            ids = [default] * frames.shape[0] if speaker is None else speaker.tolist()
+            stats = self.f0.stats_input(ids, frames.device)
+        return self(frames, speaker, f0, stats)[:, 0, :n * HOP_LENGTH]
+
+    def f0_input(self, f0: np.ndarray | Sequence[float] | None, n_frames: int,
+                 speaker: int | None) -> Tensor | None:
+        """F0 in Hz at 200 frames/s (cut or edge-padded to 4 * n_frames) -> generator-ready
+        (1, 4 * n_frames). Without F0, the config's fallback (a flat contour at the speaker's
+        mean, or an error)."""
+        if self.f0 is None:
+            return super().f0_input(f0, n_frames, speaker)
+        if f0 is None:
+            values = self.f0.config.default_input(F0_PER_FRAME * n_frames, speaker)
+            self._warn_once("f0:fallback", "vocoder: no F0 given; speaking on a flat contour "
+                                           "at the speaker's mean F0 (pass f0= for intonation)")
+        else:
+            values = self.f0.config.prepare(fit_f0_length(np.asarray(f0), n_frames), speaker)
+        return torch.from_numpy(values)[None].to(self.device)
