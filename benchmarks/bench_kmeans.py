@@ -2,8 +2,8 @@
 settings of fairseq's HuBERT recipe, same features, same process.
 
 - spokenlm: ``spokenlm.tokenize.kmeans.KMeans.fit(x, k)`` with its defaults (what
-  ``spokenlm tokenizer train`` calls): faiss Lloyd, 20 iterations, faiss's subsample of
-  256 points per centroid.
+  ``spokenlm tokenizer train`` calls): greedy k-means++ seeding on a random 256 points per
+  centroid, then 20 faiss Lloyd iterations on them.
 - baseline: fairseq ``examples/hubert/simple_kmeans/learn_kmeans.py``: its ``get_km_model``
   builds ``MiniBatchKMeans(n_clusters=k, init="k-means++", max_iter=100, batch_size=10000,
   verbose=1 (here 0), compute_labels=False, tol=0.0, max_no_improvement=100, init_size=None,

@@ -55,9 +55,12 @@ def f0_config(quantizer: bool, speakers: int = 0, **f0_options: Any) -> dict[str
     return h
 
 
+GAIN = 0.2
+
+
 def _wn(g: torch.Generator, prefix: str, shape: tuple[int, ...], state: dict) -> None:
     state[f"{prefix}.weight_v"] = torch.randn(*shape, generator=g)
-    state[f"{prefix}.weight_g"] = 0.2 + torch.rand(shape[0], 1, 1, generator=g)
+    state[f"{prefix}.weight_g"] = GAIN + torch.rand(shape[0], 1, 1, generator=g)
     state[f"{prefix}.bias"] = 0.1 * torch.randn(shape[1] if "ups" in prefix else shape[0],
                                                 generator=g)
 
