@@ -25,6 +25,7 @@ from spokenlm.vocoder.base import load_vocoder
 
 UNITS, DURS = [3, 7, 1, 11, 0, 5], [2, 3, 1, 4, 2, 4]  # 16 frames: 64 F0 values
 N_SPEAKERS = 4
+GAIN = 0.5  # conv norms for a lively, unsaturated tiny output (F0 changes it by > 1e-2)
 
 
 def f0_contour(n: int, seed: int = 0) -> np.ndarray:
@@ -76,7 +77,7 @@ VARIANTS = {  # name: (quantizer, speakers, per-speaker stats, F0 options)
     "raw": (False, 0, False, {}),
     "quantizer": (True, 0, False, {}),
     "quantizer+multispkr+median": (True, N_SPEAKERS, True, {"f0_median": True}),
-    "raw+multispkr+feats": (False, N_SPEAKERS, True, {"f0_feats": True}),
+    "raw+multispkr+feats+median": (False, N_SPEAKERS, True, {"f0_feats": True, "f0_median": True}),
 }
 
 
@@ -84,7 +85,7 @@ VARIANTS = {  # name: (quantizer, speakers, per-speaker stats, F0 options)
 def test_f0_import_matches_original_forward(tmp_path: Path, variant: str) -> None:
     quantizer, n_spk, per_speaker, options = VARIANTS[variant]
     h = f0_config(quantizer, speakers=n_spk, **options)
-    state = original_state(h, n_speakers=n_spk, dur=False, seed=3)
+    state = original_state(h, n_speakers=n_spk, dur=False, seed=3, gain=GAIN)
     ckpt, stats = checkout(tmp_path, h, state, per_speaker)
     model = load_vocoder(import_vocoder(checkpoint=ckpt, output=tmp_path / "voc"))
     assert model.needs_f0 and len(model.speakers) == n_spk
@@ -101,13 +102,15 @@ def test_f0_import_matches_original_forward(tmp_path: Path, variant: str) -> Non
         wav = model.synthesize(UNITS, DURS, speaker=spk, f0=f0_hz)
         assert wav.shape == (16 * 320,)
         assert np.abs(wav - ref[0, 0].numpy()).max() < 1e-4
+        wrong = model.synthesize(UNITS, DURS, speaker=spk, f0=f0_hz[::-1].copy())
+        assert np.abs(wrong - ref[0, 0].numpy()).max() > 1e-2  # the F0 path matters
         if quantizer:  # F0 codes at 12.5 Hz must vary for the test to mean something
             assert model.f0.quantizer.encode(f0_in[:, None]).unique().numel() > 1
 
 
 def test_quantizer_weights_from_separate_file(tmp_path: Path) -> None:
     h = f0_config(True)
-    state = original_state(h, dur=False, seed=5)
+    state = original_state(h, dur=False, seed=5, gain=GAIN)
     ckpt, stats = checkout(tmp_path / "repo", h, state, per_speaker=False,
                            separate_quantizer=True)
     model = load_vocoder(import_vocoder(checkpoint=ckpt, output=tmp_path / "voc"))
@@ -130,7 +133,7 @@ def test_quantizer_weights_from_separate_file(tmp_path: Path) -> None:
 
 def test_f0_export_round_trips_in_the_original_format(tmp_path: Path) -> None:
     h = f0_config(True, speakers=N_SPEAKERS, f0_median=True)
-    state = original_state(h, n_speakers=N_SPEAKERS, dur=False, seed=7)
+    state = original_state(h, n_speakers=N_SPEAKERS, dur=False, seed=7, gain=GAIN)
     ckpt, stats = checkout(tmp_path / "repo", h, state, per_speaker=True)
     first = import_vocoder(checkpoint=ckpt, output=tmp_path / "voc")
     out = export_vocoder(vocoder=first, output=tmp_path / "back")
@@ -158,7 +161,7 @@ def test_f0_export_round_trips_in_the_original_format(tmp_path: Path) -> None:
 
 def test_quantizer_vocoder_pads_to_whole_f0_codes(tmp_path: Path) -> None:
     h = f0_config(True)
-    state = original_state(h, dur=False, seed=9)
+    state = original_state(h, dur=False, seed=9, gain=GAIN)
     ckpt, stats = checkout(tmp_path, h, state, per_speaker=False)
     model = load_vocoder(import_vocoder(checkpoint=ckpt, output=tmp_path / "voc"))
     durs = [2, 3, 1, 4, 2, 1]  # 13 frames: the original needs a multiple of 4

@@ -209,8 +209,9 @@ def load_resynthesis_generator(checkpoint: str | os.PathLike,
             raise RuntimeError(f"unexpected keys {unknown[:6]}")
         model.load_state_dict(renamed, strict=True)
     except RuntimeError as e:
-        raise InputError(f"{checkpoint}: weights do not fit {config} "
-                         f"({str(e).splitlines()[0]}); pass the matching config.json") from e
+        detail = " ".join(str(e).split())[:300]
+        raise InputError(f"{checkpoint}: weights do not fit {config} ({detail}); pass the "
+                         f"matching config.json") from e
     return model.eval()
 
 

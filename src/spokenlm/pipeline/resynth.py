@@ -16,6 +16,7 @@ from ..common.options import arg, command
 from ..common.progress import log, progress
 from ..tokenize.tokenizer import SpeechTokenizer
 from ..vocoder.base import load_vocoder
+from ..vocoder.f0 import extract_f0
 from .inputs import audio_inputs
 
 
@@ -47,7 +48,9 @@ def resynth(opts: ResynthOptions) -> Path:
             continue
         units = tokenizer.encode(wav, dedup=True)
         durations = units.durations if opts.keep_durations else None
-        audio = vocoder.synthesize(units.units, durations)
+        # F0 vocoders get the source's pitch (aligned only with the measured durations)
+        f0 = extract_f0(wav) if vocoder.needs_f0 and durations is not None else None
+        audio = vocoder.synthesize(units.units, durations, f0=f0)
         path = save_wav(opts.output / f"{row['id']}.wav", audio, vocoder.sample_rate)
         out_rows.append({"id": row["id"], "source": str(row["path"]), "path": str(path),
                          "text": row.get("text"), "units": units.units.tolist(),

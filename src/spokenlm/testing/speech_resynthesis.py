@@ -55,12 +55,10 @@ def f0_config(quantizer: bool, speakers: int = 0, **f0_options: Any) -> dict[str
     return h
 
 
-GAIN = 0.2
-
-
-def _wn(g: torch.Generator, prefix: str, shape: tuple[int, ...], state: dict) -> None:
+def _wn(g: torch.Generator, prefix: str, shape: tuple[int, ...], state: dict,
+        gain: float = 0.2) -> None:
     state[f"{prefix}.weight_v"] = torch.randn(*shape, generator=g)
-    state[f"{prefix}.weight_g"] = GAIN + torch.rand(shape[0], 1, 1, generator=g)
+    state[f"{prefix}.weight_g"] = gain + torch.rand(shape[0], 1, 1, generator=g)
     state[f"{prefix}.bias"] = 0.1 * torch.randn(shape[1] if "ups" in prefix else shape[0],
                                                 generator=g)
 
@@ -144,7 +142,8 @@ def init_codebook(s: dict[str, torch.Tensor], params: dict[str, Any], seed: int 
                   prefix: str = "") -> None:
     """Fill the codebook with encoder outputs of random F0 tracks (so codes vary)."""
     g = torch.Generator().manual_seed(seed)
-    f0 = torch.randn(4, 1, 64, generator=g).cumsum(-1) * 0.3
+    bins = s[f"{prefix}vq.level_blocks.0.k"].shape[0]
+    f0 = torch.randn(max(4, bins), 1, 64, generator=g).cumsum(-1) * 0.3  # 4 codes a row
     x = reference_f0_encoder(s, params, f0, prefix)
     x = x.transpose(1, 2).reshape(-1, x.shape[1])
     k = s[f"{prefix}vq.level_blocks.0.k"]
@@ -153,25 +152,26 @@ def init_codebook(s: dict[str, torch.Tensor], params: dict[str, Any], seed: int 
 
 
 def original_state(h: dict[str, Any], n_speakers: int = 0, dur: bool = True,
-                   seed: int = 0) -> dict[str, torch.Tensor]:
+                   seed: int = 0, gain: float = 0.2) -> dict[str, torch.Tensor]:
     """Random ``CodeGenerator`` weights under the original keys (``dict``, ``spkr``, weight-
-    normed convs, ``dur_predictor``; ``f0_dict`` + ``quantizer.*`` with an F0 quantizer)."""
+    normed convs, ``dur_predictor``; ``f0_dict`` + ``quantizer.*`` with an F0 quantizer).
+    Conv norms are ``gain + U(0, 1)``: 0.5 gives a lively but unsaturated tiny output."""
     g = torch.Generator().manual_seed(seed)
     e, ch = h["embedding_dim"], h["upsample_initial_channel"]
     s: dict[str, torch.Tensor] = {"dict.weight": torch.randn(h["num_embeddings"], e, generator=g)}
     if n_speakers:
         s["spkr.weight"] = torch.randn(n_speakers, e, generator=g)
-    _wn(g, "conv_pre", (ch, h["model_in_dim"], 7), s)
+    _wn(g, "conv_pre", (ch, h["model_in_dim"], 7), s, gain)
     for i, (u, k) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"])):
         c_in, c_out = ch // 2 ** i, ch // 2 ** (i + 1)
-        _wn(g, f"ups.{i}", (c_in, c_out, k), s)  # ConvTranspose1d weight: (in, out, k)
+        _wn(g, f"ups.{i}", (c_in, c_out, k), s, gain)  # ConvTranspose1d weight: (in, out, k)
         for j, (kr, dil) in enumerate(zip(h["resblock_kernel_sizes"],
                                           h["resblock_dilation_sizes"])):
             n = i * len(h["resblock_kernel_sizes"]) + j
             for m in range(len(dil)):
-                _wn(g, f"resblocks.{n}.convs1.{m}", (c_out, c_out, kr), s)
-                _wn(g, f"resblocks.{n}.convs2.{m}", (c_out, c_out, kr), s)
-    _wn(g, "conv_post", (1, ch // 2 ** len(h["upsample_rates"]), 7), s)
+                _wn(g, f"resblocks.{n}.convs1.{m}", (c_out, c_out, kr), s, gain)
+                _wn(g, f"resblocks.{n}.convs2.{m}", (c_out, c_out, kr), s, gain)
+    _wn(g, "conv_post", (1, ch // 2 ** len(h["upsample_rates"]), 7), s, gain)
     if dur:
         hid = h["dur_predictor_params"]["var_pred_hidden_dim"]
         for name, shape in (("conv1.0", (hid, e, 3)), ("conv2.0", (hid, hid, 3))):

@@ -98,7 +98,7 @@ class UnitHifiGan(VocoderModel):
     """Unit-to-waveform HiFi-GAN generator with an optional duration predictor.
 
     Config (see :data:`HIFIGAN_SIZES`): ``n_units``, ``embedding_dim``, ``speakers``,
-    ``upsample_rates`` (product must be 320), ``upsample_kernel_sizes``,
+    ``upsample_rates`` (product 320; 80 for raw-F0 generators), ``upsample_kernel_sizes``,
     ``upsample_initial_channel``, ``resblock`` ("1" | "2"), ``resblock_kernel_sizes``,
     ``resblock_dilation_sizes``, ``duration_predictor``; optional ``f0``
     (:class:`~spokenlm.vocoder.f0_norm.F0Config` as JSON) for F0-conditioned generators
