@@ -78,7 +78,11 @@ def summary(row: dict) -> tuple[str, str, str]:
                 f"{_fmt(r)}x")
     if name == "lm_train":
         pad, pack = b["hf_trainer_padding"], b["hf_trainer_packing"]
-        return (f"{_fmt(s['tokens_per_s'])} tok/s, loss {_fmt(s['heldout_loss'], 4)}",
+        v = s.get("variants") or {}
+        parts = [f"{k} {_fmt(x.get('steady_tokens_per_s') or x['tokens_per_s'])} tok/s "
+                 f"(whole loop {_fmt(x['tokens_per_s'])})" for k, x in v.items()]
+        return ("; ".join(parts) + f", loss {_fmt(s['heldout_loss'], 4)}" if parts else
+                f"{_fmt(s['tokens_per_s'])} tok/s, loss {_fmt(s['heldout_loss'], 4)}",
                 f"padding {_fmt(pad['tokens_per_s'])} tok/s (loss {_fmt(pad['heldout_loss'], 4)}); "
                 f"packing {_fmt(pack['tokens_per_s'])} tok/s (loss {_fmt(pack['heldout_loss'], 4)})",
                 f"{_fmt(r)}x")
