@@ -11,6 +11,10 @@ style), spokenlm's batched scorer against one forward per item, same model, same
 Model: a randomly initialised spokenlm LLaMA (``--size``, 500 units); items: random unit
 sequences of 20-200 units (pairs share nothing; timing does not depend on the weights).
 Agreement: relative difference of the sums, and whether every pair is decided the same way.
+Profile: the model FLOPs (counted on the meta device) over each side's seconds, as a
+fraction of this machine's measured fp32 matmul peak; ``achievable_ratio_at_peak`` is the
+largest ratio any scorer could reach against the baseline at that peak (on a CPU the batch-1
+forward is already compute-bound, so this ceiling is low; on a GPU it is launch-bound).
 
 Bar (issue 6): >= 10x on 10,000 pairs.
 
@@ -19,14 +23,30 @@ Bar (issue 6): >= 10x on 10,000 pairs.
 
 from __future__ import annotations
 
+import copy
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, log, parser, setup, timed  # noqa: E402
+from _common import emit, log, parser, peak_matmul_flops, setup, timed  # noqa: E402
+
+
+def forward_flops(model: torch.nn.Module, lengths: list[int]) -> float:
+    """FLOPs of one batch-1 forward per sequence of ``lengths`` tokens, counted on the meta
+    device (shapes only); the batched forward does the same work plus its padding."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta = copy.deepcopy(model).to("meta")
+    total = 0.0
+    for n, times in Counter(lengths).items():
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            meta(input_ids=torch.zeros(1, n, dtype=torch.long, device="meta"))
+        total += fc.get_total_flops() * times
+    return total
 
 
 @torch.inference_mode()
@@ -75,6 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     base, t_base = timed(lambda: per_item_scores(lm, seqs), device)
     log(f"  {t_base:.2f} s")
 
+    flops = forward_flops(lm.model, [len(s) + 1 for s in seqs])
+    peak = peak_matmul_flops(device)
     a = np.array([r.sum for r in ours])
     b = np.array(base)
     rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-9)))
@@ -90,6 +112,10 @@ def main(argv: list[str] | None = None) -> dict:
         ratio=ratio, outputs_agree=agree,
         agreement={"max_rel_diff_of_sums": rel, "pairs_decided_the_same": same_decisions},
         bar=">=10x, same decisions", meets_bar=bool(ratio >= 10 and agree), device=device,
+        profile={"model_gflop": flops / 1e9, "peak_fp32_matmul_gflops": peak / 1e9,
+                 "spokenlm_fraction_of_peak": flops / t_ours / peak,
+                 "baseline_fraction_of_peak": flops / t_base / peak,
+                 "achievable_ratio_at_peak": peak / (flops / t_base)},
         size={"pairs": n_pairs, "sequences": 2 * n_pairs, "tokens": n_tokens,
               "lengths": list(args.lengths), "model": args.size, "n_units": args.n_units,
               "full": args.full})
