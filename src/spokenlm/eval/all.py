@@ -12,7 +12,7 @@ Steps, each skipped with a stated reason when what it needs is missing:
 4. word ABX on word pairs spoken by several held-out voices (built if missing)
 5. spot-the-word, acceptability and story cloze (the last two built from the grammar if missing)
 6. generation metrics (units; transcripts and PPX/GenPPL with an ASR and ``--text-lm``)
-7. resynthesis WER / CER
+7. resynthesis WER / CER (and speaker similarity with ``--speaker-encoder``)
 
 Outputs ``<run>/eval/<metric>.json``, ``<run>/eval/all.json`` and a markdown table.
 """
@@ -36,6 +36,8 @@ class EvalAllOptions:
     run: Path = arg(positional=True, help="run directory (spokenlm demo output)")
     asr: str = arg("pocketsphinx", help="ASR for resynthesis / generation transcripts")
     text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
+    speaker_encoder: Path | None = arg(None, help="local HF x-vector model dir for resynthesis "
+                                       "speaker similarity")
     n_align: int = arg(60, help="test utterances to align for PNMI and phone ABX")
     n_items: int = arg(100, help="items for benchmarks built here (acceptability, cloze, words)")
     voices_per_word: int = arg(3, help="voices speaking each word for word ABX")
@@ -146,6 +148,7 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
 
         _need(run / "resynth" / "resynth.jsonl")
         return evaluate_resynthesis(resynth=run / "resynth", asr=opts.asr,
+                                    speaker_encoder=opts.speaker_encoder,
                                     output=out / "resynthesis.json")
 
     step("alignment", align)
@@ -198,6 +201,7 @@ ROWS = [
     ("generation PPX", "generation", ("ppx",)), ("generation GenPPL", "generation", ("gen_ppl",)),
     ("resynthesis WER", "resynthesis", ("wer",)), ("resynthesis CER", "resynthesis", ("cer",)),
     ("source audio WER (same ASR)", "resynthesis", ("source_wer",)),
+    ("resynthesis speaker similarity", "resynthesis", ("speaker_similarity", "mean")),
 ]
 
 

@@ -5,7 +5,11 @@ transcribed and compared with the reference transcript: corpus WER and CER (edit
 reference tokens, see :mod:`spokenlm.eval.edit_distance`). The source audio is transcribed
 too (``source_wer``), so the ASR's own error on this voice/domain is visible next to
 what the units lose. With a phone recogniser (``--phone-asr pocketsphinx-phones``) PER
-compares phones of the resynthesis with phones of the source.
+compares phones of the resynthesis with phones of the source. With a speaker encoder
+(``--speaker-encoder DIR``, a local Hugging Face x-vector model, see
+:mod:`spokenlm.eval.speaker`) the cosine similarity of each source and its resynthesis is
+reported (``speaker_similarity``: mean, std, per file); without one the block says it was
+skipped and why.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..audio.load import AudioError, load_audio
 from ..common.errors import InputError
 from ..common.files import read_jsonl, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log
 from .edit_distance import error_rate
+from .speaker import SpeakerEncoder
 
 
 @dataclass
@@ -26,6 +33,8 @@ class ResynthEvalOptions:
     resynth: Path = arg(positional=True, help="resynth output dir (resynth.jsonl) or the file")
     asr: str = arg("pocketsphinx", help="ASR spec: pocketsphinx, ctc:DIR, or a CTC model dir")
     phone_asr: str | None = arg(None, help="phone recogniser for PER (pocketsphinx-phones)")
+    speaker_encoder: Path | None = arg(None, help="local Hugging Face x-vector model dir "
+                                       "(e.g. wavlm-base-plus-sv) for speaker similarity")
     source: bool = arg(True, help="also transcribe the source audio (ASR's own WER)")
     limit: int | None = arg(None, help="evaluate at most this many files")
     output: Path = arg(Path("resynthesis.json"), help="metrics JSON to write")
@@ -40,6 +49,25 @@ def _rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
             "cer": error_rate(refs, hyps)["rate"]}
 
 
+def _speaker_block(encoder: SpeakerEncoder, src: list, wavs: list,
+                   per_row: list[dict]) -> dict:
+    """Mean / std cosine similarity of source and resynthesis embeddings; per-file values
+    go into ``per_row`` (None where an utterance is too short for the encoder)."""
+    sims = encoder.paired_similarity(src, wavs, desc="speaker similarity")
+    for row, s in zip(per_row, sims):
+        row["speaker_similarity"] = s
+    values = np.array([s for s in sims if s is not None], dtype=np.float64)
+    short = len(sims) - len(values)
+    if not len(values):
+        return {"skipped": f"all {short} utterance pairs are shorter than the speaker "
+                           f"encoder's receptive field ({encoder.min_samples} samples)",
+                "encoder": encoder.describe()}
+    if short:
+        log(f"resynthesis: {short} pairs too short for the speaker encoder, left out")
+    return {"mean": float(values.mean()), "std": float(values.std()), "n": len(values),
+            "n_too_short": short, "encoder": encoder.describe()}
+
+
 @command("eval resynthesis", ResynthEvalOptions)
 def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
     """WER / CER (and PER) of resynthesised audio transcribed by an ASR."""
@@ -51,11 +79,13 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
         raise InputError(f"{path}: no row with a reference `text`; resynthesise a manifest "
                          f"that has transcripts")
     rows = rows[:opts.limit] if opts.limit is not None else rows
+    speaker = SpeakerEncoder(opts.speaker_encoder) if opts.speaker_encoder else None
+    need_source = bool(opts.source or opts.phone_asr or speaker)
     wavs, src, kept = [], [], []
     for r in rows:
         try:
             wavs.append(load_audio(r["path"]))
-            src.append(load_audio(r["source"]) if opts.source or opts.phone_asr else None)
+            src.append(load_audio(r["source"]) if need_source else None)
         except AudioError as e:
             log(f"resynthesis: skipping {e}")
             continue
@@ -80,9 +110,15 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
         p_out = pasr.transcribe_many(wavs, desc="phones resynth")
         metrics["per"] = error_rate([p.split() for p in p_src], [p.split() for p in p_out])["rate"]
         metrics["phone_asr"] = pasr.describe()
+    metrics["speaker_similarity"] = (
+        _speaker_block(speaker, src, wavs, per_row) if speaker else
+        {"skipped": "no --speaker-encoder given (a local Hugging Face x-vector model dir, "
+                    "e.g. microsoft/wavlm-base-plus-sv)"})
     metrics["inputs"] = {k: v for k, v in to_dict(opts).items() if v is not None}
     write_json(opts.output, metrics)
     write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"), per_row)
     log(f"resynthesis: WER {metrics['wer']:.3f}, CER {metrics['cer']:.3f}"
-        + (f" (source WER {metrics['source_wer']:.3f})" if "source_wer" in metrics else ""))
+        + (f" (source WER {metrics['source_wer']:.3f})" if "source_wer" in metrics else "")
+        + (f", speaker similarity {metrics['speaker_similarity']['mean']:.3f}"
+           if "mean" in metrics["speaker_similarity"] else ""))
     return metrics

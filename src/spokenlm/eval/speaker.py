@@ -1,0 +1,190 @@
+"""Speaker similarity with a local Hugging Face x-vector model (speaker verification head).
+
+Any directory loadable by ``transformers.AutoModelForAudioXVector`` from a raw 16 kHz
+waveform works: ``WavLMForXVector`` (e.g. ``microsoft/wavlm-base-plus-sv``, downloaded by the
+user), ``Wav2Vec2ForXVector``, ``UniSpeechSatForXVector``, ``Data2VecAudioForXVector``,
+``Wav2Vec2ConformerForXVector``. Input normalisation follows ``do_normalize`` in the
+directory's ``preprocessor_config.json`` (zero mean, unit variance per utterance, as
+``Wav2Vec2FeatureExtractor`` does; no normalisation when the file is absent).
+
+The embedding of an utterance is ``model(input_values).embeddings`` of that utterance alone.
+Only utterances of equal length share a batch: zero padding would change the embedding
+(the group-norm conv of Base models normalises over time, and transformers' x-vector pooling
+computes valid TDNN lengths without the dilation, so padded frames leak into the statistics).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..audio.constants import SAMPLE_RATE
+from ..common.device import resolve_device
+from ..common.errors import InputError
+from ..common.progress import progress
+
+#: model types whose x-vector model reads a raw waveform (``input_values``)
+WAVEFORM_MODEL_TYPES = ("wavlm", "wav2vec2", "unispeech-sat", "data2vec-audio",
+                        "wav2vec2-conformer")
+_EXAMPLE = "e.g. microsoft/wavlm-base-plus-sv saved locally"
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two embeddings (D,), clipped to [-1, 1]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    denom = max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
+    return float(np.clip(np.dot(a, b) / denom, -1.0, 1.0))
+
+
+class SpeakerEncoder:
+    """A local x-vector model directory: 16 kHz mono audio -> speaker embedding (D,)."""
+
+    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 16) -> None:
+        self.path = Path(path)
+        config = _read_config(self.path)
+        self.normalize = _do_normalize(self.path)
+        self.model = _load_model(self.path, config)
+        self.device = resolve_device(device)
+        self.model.to(self.device).eval().requires_grad_(False)
+        self.batch_size = batch_size
+        self.dim = int(self.model.config.xvector_output_dim)
+        self.min_samples = _min_samples(self.model.config)
+
+    def _check(self, wav: np.ndarray, index: int) -> np.ndarray:
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim != 1:
+            raise InputError(f"speaker encoder {self.path}: utterance {index} has shape "
+                             f"{wav.shape}; pass mono 16 kHz audio (T,) (spokenlm.audio.load."
+                             f"load_audio returns that)")
+        if len(wav) < self.min_samples:
+            raise InputError(
+                f"speaker encoder {self.path}: utterance {index} has {len(wav)} samples "
+                f"({len(wav) / SAMPLE_RATE:.3f} s), shorter than the model's receptive field "
+                f"({self.min_samples} samples, {self.min_samples / SAMPLE_RATE:.3f} s); "
+                f"leave it out or pass longer audio")
+        return wav
+
+    def _inputs(self, wavs: Sequence[np.ndarray]) -> torch.Tensor:
+        """Equal-length utterances -> (B, T) model input, normalised when ``do_normalize``."""
+        x = np.stack(wavs).astype(np.float32)  # (B, T)
+        if self.normalize:
+            x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-7)
+        return torch.from_numpy(x).to(self.device)
+
+    @torch.inference_mode()
+    def embed_many(self, wavs: Sequence[np.ndarray], desc: str = "speaker") -> np.ndarray:
+        """Utterances (each float (T_i,), 16 kHz mono) -> float32 (N, D) embeddings, in order.
+
+        Utterances of equal length are batched together (up to ``batch_size``).
+        """
+        wavs = [self._check(w, i) for i, w in enumerate(wavs)]
+        out = np.zeros((len(wavs), self.dim), dtype=np.float32)
+        order = sorted(range(len(wavs)), key=lambda i: len(wavs[i]))
+        bar = progress(desc=desc, total=len(wavs), unit="utt")
+        for _, group in groupby(order, key=lambda i: len(wavs[i])):
+            idx = list(group)
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start:start + self.batch_size]
+                emb = self.model(self._inputs([wavs[i] for i in chunk])).embeddings  # (B, D)
+                out[chunk] = emb.float().cpu().numpy()
+                bar.update(len(chunk))
+        bar.close()
+        return out
+
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        """float (T,) 16 kHz mono -> float32 (D,) speaker embedding."""
+        return self.embed_many([wav])[0]
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Cosine similarity of the embeddings of two utterances (T_a,), (T_b,), in [-1, 1]."""
+        ea, eb = self.embed_many([a, b])
+        return cosine_similarity(ea, eb)
+
+    def paired_similarity(self, a: Sequence[np.ndarray], b: Sequence[np.ndarray],
+                          desc: str = "speaker") -> list[float | None]:
+        """Cosine similarity of ``a[i]`` and ``b[i]`` for each pair of utterances; None for a
+        pair where either utterance is shorter than :attr:`min_samples`."""
+        if len(a) != len(b):
+            raise ValueError(f"paired_similarity: {len(a)} vs {len(b)} utterances")
+        ok = [i for i in range(len(a)) if min(len(a[i]), len(b[i])) >= self.min_samples]
+        emb = self.embed_many([a[i] for i in ok] + [b[i] for i in ok], desc=desc)  # (2K, D)
+        out: list[float | None] = [None] * len(a)
+        for j, i in enumerate(ok):
+            out[i] = cosine_similarity(emb[j], emb[len(ok) + j])
+        return out
+
+    def describe(self) -> str:
+        return f"{type(self.model).__name__}:{self.path}"
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    cfg = path / "config.json"
+    if not path.is_dir():
+        raise InputError(f"--speaker-encoder {path}: no such directory; pass a local Hugging "
+                         f"Face x-vector model directory ({_EXAMPLE})")
+    if not cfg.exists():
+        raise InputError(f"--speaker-encoder {path}: not a model directory (no config.json); "
+                         f"pass a Hugging Face x-vector model saved with save_pretrained "
+                         f"({_EXAMPLE})")
+    try:
+        config = json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{cfg}: not valid JSON ({e}); re-save the model") from e
+    archs = config.get("architectures") or []
+    if not any(str(a).endswith("ForXVector") for a in archs):
+        raise InputError(f"{cfg}: architectures={archs} is not an x-vector (speaker "
+                         f"verification) model; pass a *ForXVector model directory ({_EXAMPLE})")
+    if config.get("model_type") not in WAVEFORM_MODEL_TYPES:
+        raise InputError(f"{cfg}: model_type={config.get('model_type')!r} is not supported as a "
+                         f"speaker encoder (supported: {', '.join(WAVEFORM_MODEL_TYPES)}, models "
+                         f"reading a raw waveform); use one of those ({_EXAMPLE})")
+    return config
+
+
+def _do_normalize(path: Path) -> bool:
+    pre = path / "preprocessor_config.json"
+    if not pre.exists():
+        return False
+    try:
+        fe = json.loads(pre.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{pre}: not valid JSON ({e}); fix or delete it") from e
+    rate = fe.get("sampling_rate", SAMPLE_RATE)
+    if rate != SAMPLE_RATE:
+        raise InputError(f"{pre}: sampling_rate={rate}, but spokenlm audio is {SAMPLE_RATE} Hz; "
+                         f"use a {SAMPLE_RATE} Hz speaker model")
+    return bool(fe.get("do_normalize", False))
+
+
+def _load_model(path: Path, config: dict[str, Any]) -> Any:
+    from transformers import AutoModelForAudioXVector
+
+    try:
+        model, info = AutoModelForAudioXVector.from_pretrained(
+            str(path), local_files_only=True, output_loading_info=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"--speaker-encoder {path}: cannot load it as an x-vector model ({e}); "
+                         f"the directory needs config.json and model.safetensors "
+                         f"({_EXAMPLE})") from e
+    if info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])
+        raise InputError(f"--speaker-encoder {path}: weights {missing[:4]}"
+                         f"{' ...' if len(missing) > 4 else ''} are missing from the checkpoint, "
+                         f"so the model would be partly random; re-save the full "
+                         f"{config['architectures'][0]} model")
+    return model
+
+
+def _min_samples(config: Any) -> int:
+    """Fewest samples giving two TDNN frames (the pooling takes a standard deviation)."""
+    frames = 2 + sum(d * (k - 1) for k, d in zip(config.tdnn_kernel, config.tdnn_dilation))
+    n = frames
+    for k, s in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+        n = (n - 1) * s + k
+    return n
