@@ -61,3 +61,24 @@ def test_pretrain_then_warm_start(tmp_path) -> None:
                           max_steps=2, **TINY)
     lm = UnitLM.from_pretrained(unit_final)
     assert lm.n_units == 12 and lm.vocab_size == 15
+
+
+def test_pretrained_text_lm_scores_text_for_eval(tmp_path) -> None:
+    """A `lm pretrain-text` dir is a --text-lm for PPX / GenPPL (its own tokenizer file)."""
+    import math
+
+    import torch
+
+    from spokenlm.eval.textlm import TextLM
+
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(["the dog runs", "the cats sleep"] * 10))
+    final = pretrain_text_lm(text=text, output=tmp_path / "text_lm", max_steps=2, **TINY)
+    tlm = TextLM(final, device="cpu")
+    (nll, n), = tlm.nll(["the dog runs"])
+    assert n == 3  # BOS + 3 words: every word scored
+    tok = TextTokenizer.load(final / TOKENIZER_FILE)
+    ids = torch.tensor([[tlm.model.config.bos_token_id, *tok.encode("the dog runs")]])
+    logp = torch.log_softmax(tlm.model(ids).logits[0, :-1], -1)
+    assert nll == pytest.approx(-float(logp.gather(1, ids[0, 1:, None]).sum()), rel=1e-5)
+    assert math.isfinite(tlm.perplexity(["the cats sleep", "the dog sleeps"]))

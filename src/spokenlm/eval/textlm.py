@@ -1,7 +1,8 @@
 """Perplexity of text under a local Hugging Face causal LM (for PPX / GenPPL of transcripts).
 
-The directory holds a causal LM and its tokenizer (``AutoTokenizer`` files), e.g. a
-downloaded GPT-2, OPT or LLaMA, or a tiny one a test saves.
+The directory holds a causal LM and its tokenizer: ``AutoTokenizer`` files (a downloaded
+GPT-2, OPT or LLaMA, or a tiny one a test saves), or the ``text_tokenizer.json`` of a
+``spokenlm lm pretrain-text`` model (word/char symbols at ids 0.., BOS from the config).
 """
 
 from __future__ import annotations
@@ -22,17 +23,28 @@ class TextLM:
     def __init__(self, path: str | Path, device: str = "auto") -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ..lm.text_lm import TOKENIZER_FILE, TextTokenizer
+
         self.path = Path(path)
+        self.spokenlm_tokenizer: TextTokenizer | None = None
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True)
+            if (self.path / TOKENIZER_FILE).exists():
+                self.spokenlm_tokenizer = TextTokenizer.load(self.path / TOKENIZER_FILE)
+                self.bos_id = self.model.config.bos_token_id
+            else:
+                self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+                self.bos_id = self.tokenizer.bos_token_id
         except (OSError, ValueError) as e:
             raise ArtifactError(f"{self.path}: cannot load a causal LM with its tokenizer "
-                                f"({e}); pass a local HF model directory") from e
+                                f"({e}); pass a local HF model directory with its tokenizer "
+                                f"files, or a `spokenlm lm pretrain-text` final/ dir") from e
         self.device = resolve_device(device)
         self.model.to(self.device).eval()
 
     def _ids(self, text: str) -> list[int]:
+        if self.spokenlm_tokenizer is not None:
+            return self.spokenlm_tokenizer.encode(text)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     @torch.no_grad()
@@ -41,7 +53,7 @@ class TextLM:
         """(summed negative log-likelihood in nats, scored tokens) of each text, given its
         context (the context's tokens are fed but not scored). A BOS token starts every
         sequence when the tokenizer has one (else the first token is not scored)."""
-        bos = self.tokenizer.bos_token_id
+        bos = self.bos_id
         out = []
         for i, text in enumerate(texts):
             ctx = self._ids(contexts[i]) if contexts else []
