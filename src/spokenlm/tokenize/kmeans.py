@@ -52,11 +52,15 @@ def kmeans_plusplus(x: np.ndarray, k: int, seed: int = 0, n_local_trials: int | 
             cand = rng.integers(n, size=trials)
         else:
             cand = np.minimum(np.searchsorted(cum, rng.random(trials) * cum[-1]), n - 1)
-        d = np.maximum(sq[:, None] - 2.0 * (x @ x[cand].T) + sq[cand][None], 0.0)  # (N, T)
-        new = np.minimum(closest[:, None], d)
-        best = int(np.argmin(new.sum(axis=0, dtype=np.float64)))
+        # squared distances of every row to each candidate, (T, N), in place
+        d = x[cand] @ x.T
+        d *= -2.0
+        d += sq[None, :]
+        d += sq[cand][:, None]
+        np.minimum(d, closest[None, :], out=d)
+        best = int(np.argmin(d.sum(axis=1)))
         centers[i] = x[cand[best]]
-        closest = new[:, best]
+        closest = np.maximum(d[best], 0.0)
     return centers
 
 
