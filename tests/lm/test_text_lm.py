@@ -79,6 +79,7 @@ def test_pretrained_text_lm_scores_text_for_eval(tmp_path) -> None:
     assert n == 3  # BOS + 3 words: every word scored
     tok = TextTokenizer.load(final / TOKENIZER_FILE)
     ids = torch.tensor([[tlm.model.config.bos_token_id, *tok.encode("the dog runs")]])
-    logp = torch.log_softmax(tlm.model(ids).logits[0, :-1], -1)
+    with torch.no_grad():
+        logp = torch.log_softmax(tlm.model(ids).logits[0, :-1], -1)
     assert nll == pytest.approx(-float(logp.gather(1, ids[0, 1:, None]).sum()), rel=1e-5)
     assert math.isfinite(tlm.perplexity(["the cats sleep", "the dog sleeps"]))
