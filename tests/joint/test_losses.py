@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from spokenlm.joint.blocks import ConformerLayer, bert_corrupt, text_span_mask
@@ -93,6 +94,20 @@ def test_quantizer_codes_and_diversity() -> None:
     assert 0 <= float(out.diversity.detach()) <= 1
     out.vectors.sum().backward()
     assert qz.logits.weight.grad is not None  # straight-through gradient
+
+
+def test_quantizer_temperature_anneals_with_run_length() -> None:
+    qz = GumbelQuantizer(8, entries=4)  # tau (2.0, 0.5, 0.999995)
+    qz.set_step(1000)  # wav2vec 2.0 schedule: barely moves in a short run
+    assert qz.tau == pytest.approx(2.0 * 0.999995 ** 1000)
+    qz.set_step(0, total_steps=400)
+    assert qz.tau == 2.0
+    qz.set_step(140, total_steps=400)  # half-way to the horizon (0.7 * 400): geometric mean
+    assert qz.tau == pytest.approx(1.0)
+    qz.set_step(280, total_steps=400)
+    assert qz.tau == pytest.approx(0.5)
+    qz.set_step(400, total_steps=400)
+    assert qz.tau == 0.5
 
 
 def test_conformer_ignores_padding() -> None:

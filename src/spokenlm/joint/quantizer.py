@@ -45,9 +45,19 @@ class GumbelQuantizer(nn.Module):
     def n_codes(self) -> int:
         return self.entries ** self.groups
 
-    def set_step(self, step: int) -> None:
-        """Anneal the Gumbel temperature: ``max(tau_min, tau_start * decay**step)``."""
-        self.tau = max(self.tau_min, self.tau_start * self.tau_decay ** step)
+    def set_step(self, step: int, total_steps: int | None = None,
+                 anneal_fraction: float = 0.7) -> None:
+        """Anneal the Gumbel temperature. Without ``total_steps``: wav2vec 2.0's
+        ``max(tau_min, tau_start * decay**step)`` (decay 0.999995 reaches tau_min after
+        ~277k steps, ~70 % of its 400k-step runs). With ``total_steps``: the same geometric
+        decay scaled to reach tau_min at ``anneal_fraction * total_steps``, so short runs
+        anneal too (at a fixed 0.999995 a 400-step run never leaves tau ~2)."""
+        if total_steps is None:
+            self.tau = max(self.tau_min, self.tau_start * self.tau_decay ** step)
+            return
+        horizon = max(1.0, anneal_fraction * total_steps)
+        ratio = self.tau_min / self.tau_start
+        self.tau = max(self.tau_min, self.tau_start * ratio ** (step / horizon))
 
     def forward(self, x: torch.Tensor) -> Quantized:
         B, T, _ = x.shape

@@ -71,6 +71,8 @@ class SLAMTrainOptions:
     lr: float = arg(5e-4, help="peak learning rate")
     warmup_steps: int = arg(100, help="linear warmup steps")
     max_steps: int = arg(1000, help="optimizer steps")
+    tau_anneal_fraction: float = arg(0.7, help="Gumbel temperature reaches its minimum after "
+                                     "this share of --max-steps (wav2vec 2.0: ~0.7)")
     dropout: float = arg(0.0, help="dropout")
     device: str = arg("auto", help="auto, cpu, cuda, ...")
     seed: int = arg(0, help="seed of init, batches and masks")
@@ -128,7 +130,7 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         g = step_generator(opts.seed, step)
-        model.quantizer.set_step(step)
+        model.quantizer.set_step(step, opts.max_steps, opts.tau_anneal_fraction)
         wav, lab = speech_batch(speech, step)
         mask = span_mask([lab.shape[1]] * len(wav), opts.mask_prob, opts.mask_length,
                          seed=(opts.seed, 7, step))
