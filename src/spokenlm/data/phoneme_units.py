@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,14 +47,26 @@ class DurationModel:
             min_count: int = 5) -> DurationModel:
         """Count durations from ``spokenlm align`` rows (their ``intervals``; ``sil``
         ignored)."""
+        return cls.from_runs(((phone, max(1, int(round((end - start) * frame_rate))))
+                              for row in alignments
+                              for start, end, phone in row.get("intervals", [])), min_count)
+
+    @classmethod
+    def fit_frames(cls, frame_labels: Iterable[Sequence[str]], min_count: int = 5
+                   ) -> DurationModel:
+        """Count durations from frame-level phone labels (runs of equal labels)."""
+        return cls.from_runs(((phone, sum(1 for _ in run)) for frames in frame_labels
+                              for phone, run in groupby(frames)), min_count)
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[tuple[str, int]], min_count: int = 5) -> DurationModel:
+        """Count ``(phone, frames)`` runs (``sil`` ignored)."""
         model = cls(min_count=min_count)
-        for row in alignments:
-            for start, end, phone in row.get("intervals", []):
-                if phone == SILENCE:
-                    continue
-                d = max(1, int(round((end - start) * frame_rate)))
-                model.phones.setdefault(phone, Counter())[d] += 1
-                model.pooled[d] += 1
+        for phone, d in runs:
+            if phone == SILENCE:
+                continue
+            model.phones.setdefault(phone, Counter())[d] += 1
+            model.pooled[d] += 1
         return model
 
     def distribution(self, phone: str) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +204,7 @@ def phoneme_units(opts: PhonemeUnitsOptions) -> Path:
     aligned = [{"id": r["id"], "phones": alignment_frames(r)} for r in iter_jsonl(opts.alignments)]
     if not aligned:
         raise InputError(f"{opts.alignments}: no aligned utterances")
-    durations = DurationModel.fit(
-        ({"intervals": _frames_to_intervals(r["phones"])} for r in aligned),
-        min_count=opts.min_count)
+    durations = DurationModel.fit_frames((r["phones"] for r in aligned), opts.min_count)
     texts = read_text_rows(opts.text) if opts.text is not None else []
     text_phones = [split_phones(phonemize(r["text"], opts.voice))
                    for r in progress(texts, desc="g2p", unit="sent")]
@@ -216,14 +227,3 @@ def phoneme_units(opts: PhonemeUnitsOptions) -> Path:
         f"({len(inventory)} phone units)")
     return out
 
-
-def _frames_to_intervals(frames: Sequence[str], frame_rate: float = FRAME_RATE
-                         ) -> list[list]:
-    """Runs of equal frame labels -> ``[start_s, end_s, phone]`` intervals."""
-    out: list[list] = []
-    start = 0
-    for i in range(1, len(frames) + 1):
-        if i == len(frames) or frames[i] != frames[start]:
-            out.append([start / frame_rate, i / frame_rate, frames[start]])
-            start = i
-    return out

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..audio.constants import SAMPLE_RATE
+from ..audio.normalize import do_normalize, normalize_wav
 from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.progress import progress
@@ -48,7 +49,7 @@ class SpeakerEncoder:
     def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 16) -> None:
         self.path = Path(path)
         config = _read_config(self.path)
-        self.normalize = _do_normalize(self.path)
+        self.normalize = do_normalize(self.path)
         self.model = _load_model(self.path, config)
         self.device = resolve_device(device)
         self.model.to(self.device).eval().requires_grad_(False)
@@ -72,10 +73,8 @@ class SpeakerEncoder:
 
     def _inputs(self, wavs: Sequence[np.ndarray]) -> torch.Tensor:
         """Equal-length utterances -> (B, T) model input, normalised when ``do_normalize``."""
-        x = np.stack(wavs).astype(np.float32)  # (B, T)
-        if self.normalize:
-            x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-7)
-        return torch.from_numpy(x).to(self.device)
+        x = torch.from_numpy(np.stack(wavs).astype(np.float32)).to(self.device)  # (B, T)
+        return normalize_wav(x) if self.normalize else x
 
     @torch.inference_mode()
     def embed_many(self, wavs: Sequence[np.ndarray], desc: str = "speaker") -> np.ndarray:
@@ -145,21 +144,6 @@ def _read_config(path: Path) -> dict[str, Any]:
                          f"speaker encoder (supported: {', '.join(WAVEFORM_MODEL_TYPES)}, models "
                          f"reading a raw waveform); use one of those ({_EXAMPLE})")
     return config
-
-
-def _do_normalize(path: Path) -> bool:
-    pre = path / "preprocessor_config.json"
-    if not pre.exists():
-        return False
-    try:
-        fe = json.loads(pre.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{pre}: not valid JSON ({e}); fix or delete it") from e
-    rate = fe.get("sampling_rate", SAMPLE_RATE)
-    if rate != SAMPLE_RATE:
-        raise InputError(f"{pre}: sampling_rate={rate}, but spokenlm audio is {SAMPLE_RATE} Hz; "
-                         f"use a {SAMPLE_RATE} Hz speaker model")
-    return bool(fe.get("do_normalize", False))
 
 
 def _load_model(path: Path, config: dict[str, Any]) -> Any:

@@ -21,20 +21,17 @@ as one ``transformers.HubertModel`` dir, which ``spokenlm asr train --encoder hu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from .. import __version__
-from ..common.errors import ArtifactError
-from ..common.files import atomic_dir, read_json, write_json
+from ..common.files import atomic_dir, write_json
 from ..ssl.model import normalize_wav
 from .blocks import additive_mask, frontend_config, padding_mask
 from .losses import ctc_loss, masked_ce, random_swap
-from .weights import load_weights, save_weights
+from .weights import ModelDir
 
 SPEECHLM_TYPE = "spokenlm-speechlm"
 SPEECH_ENCODER = "speech_encoder"
@@ -57,7 +54,11 @@ class SpeechLMConfig:
     variant: str = "P"  # "P" (phoneme units) or "H" (hidden units); informational
 
 
-class SpeechLMModel(nn.Module):
+class SpeechLMModel(ModelDir, nn.Module):
+    TYPE = SPEECHLM_TYPE
+    CONFIG = SpeechLMConfig
+    TRAIN_HINT = "spokenlm joint speechlm train"
+
     def __init__(self, config: SpeechLMConfig) -> None:
         from transformers import HubertModel
         from transformers.models.hubert.modeling_hubert import (HubertEncoderLayer,
@@ -142,12 +143,6 @@ class SpeechLMModel(nn.Module):
 
     # --- files ---------------------------------------------------------------------------
 
-    def write_files(self, path: Path) -> None:
-        path = Path(path)
-        save_weights(self, path / "model.safetensors")
-        write_json(path / "config.json", {"type": SPEECHLM_TYPE, **asdict(self.config),
-                                          "spokenlm_version": __version__})
-
     def save_pretrained(self, path: str | Path, export: bool = True) -> Path:
         """Write the model dir (and ``speech_encoder/``, the CTC-ready HubertModel)."""
         with atomic_dir(path) as tmp:
@@ -155,20 +150,6 @@ class SpeechLMModel(nn.Module):
             if export:
                 self.export_speech_encoder(tmp / SPEECH_ENCODER)
         return Path(path)
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> SpeechLMModel:
-        path = Path(path)
-        cfg: dict[str, Any] = read_json(path / "config.json") if (path / "config.json").exists() \
-            else {}
-        if cfg.pop("type", None) != SPEECHLM_TYPE:
-            raise ArtifactError(f"{path}: not a SpeechLM model dir (config.json type is not "
-                                f"{SPEECHLM_TYPE!r}); train one with `spokenlm joint speechlm "
-                                f"train`")
-        cfg.pop("spokenlm_version", None)
-        model = cls(SpeechLMConfig(**cfg))
-        load_weights(model, path / "model.safetensors")
-        return model.eval()
 
     def export_speech_encoder(self, path: str | Path) -> Path:
         """Save front-end + speech layers + shared layers as one ``HubertModel`` dir with

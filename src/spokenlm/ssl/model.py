@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, atomic_path, write_json
+from ..audio.normalize import normalize_wav  # noqa: F401 (re-exported)
 from .config import HeadConfig
 
 HEAD_WEIGHTS = "ssl_head.safetensors"
@@ -41,12 +42,6 @@ class SSLOutput:
     acc_masked: float
     acc_unmasked: float
     logits: torch.Tensor
-
-
-def normalize_wav(wav: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit variance per utterance, exactly as spokenlm's HF encoders: (B, T)."""
-    return (wav - wav.mean(dim=1, keepdim=True)) / torch.sqrt(
-        wav.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
 
 
 class HubertPretrainModel(torch.nn.Module):

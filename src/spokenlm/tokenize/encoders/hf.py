@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ...audio.normalize import do_normalize, normalize_wav
 from ...common.errors import InputError
 from .base import Encoder, register_encoder
 
@@ -67,7 +68,7 @@ class HFEncoder(Encoder):
             raise InputError(f"{self.name} encoder {path}: layer={options.layer} is out of range; "
                              f"this model has layers 0..{n_layers}")
         if options.normalize is None:
-            options.normalize = _do_normalize(path)
+            options.normalize = do_normalize(path)
         model = self._load(path)
         #: the full model's config (num_hidden_layers etc.), kept as saved
         self.full_config = model.config
@@ -87,8 +88,7 @@ class HFEncoder(Encoder):
         """(B, T) float audio at 16 kHz -> (B, F, D) hidden states of layer ``layer``."""
         self.check_input(wav)
         if self.options.normalize:
-            wav = (wav - wav.mean(dim=1, keepdim=True)) / torch.sqrt(
-                wav.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
+            wav = normalize_wav(wav)
         return self.model(wav).last_hidden_state.float()
 
 
@@ -127,13 +127,3 @@ def _read_model_config(path: Path, name: str) -> dict[str, Any]:
         return json.loads(cfg.read_text())
     except json.JSONDecodeError as e:
         raise InputError(f"{cfg}: not valid JSON ({e}); re-save the model") from e
-
-
-def _do_normalize(path: Path) -> bool:
-    pre = path / "preprocessor_config.json"
-    if not pre.exists():
-        return False
-    try:
-        return bool(json.loads(pre.read_text()).get("do_normalize", False))
-    except json.JSONDecodeError as e:
-        raise InputError(f"{pre}: not valid JSON ({e}); fix or delete it") from e
