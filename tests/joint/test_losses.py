@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -96,6 +98,19 @@ def test_quantizer_codes_and_diversity() -> None:
     assert qz.logits.weight.grad is not None  # straight-through gradient
 
 
+def test_quantizer_codes_are_a_function_of_the_features_at_init() -> None:
+    """wav2vec 2.0's N(0, 1) logit init: the Gumbel noise hardly changes a frame's code, so
+    the contrastive/MLM targets carry information from step 0 (default Linear init gave
+    noise codes: per-frame entropy ~ln V and two draws agreeing on ~1/V of frames)."""
+    torch.manual_seed(0)
+    qz = GumbelQuantizer(64, entries=64).train()
+    x = torch.randn(4, 50, 64)
+    a, b = qz(x), qz(x)  # two Gumbel draws
+    assert float((a.codes == b.codes).float().mean()) > 0.6
+    assert a.entropy < 0.5 * math.log(64)
+    assert a.perplexity > 8  # and the frames do not share one code
+
+
 def test_quantizer_temperature_anneals_with_run_length() -> None:
     qz = GumbelQuantizer(8, entries=4)  # tau (2.0, 0.5, 0.999995)
     qz.set_step(1000)  # wav2vec 2.0 schedule: barely moves in a short run
@@ -118,3 +133,41 @@ def test_conformer_ignores_padding() -> None:
     pad = torch.zeros(1, 14, dtype=torch.bool)
     pad[:, 10:] = True
     assert torch.allclose(layer(x), layer(padded, pad)[:, :10], atol=1e-5)
+
+
+@pytest.mark.parametrize("quantizer_grad", [False, True])
+def test_slam_targets_do_not_train_the_conv_encoder_by_default(quantizer_grad: bool) -> None:
+    """The quantiser reads the conv features through a stop-gradient (else the encoder
+    learns to give every frame one code): a loss on the quantiser alone (its diversity
+    term) reaches the conv encoder only with ``quantizer_grad``."""
+    from spokenlm.joint.slam import SLAMConfig, SLAMModel
+
+    torch.manual_seed(0)
+    model = SLAMModel(SLAMConfig(hidden=16, heads=2, ffn=32, conv_dim=8, speech_layers=1,
+                                 shared_layers=1, code_entries=8, code_dim=8,
+                                 quantizer_grad=quantizer_grad)).train()
+    wav = torch.randn(2, 4000)
+    mask = torch.zeros(2, 12, dtype=torch.bool)
+    mask[:, 3:8] = True
+    out = model.speech_loss(wav, None, mask, torch.Generator().manual_seed(0))
+    out["diversity"].backward()
+    conv = model.frontend.feature_extractor.conv_layers[0].conv.weight.grad
+    assert model.quantizer.logits.weight.grad is not None  # the quantiser itself learns
+    assert (conv is not None and bool(conv.abs().sum() > 0)) is quantizer_grad
+
+
+def test_frontend_grad_mult_scales_only_the_gradient() -> None:
+    from spokenlm.joint.blocks import SpeechFrontend, frontend_config
+
+    cfg = frontend_config(16, 8, 2, 32, norm="layer")
+    wav = torch.randn(1, 4000)
+    grads, outs = [], []
+    for mult in (1.0, 0.1):
+        torch.manual_seed(0)
+        fe = SpeechFrontend(cfg, grad_mult=mult).train()
+        _, feats, _ = fe(wav)
+        feats.sum().backward()
+        outs.append(feats.detach())
+        grads.append(fe.feature_extractor.conv_layers[0].conv.weight.grad.clone())
+    assert torch.allclose(outs[0], outs[1])
+    assert torch.allclose(grads[1], 0.1 * grads[0], rtol=1e-4, atol=1e-7)

@@ -64,14 +64,17 @@ class SpeechFrontend(nn.Module):
 
     HuBERT's conv feature encoder, LayerNorm + projection, learned ``mask_emb`` on masked
     frames, conv positional embedding and LayerNorm (as ``HubertModel`` before its stack).
+    ``grad_mult`` scales the gradient reaching the conv encoder (fairseq's
+    ``feature_grad_mult``, 0.1 in wav2vec 2.0 / HuBERT pretraining); the forward is unchanged.
     """
 
-    def __init__(self, config: Any, normalize: bool = True) -> None:
+    def __init__(self, config: Any, normalize: bool = True, grad_mult: float = 1.0) -> None:
         from transformers.models.hubert.modeling_hubert import (
             HubertFeatureEncoder, HubertFeatureProjection, HubertPositionalConvEmbedding)
 
         super().__init__()
         self.normalize = normalize
+        self.grad_mult = grad_mult
         self.feature_extractor = HubertFeatureEncoder(config)
         self.feature_projection = HubertFeatureProjection(config)
         self.pos_conv = HubertPositionalConvEmbedding(config)
@@ -92,6 +95,8 @@ class SpeechFrontend(nn.Module):
             var = (((wav - mean) * valid) ** 2).sum(1, keepdim=True) / n
             wav = (wav - mean) / torch.sqrt(var + 1e-7) * valid
         feats = self.feature_extractor(wav).transpose(1, 2)  # (B, F, C)
+        if self.training and self.grad_mult != 1.0:  # same values, gradient x grad_mult
+            feats = feats * self.grad_mult + feats.detach() * (1.0 - self.grad_mult)
         frames = frame_lengths(lengths).clamp(max=feats.shape[1])
         h = self.feature_projection(feats)  # (B, F, H)
         if mask is not None:

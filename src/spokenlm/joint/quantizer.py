@@ -5,6 +5,15 @@ vector the concatenation of the chosen entries projected to ``code_dim``. The si
 integer code id ``sum_g idx_g * V**g`` is the class w2v-BERT's MLM predicts, so
 ``n_codes = V ** G`` (keep it small: G = 1 or 2). Hard straight-through Gumbel-softmax
 while training, argmax in eval; the diversity loss pushes codebook usage towards uniform.
+
+The logit projection starts as wav2vec 2.0's does (weights N(0, 1), bias 0), so the
+initial logits of the layer-normed features have a std of ~sqrt(in_dim) and each frame's
+code is a deterministic hash of its features: the hard sample is
+``argmax(logits + gumbel noise)`` whatever the temperature, and with PyTorch's default
+``nn.Linear`` init (logit std ~0.6, below the noise's 1.3) the codes were noise, the
+diversity loss then flattened every frame's softmax (per-frame entropy ln V), and the
+contrastive and code-MLM losses stayed at chance. ``Quantized.entropy`` reports the mean
+per-frame entropy so that failure is visible in the training log.
 """
 
 from __future__ import annotations
@@ -19,12 +28,14 @@ from torch import nn
 @dataclass
 class Quantized:
     """vectors (B, F, code_dim), codes (B, F) int64 in [0, V**G), diversity loss scalar,
-    perplexity (codebook usage, float)."""
+    perplexity (codebook usage over the batch, float), entropy (mean per-frame softmax
+    entropy in nats, per group; ln V means the codes are noise)."""
 
     vectors: torch.Tensor
     codes: torch.Tensor
     diversity: torch.Tensor
     perplexity: float
+    entropy: float
 
 
 class GumbelQuantizer(nn.Module):
@@ -36,6 +47,8 @@ class GumbelQuantizer(nn.Module):
         self.entries, self.groups = entries, groups
         self.norm = nn.LayerNorm(in_dim)
         self.logits = nn.Linear(in_dim, entries * groups)
+        nn.init.normal_(self.logits.weight, 0.0, 1.0)
+        nn.init.zeros_(self.logits.bias)
         self.codebook = nn.Parameter(torch.empty(groups, entries, code_dim // groups).uniform_())
         self.out = nn.Linear(code_dim - code_dim % groups, code_dim)
         self.tau_start, self.tau_min, self.tau_decay = tau
@@ -66,6 +79,8 @@ class GumbelQuantizer(nn.Module):
         avg = probs.mean(dim=(0, 1))  # (G, V)
         ppl = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
         diversity = (self.n_groups_entries - ppl) / self.n_groups_entries
+        with torch.no_grad():
+            entropy = float(-(probs * torch.log(probs + 1e-7)).sum(-1).mean())
         if self.training:
             onehot = F.gumbel_softmax(logits, tau=self.tau, hard=True, dim=-1)
         else:
@@ -74,7 +89,7 @@ class GumbelQuantizer(nn.Module):
         vec = torch.einsum("btgv,gvd->btgd", onehot, self.codebook.float()).reshape(B, T, -1)
         base = self.entries ** torch.arange(self.groups, device=x.device)
         return Quantized(self.out(vec.to(x.dtype)), (idx * base).sum(-1), diversity,
-                         float(ppl.detach()))
+                         float(ppl.detach()), entropy)
 
     @property
     def n_groups_entries(self) -> int:

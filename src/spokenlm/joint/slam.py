@@ -54,6 +54,8 @@ class SLAMConfig:
     temperature: float = 0.1
     n_negatives: int = 20
     diversity_weight: float = 0.1
+    feature_grad_mult: float = 0.1  # wav2vec 2.0: gradient into the conv encoder x 0.1
+    quantizer_grad: bool = False  # let the targets' gradient reach the conv encoder
 
 
 @dataclass
@@ -77,7 +79,8 @@ class SLAMModel(ModelDir, nn.Module):
         super().__init__()
         c = self.config = config
         self.frontend = SpeechFrontend(frontend_config(c.hidden, c.conv_dim, c.heads, c.ffn,
-                                                       norm="layer", dropout=c.dropout))
+                                                       norm="layer", dropout=c.dropout),
+                                       grad_mult=c.feature_grad_mult)
         self.speech = ConformerStack(c.speech_layers, c.hidden, c.heads, c.ffn, c.kernel,
                                      c.dropout)
         self.text_emb = TextEmbedding(c.vocab_size + 1, c.hidden, c.max_text_len, c.dropout)
@@ -120,17 +123,25 @@ class SLAMModel(ModelDir, nn.Module):
     def speech_loss(self, wav: torch.Tensor, lengths: torch.Tensor | None, mask: torch.Tensor,
                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """w2v-BERT: ``contrastive`` (+ diversity) at the speech layers, ``code_mlm`` at the
-        top; mask (B, F) bool. Returns the parts and their weighted sum ``loss``."""
+        top; mask (B, F) bool. Returns the parts and their weighted sum ``loss``.
+
+        The quantiser reads the conv features through a stop-gradient unless
+        ``config.quantizer_grad``: with the gradient, the conv encoder learns to give every
+        frame the same code within ~100 steps (contrastive and code MLM then drop to 0,
+        because distractors equal to the positive are ignored, and the diversity loss,
+        at most ``diversity_weight``, cannot outweigh that). The quantiser's own logits and
+        codebook still learn through the straight-through estimator."""
         out = self.encode_speech(wav, lengths, mask)
         mask = mask[:, : out.speech.shape[1]] & ~out.pad
-        q = self.quantizer(out.feats)
+        q = self.quantizer(out.feats if self.config.quantizer_grad else out.feats.detach())
         con = contrastive_loss(self.context_proj(out.speech), q.vectors, mask,
                                self.config.n_negatives, self.config.temperature, generator)
         mlm, acc = masked_ce(self.code_head(out.top), q.codes.detach(), mask)
         div = q.diversity * self.config.diversity_weight
         return {"loss": con + mlm + div, "contrastive": con, "code_mlm": mlm,
                 "diversity": q.diversity, "code_acc": torch.tensor(acc),
-                "code_ppl": torch.tensor(q.perplexity)}
+                "code_ppl": torch.tensor(q.perplexity),
+                "code_entropy": torch.tensor(q.entropy)}
 
     def text_loss(self, ids: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor,
                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

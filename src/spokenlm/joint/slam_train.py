@@ -58,6 +58,8 @@ class SLAMTrainOptions:
     shared_layers: int = arg(2, help="shared conformer layers (MLM module)")
     conv_dim: int = arg(64, help="conv front-end channels")
     code_entries: int = arg(64, help="quantiser codebook entries (= MLM classes)")
+    quantizer_grad: bool = arg(False, help="let the quantiser's gradient reach the conv "
+                               "encoder (wav2vec 2.0 does; at small scale the codes collapse)")
     mask_prob: float = arg(0.65, help="speech span-mask probability")
     mask_length: int = arg(10, help="speech span length in frames")
     text_mask_prob: float = arg(0.15, help="text span-mask probability")
@@ -124,7 +126,8 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
     cfg = SLAMConfig(vocab_size=len(vocab), hidden=opts.hidden, heads=opts.heads,
                      ffn=4 * opts.hidden, conv_dim=opts.conv_dim,
                      speech_layers=opts.speech_layers, shared_layers=opts.shared_layers,
-                     code_entries=opts.code_entries, dropout=opts.dropout)
+                     code_entries=opts.code_entries, quantizer_grad=opts.quantizer_grad,
+                     dropout=opts.dropout)
     device = device_of(LoopSettings(device=opts.device))
     model = SLAMModel(cfg).to(device)
 
