@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from spokenlm.asr import ASR, register_asr
@@ -103,3 +104,37 @@ def test_eval_all_runs_what_is_there(generations: Path, tokenizer_dir: Path, lm_
     table = capsys.readouterr().out
     assert "| generation unit VERT |" in table and "skipped" in table
     assert (run / "eval" / "all.json").exists()
+
+
+def test_eval_all_aligns_with_a_ctc_phoneme_model(tmp_path: Path) -> None:
+    """``--aligner``: a spokenlm CTC phoneme model aligns every test utterance (no
+    pocketsphinx), and PNMI runs on those alignments."""
+    from spokenlm.asr.ctc_model import CTCConfig, CTCModel
+    from spokenlm.asr.text import Vocab
+    from spokenlm.audio.load import load_audio
+    from spokenlm.common.files import iter_jsonl
+    from spokenlm.testing.audio import write_test_manifest, write_wav_folder
+    from spokenlm.tokenize.encoders.base import num_frames
+
+    run = tmp_path / "run"
+    wavs = write_wav_folder(run / "corpus" / "wavs", n=3, seed=4, seconds=(0.6, 0.9))
+    phones = ["d ɑː ɡ", "k æ t | s æ t", "ɡ oʊ"]
+    test = write_test_manifest(run / "corpus" / "test.jsonl", wavs, text=["dog", "cat sat",
+                                                                          "go"], phonemes=phones)
+    units = []
+    for i, r in enumerate(iter_jsonl(test)):
+        n = num_frames(len(load_audio(r["path"])))
+        units.append({"id": r["id"], "units": [(i + k) % 4 for k in range(n)]})
+    write_jsonl(run / "units" / "test.jsonl", units)
+    inventory = ["<blank>", "d", "ɑː", "ɡ", "k", "æ", "t", "s", "oʊ"]
+    torch.manual_seed(0)
+    aligner = CTCModel(CTCConfig(adapter_layers=1, adapter_dim=32),
+                       Vocab(inventory, "phonemes")).save_pretrained(tmp_path / "aligner")
+    summary = evaluate_all(run=run, asr="fixed-test", build=False, aligner=aligner)
+    res = summary["results"]
+    assert res["alignment"]["aligner"] == str(aligner)
+    rows = list(iter_jsonl(run / "eval" / "alignments.jsonl"))
+    assert len(rows) == 3
+    assert [iv[2] for iv in rows[1]["intervals"] if iv[2] != "sil"] == \
+        ["k", "æ", "t", "s", "æ", "t"]
+    assert "pnmi" in res["pnmi"] and "skipped" not in res["pnmi"]

@@ -6,7 +6,10 @@ Run directory layout (what ``spokenlm demo`` writes)::
 
 Steps, each skipped with a stated reason when what it needs is missing:
 
-1. phone alignments of test utterances (pocketsphinx forced alignment) -> ``eval/alignments.jsonl``
+1. phone alignments of test utterances -> ``eval/alignments.jsonl``: pocketsphinx forced
+   alignment (ARPAbet), or with ``--aligner`` a spokenlm CTC phoneme model (``asr train
+   --unit phonemes``; the corpus's espeak phones), which aligns every utterance where
+   pocketsphinx gives up on about half of the synthetic ones
 2. PNMI / purity of test units against those alignments
 3. phone ABX (item file made from the alignments; features, units, unit embeddings)
 4. word ABX on word pairs spoken by several held-out voices (built if missing)
@@ -38,6 +41,8 @@ class EvalAllOptions:
     text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
     speaker_encoder: Path | None = arg(None, help="local HF x-vector model dir for resynthesis "
                                        "speaker similarity")
+    aligner: Path | None = arg(None, help="CTC phoneme model dir (`spokenlm asr train --unit "
+                               "phonemes`) to align with instead of pocketsphinx")
     n_align: int = arg(60, help="test utterances to align for PNMI and phone ABX")
     n_items: int = arg(100, help="items for benchmarks built here (acceptability, cloze, words)")
     voices_per_word: int = arg(3, help="voices speaking each word for word ABX")
@@ -75,19 +80,26 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
             log(f"eval all: {name} skipped: {results[name]['skipped']}")
 
     def align() -> dict:
+        _need(corpus / "test.jsonl")
+        if opts.aligner is not None:
+            from ..asr.align import align_manifest as ctc_align
+
+            _need(opts.aligner)
+            path = ctc_align(model=opts.aligner, manifest=corpus / "test.jsonl",
+                             output=out / "alignments.jsonl", max_utterances=opts.n_align)
+            return {"alignments": str(path), "aligner": str(opts.aligner)}
         from ..asr.sphinx_align import align_manifest
 
-        _need(corpus / "test.jsonl")
         path = align_manifest(manifest=corpus / "test.jsonl", output=out / "alignments.jsonl",
                               limit=opts.n_align)
-        return {"alignments": str(path)}
+        return {"alignments": str(path), "aligner": "pocketsphinx"}
 
     def pnmi() -> dict:
         from .pnmi import evaluate_pnmi
 
         _need(out / "alignments.jsonl", run / "units" / "test.jsonl")
         return evaluate_pnmi(units=run / "units" / "test.jsonl", labels=out / "alignments.jsonl",
-                             ignore=["SIL"], output=out / "pnmi.json")
+                             ignore=["SIL", "sil"], output=out / "pnmi.json")
 
     def abx_phone() -> dict:
         from ..audio.manifest import read_manifest
