@@ -171,3 +171,18 @@ def test_frontend_grad_mult_scales_only_the_gradient() -> None:
         grads.append(fe.feature_extractor.conv_layers[0].conv.weight.grad.clone())
     assert torch.allclose(outs[0], outs[1])
     assert torch.allclose(grads[1], 0.1 * grads[0], rtol=1e-4, atol=1e-7)
+
+
+def test_slam_frozen_code_assignment_trains_only_the_codebook() -> None:
+    from spokenlm.joint.slam import SLAMConfig, SLAMModel
+
+    torch.manual_seed(0)
+    model = SLAMModel(SLAMConfig(hidden=16, heads=2, ffn=32, conv_dim=8, speech_layers=1,
+                                 shared_layers=1, code_entries=8, code_dim=8,
+                                 frozen_code_assignment=True)).train()
+    mask = torch.zeros(2, 12, dtype=torch.bool)
+    mask[:, 3:8] = True
+    out = model.speech_loss(torch.randn(2, 4000), None, mask, torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert model.quantizer.logits.weight.grad is None and model.quantizer.norm.weight.grad is None
+    assert model.quantizer.codebook.grad is not None

@@ -56,6 +56,7 @@ class SLAMConfig:
     diversity_weight: float = 0.1
     feature_grad_mult: float = 0.1  # wav2vec 2.0: gradient into the conv encoder x 0.1
     quantizer_grad: bool = False  # let the targets' gradient reach the conv encoder
+    frozen_code_assignment: bool = False  # codes = fixed random hash (BEST-RQ-like)
 
 
 @dataclass
@@ -88,6 +89,9 @@ class SLAMModel(ModelDir, nn.Module):
         self.shared = ConformerStack(c.shared_layers, c.hidden, c.heads, c.ffn, c.kernel,
                                      c.dropout)
         self.quantizer = GumbelQuantizer(c.conv_dim, c.code_entries, c.code_groups, c.code_dim)
+        if c.frozen_code_assignment:  # which code a frame gets never trains; codebook does
+            self.quantizer.norm.requires_grad_(False)
+            self.quantizer.logits.requires_grad_(False)
         self.context_proj = nn.Linear(c.hidden, c.code_dim)
         self.code_head = nn.Linear(c.hidden, self.quantizer.n_codes)
         self.text_head = nn.Linear(c.hidden, c.vocab_size)

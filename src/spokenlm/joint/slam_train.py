@@ -60,6 +60,9 @@ class SLAMTrainOptions:
     code_entries: int = arg(64, help="quantiser codebook entries (= MLM classes)")
     quantizer_grad: bool = arg(False, help="let the quantiser's gradient reach the conv "
                                "encoder (wav2vec 2.0 does; at small scale the codes collapse)")
+    frozen_code_assignment: bool = arg(False, help="freeze the quantiser's logit projection: "
+                                       "codes are a fixed random hash of the conv features "
+                                       "(stable where learned logits collapse to one code)")
     mask_prob: float = arg(0.65, help="speech span-mask probability")
     mask_length: int = arg(10, help="speech span length in frames")
     text_mask_prob: float = arg(0.15, help="text span-mask probability")
@@ -127,6 +130,7 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
                      ffn=4 * opts.hidden, conv_dim=opts.conv_dim,
                      speech_layers=opts.speech_layers, shared_layers=opts.shared_layers,
                      code_entries=opts.code_entries, quantizer_grad=opts.quantizer_grad,
+                     frozen_code_assignment=opts.frozen_code_assignment,
                      dropout=opts.dropout)
     device = device_of(LoopSettings(device=opts.device))
     model = SLAMModel(cfg).to(device)
