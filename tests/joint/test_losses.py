@@ -186,3 +186,35 @@ def test_slam_frozen_code_assignment_trains_only_the_codebook() -> None:
     out["loss"].backward()
     assert model.quantizer.logits.weight.grad is None and model.quantizer.norm.weight.grad is None
     assert model.quantizer.codebook.grad is not None
+
+
+def test_slam_logmel_codes_cannot_drift() -> None:
+    """``code_input="logmel"`` + frozen code assignment: the targets of a waveform are the
+    same after a training step (BEST-RQ's fixed targets); the encoder still learns."""
+    from spokenlm.joint.slam import SLAMConfig, SLAMModel
+
+    torch.manual_seed(0)
+    model = SLAMModel(SLAMConfig(hidden=16, heads=2, ffn=32, conv_dim=8, speech_layers=1,
+                                 shared_layers=1, code_entries=8, code_dim=8,
+                                 frozen_code_assignment=True, code_input="logmel"))
+    wav = torch.randn(2, 4000)
+    mask = torch.zeros(2, 12, dtype=torch.bool)
+    mask[:, 3:8] = True
+
+    def codes() -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            out = model.encode_speech(wav, None)
+            return model.quantizer(model.code_input(wav, out)).codes
+
+    before = codes()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    model.train()
+    model.speech_loss(wav, None, mask, torch.Generator().manual_seed(0))["loss"].backward()
+    conv = model.frontend.feature_extractor.conv_layers[0].conv.weight
+    old = conv.detach().clone()
+    opt.step()
+    assert not torch.equal(old, conv.detach())
+    assert torch.equal(before, codes())
+    with pytest.raises(Exception, match="code_input"):
+        SLAMModel(SLAMConfig(code_input="mfcc"))

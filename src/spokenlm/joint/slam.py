@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common.errors import InputError
+from ..tokenize.encoders.spectral import LogMelEncoder, LogMelOptions
 from .blocks import (ConformerStack, SpeechFrontend, TextEmbedding, bert_corrupt,
                      frontend_config, padding_mask)
 from .losses import contrastive_loss, masked_ce
@@ -57,6 +59,7 @@ class SLAMConfig:
     feature_grad_mult: float = 0.1  # wav2vec 2.0: gradient into the conv encoder x 0.1
     quantizer_grad: bool = False  # let the targets' gradient reach the conv encoder
     frozen_code_assignment: bool = False  # codes = fixed random hash (BEST-RQ-like)
+    code_input: str = "conv"  # quantiser input: "conv" features or fixed "logmel" frames
 
 
 @dataclass
@@ -88,7 +91,11 @@ class SLAMModel(ModelDir, nn.Module):
         self.modality = nn.Embedding(2, c.hidden)  # 0 speech, 1 text
         self.shared = ConformerStack(c.shared_layers, c.hidden, c.heads, c.ffn, c.kernel,
                                      c.dropout)
-        self.quantizer = GumbelQuantizer(c.conv_dim, c.code_entries, c.code_groups, c.code_dim)
+        if c.code_input not in ("conv", "logmel"):
+            raise InputError(f"SLAM code_input {c.code_input!r}: use 'conv' or 'logmel'")
+        self.code_features = LogMelEncoder(LogMelOptions()) if c.code_input == "logmel" else None
+        q_dim = self.code_features.dim if self.code_features is not None else c.conv_dim
+        self.quantizer = GumbelQuantizer(q_dim, c.code_entries, c.code_groups, c.code_dim)
         if c.frozen_code_assignment:  # which code a frame gets never trains; codebook does
             self.quantizer.norm.requires_grad_(False)
             self.quantizer.logits.requires_grad_(False)
@@ -96,6 +103,17 @@ class SLAMModel(ModelDir, nn.Module):
         self.code_head = nn.Linear(c.hidden, self.quantizer.n_codes)
         self.text_head = nn.Linear(c.hidden, c.vocab_size)
         self.stm_head = nn.Linear(c.hidden, 1)
+
+    def code_input(self, wav: torch.Tensor, out: SpeechOut) -> torch.Tensor:
+        """The quantiser's input (B, F, D): the conv features through a stop-gradient
+        (unless ``quantizer_grad``), or with ``code_input="logmel"`` log-mel frames of the
+        waveform on the same 50 Hz grid, which no training step can move (BEST-RQ's
+        fixed targets)."""
+        if self.code_features is None:
+            return out.feats if self.config.quantizer_grad else out.feats.detach()
+        with torch.no_grad():
+            mel = self.code_features(wav.float())[:, : out.feats.shape[1]]
+        return mel.to(out.feats.dtype)
 
     @property
     def mask_id(self) -> int:
@@ -137,7 +155,7 @@ class SLAMModel(ModelDir, nn.Module):
         codebook still learn through the straight-through estimator."""
         out = self.encode_speech(wav, lengths, mask)
         mask = mask[:, : out.speech.shape[1]] & ~out.pad
-        q = self.quantizer(out.feats if self.config.quantizer_grad else out.feats.detach())
+        q = self.quantizer(self.code_input(wav, out))
         con = contrastive_loss(self.context_proj(out.speech), q.vectors, mask,
                                self.config.n_negatives, self.config.temperature, generator)
         mlm, acc = masked_ce(self.code_head(out.top), q.codes.detach(), mask)
@@ -179,7 +197,7 @@ class SLAMModel(ModelDir, nn.Module):
         n = out.speech.shape[1]
         smask = smask[:, :n] & ~out.pad
         with torch.no_grad():
-            codes = self.quantizer(out.feats).codes
+            codes = self.quantizer(self.code_input(wav, out)).codes
         s_loss, s_acc = masked_ce(self.code_head(top[:, :n]), codes, smask)
         t_loss, t_acc = masked_ce(self.text_head(top[:, n:]), ids, tmask)
         return {"loss": s_loss + t_loss, "tlm_speech": s_loss, "tlm_text": t_loss,

@@ -63,6 +63,8 @@ class SLAMTrainOptions:
     frozen_code_assignment: bool = arg(False, help="freeze the quantiser's logit projection: "
                                        "codes are a fixed random hash of the conv features "
                                        "(stable where learned logits collapse to one code)")
+    code_input: Literal["conv", "logmel"] = arg("conv", help="quantiser input: the conv "
+                                                "features, or fixed log-mel frames")
     mask_prob: float = arg(0.65, help="speech span-mask probability")
     mask_length: int = arg(10, help="speech span length in frames")
     text_mask_prob: float = arg(0.15, help="text span-mask probability")
@@ -131,6 +133,7 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
                      speech_layers=opts.speech_layers, shared_layers=opts.shared_layers,
                      code_entries=opts.code_entries, quantizer_grad=opts.quantizer_grad,
                      frozen_code_assignment=opts.frozen_code_assignment,
+                     code_input=opts.code_input,
                      dropout=opts.dropout)
     device = device_of(LoopSettings(device=opts.device))
     model = SLAMModel(cfg).to(device)
