@@ -60,11 +60,13 @@ class SLAMTrainOptions:
     code_entries: int = arg(64, help="quantiser codebook entries (= MLM classes)")
     quantizer_grad: bool = arg(False, help="let the quantiser's gradient reach the conv "
                                "encoder (wav2vec 2.0 does; at small scale the codes collapse)")
-    frozen_code_assignment: bool = arg(False, help="freeze the quantiser's logit projection: "
-                                       "codes are a fixed random hash of the conv features "
-                                       "(stable where learned logits collapse to one code)")
-    code_input: Literal["conv", "logmel"] = arg("conv", help="quantiser input: the conv "
-                                                "features, or fixed log-mel frames")
+    frozen_code_assignment: bool = arg(True, help="freeze the quantiser's logit projection "
+                                       "(codes: a fixed random hash of --code-input; the "
+                                       "codebook still learns). --no-frozen-code-assignment "
+                                       "--code-input conv is w2v-BERT's learned quantiser, "
+                                       "which collapsed to one code at laptop scale")
+    code_input: Literal["conv", "logmel"] = arg("logmel", help="quantiser input: fixed "
+                                                "log-mel frames, or the conv features")
     mask_prob: float = arg(0.65, help="speech span-mask probability")
     mask_length: int = arg(10, help="speech span length in frames")
     text_mask_prob: float = arg(0.15, help="text span-mask probability")
