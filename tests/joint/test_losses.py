@@ -205,7 +205,7 @@ def test_slam_logmel_codes_cannot_drift() -> None:
         model.eval()
         with torch.no_grad():
             out = model.encode_speech(wav, None)
-            return model.quantizer(model.code_input(wav, out)).codes
+            return model.quantizer(model.quantizer_input(wav, out)).codes
 
     before = codes()
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)

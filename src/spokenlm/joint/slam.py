@@ -22,6 +22,7 @@ Saved dir: ``config.json`` (``{"type": "spokenlm-slam", ...}``), ``model.safeten
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +60,8 @@ class SLAMConfig:
     feature_grad_mult: float = 0.1  # wav2vec 2.0: gradient into the conv encoder x 0.1
     quantizer_grad: bool = False  # let the targets' gradient reach the conv encoder
     frozen_code_assignment: bool = False  # codes = fixed random hash (BEST-RQ-like)
-    code_input: str = "conv"  # quantiser input: "conv" features or fixed "logmel" frames
+    code_input: Literal["conv", "logmel"] = "conv"  # quantiser input (conv features or
+    # fixed log-mel frames); "conv" for dirs saved before the option existed
 
 
 @dataclass
@@ -104,7 +106,7 @@ class SLAMModel(ModelDir, nn.Module):
         self.text_head = nn.Linear(c.hidden, c.vocab_size)
         self.stm_head = nn.Linear(c.hidden, 1)
 
-    def code_input(self, wav: torch.Tensor, out: SpeechOut) -> torch.Tensor:
+    def quantizer_input(self, wav: torch.Tensor, out: SpeechOut) -> torch.Tensor:
         """The quantiser's input (B, F, D): the conv features through a stop-gradient
         (unless ``quantizer_grad``), or with ``code_input="logmel"`` log-mel frames of the
         waveform on the same 50 Hz grid, which no training step can move (BEST-RQ's
@@ -147,15 +149,15 @@ class SLAMModel(ModelDir, nn.Module):
         """w2v-BERT: ``contrastive`` (+ diversity) at the speech layers, ``code_mlm`` at the
         top; mask (B, F) bool. Returns the parts and their weighted sum ``loss``.
 
-        The quantiser reads the conv features through a stop-gradient unless
-        ``config.quantizer_grad``: with the gradient, the conv encoder learns to give every
-        frame the same code within ~100 steps (contrastive and code MLM then drop to 0,
-        because distractors equal to the positive are ignored, and the diversity loss,
-        at most ``diversity_weight``, cannot outweigh that). The quantiser's own logits and
-        codebook still learn through the straight-through estimator."""
+        The quantiser's input is :meth:`quantizer_input`: with ``code_input="conv"`` the conv
+        features through a stop-gradient unless ``config.quantizer_grad`` (with the
+        gradient, the conv encoder learns to give every frame the same code within ~100
+        steps: contrastive and code MLM then drop to 0, because distractors equal to the
+        positive are ignored, and the diversity loss, at most ``diversity_weight``, cannot
+        outweigh that)."""
         out = self.encode_speech(wav, lengths, mask)
         mask = mask[:, : out.speech.shape[1]] & ~out.pad
-        q = self.quantizer(self.code_input(wav, out))
+        q = self.quantizer(self.quantizer_input(wav, out))
         con = contrastive_loss(self.context_proj(out.speech), q.vectors, mask,
                                self.config.n_negatives, self.config.temperature, generator)
         mlm, acc = masked_ce(self.code_head(out.top), q.codes.detach(), mask)
@@ -197,7 +199,7 @@ class SLAMModel(ModelDir, nn.Module):
         n = out.speech.shape[1]
         smask = smask[:, :n] & ~out.pad
         with torch.no_grad():
-            codes = self.quantizer(self.code_input(wav, out)).codes
+            codes = self.quantizer(self.quantizer_input(wav, out)).codes
         s_loss, s_acc = masked_ce(self.code_head(top[:, :n]), codes, smask)
         t_loss, t_acc = masked_ce(self.text_head(top[:, n:]), ids, tmask)
         return {"loss": s_loss + t_loss, "tlm_speech": s_loss, "tlm_text": t_loss,

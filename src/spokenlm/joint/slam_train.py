@@ -9,7 +9,8 @@ for ``--alignment-start`` steps, then adds TLM and STM. ``--no-tlm`` / ``--no-st
 paper's ablations. The w2v-BERT targets default to a frozen random hash of fixed log-mel
 frames with a learned codebook (BEST-RQ-like): w2v-BERT's learned quantiser over the conv
 features (``--no-frozen-code-assignment --code-input conv``) collapsed to one code within
-~150 steps of a 1200-step run at laptop scale; watch ``code_ppl`` in ``log.jsonl``. Run dir: ``checkpoints/``, ``log.jsonl``, ``final/`` (SLAM dir +
+~150 steps of a 1200-step run at laptop scale; watch ``code_ppl`` in ``log.jsonl``.
+Run dir: ``checkpoints/``, ``log.jsonl``, ``final/`` (SLAM dir +
 ``vocab.json``; fine-tune with ``spokenlm asr train --encoder joint --encoder-path final``),
 ``metrics.json``.
 """
