@@ -115,3 +115,21 @@ def test_to_plain_handles_namespaces_enums_and_unknown_stubs() -> None:
     stub = Stub.__new__(Stub)
     stub.__setstate__({"x": 1, "_private": 2})
     assert to_plain(stub) == {"x": 1}
+
+
+def test_real_omegaconf_checkpoint(tmp_path: Path) -> None:
+    """``data/omegaconf_hubert.pt`` was written with real omegaconf 2.0.6 (see the script
+    beside it): every global in it passes the allowlist and the cfg comes back plain."""
+    path = Path(__file__).with_name("data") / "omegaconf_hubert.pt"
+    ckpt = load_fairseq_checkpoint(path)
+    model_cfg = tiny_hubert_cfg(layers=2, embed_dim=32)
+    assert ckpt["cfg"]["model"] == model_cfg
+    assert ckpt["cfg"]["task"]["labels"] == ["km"] and ckpt["cfg"]["task"]["normalize"] is False
+    out = convert_fairseq_hubert(path, tmp_path / "hf")
+    from transformers import HubertModel
+
+    wav = torch.randn(1, 4000)
+    with torch.no_grad():
+        hf = HubertModel.from_pretrained(str(out)).eval()(wav, output_hidden_states=True)
+    ref = reference_hubert_features(ckpt["model"], model_cfg, wav, 2)
+    assert (hf.hidden_states[2] - ref).abs().max().item() < 1e-4

@@ -11,7 +11,7 @@ import pytest
 from sklearn.cluster import MiniBatchKMeans
 
 from spokenlm.common.errors import InputError
-from spokenlm.interop.sklearn_kmeans import export_kmeans, import_kmeans
+from spokenlm.interop.sklearn_kmeans import export_kmeans, import_kmeans, load_sklearn_centroids
 from spokenlm.testing.encoders import tiny_hubert_dir
 from spokenlm.tokenize.encoders import build_encoder
 from spokenlm.tokenize.kmeans import KMeans
@@ -81,8 +81,19 @@ def test_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="not a fitted k-means"):
         import_kmeans(km_path=tmp_path / "dict.bin", output=tmp_path / "tok", encoder="mfcc")
     (tmp_path / "junk.bin").write_bytes(b"not a pickle")
-    with pytest.raises(InputError, match="cannot unpickle"):
+    with pytest.raises(InputError, match="cannot read it as a joblib"):
         import_kmeans(km_path=tmp_path / "junk.bin", output=tmp_path / "tok", encoder="mfcc")
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(InputError, match="pip install scikit-learn"):
-        import_kmeans(km_path=tmp_path / "dict.bin", output=tmp_path / "tok", encoder="mfcc")
+        import_kmeans(km_path=tmp_path / "dict.bin", output=tmp_path / "tok", encoder="mfcc",
+                      trust_pickle=True)
+
+
+def test_reading_needs_neither_sklearn_nor_joblib(tmp_path: Path, km_file: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = joblib.load(km_file).cluster_centers_
+    for name in [m for m in sys.modules if m.split(".")[0] in ("sklearn", "joblib")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn -> ImportError
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    np.testing.assert_array_equal(load_sklearn_centroids(km_file), expected)

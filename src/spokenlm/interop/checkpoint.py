@@ -13,8 +13,9 @@ every class from ``fairseq``, ``omegaconf`` or ``hydra`` is replaced by a small 
 (:class:`Stub`) that records what the pickle gives it, and :func:`to_plain` turns the result
 into plain dicts, lists and scalars.
 
-Unpickling runs code chosen by the file's author (as ``torch.load(weights_only=False)``
-and fairseq itself do): only load checkpoints you trust.
+Every global the pickle names is checked against an allowlist
+(:mod:`spokenlm.interop.safe_pickle`), so a crafted checkpoint cannot run code here;
+``trust_pickle=True`` (``--trust-pickle``) lifts the allowlist for files that need more.
 """
 
 from __future__ import annotations
@@ -30,69 +31,24 @@ from typing import Any
 import torch
 
 from ..common.errors import InputError
-
-#: Modules whose classes are replaced by :class:`Stub` when unpickling.
-STUB_PREFIXES: tuple[str, ...] = ("fairseq", "omegaconf", "hydra")
+from .safe_pickle import STUB_MODULES, Stub, UnsafePickleError, restricted_torch_load, stub_class
 
 
-class Stub:
-    """Stand-in for a class the unpickler cannot or should not import.
-
-    Records constructor arguments (enums and ``__reduce__``-style objects are rebuilt as
-    ``cls(*args)``) and the pickled state (``__setstate__``), so :func:`to_plain` can recover
-    the values: omegaconf containers keep theirs in ``_content``, nodes in ``_val``.
-    """
-
-    _stub_module: str = ""
-    _stub_name: str = ""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._stub_args = args
-        self._stub_kwargs = kwargs
-        self._stub_state: Any = None
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
-        obj = super().__new__(cls)
-        obj._stub_args, obj._stub_kwargs, obj._stub_state = args, kwargs, None
-        return obj
-
-    def __setstate__(self, state: Any) -> None:
-        self._stub_state = state
-
-    def __repr__(self) -> str:
-        return f"<stub {self._stub_module}.{self._stub_name}>"
-
-
-_STUB_CLASSES: dict[tuple[str, str], type[Stub]] = {}
-
-
-def stub_class(module: str, name: str) -> type[Stub]:
-    """The (cached) :class:`Stub` subclass standing in for ``module.name``."""
-    key = (module, name)
-    if key not in _STUB_CLASSES:
-        _STUB_CLASSES[key] = type(name, (Stub,), {"_stub_module": module, "_stub_name": name})
-    return _STUB_CLASSES[key]
-
-
-class StubUnpickler(pickle.Unpickler):
-    """Unpickler mapping fairseq / omegaconf / hydra classes to :class:`Stub` subclasses."""
+class TrustingUnpickler(pickle.Unpickler):
+    """``--trust-pickle``: fairseq / omegaconf / hydra / sklearn classes become stubs, every
+    other global is imported as the file names it (the file can run any code)."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] in STUB_PREFIXES:
+        if module.split(".")[0] in STUB_MODULES:
             return stub_class(module, name)
         return super().find_class(module, name)
 
 
-def _pickle_load(file: Any, **kwargs: Any) -> Any:
-    return StubUnpickler(file, **kwargs).load()
-
-
-#: A ``pickle_module`` for ``torch.load``: torch subclasses ``Unpickler`` (keeping our
-#: ``find_class`` for everything but storages) and calls ``load`` for legacy files.
-stub_pickle = types.ModuleType("spokenlm_stub_pickle")
-stub_pickle.Unpickler = StubUnpickler  # type: ignore[attr-defined]
-stub_pickle.load = _pickle_load  # type: ignore[attr-defined]
-stub_pickle.__dict__["__version__"] = getattr(pickle, "format_version", "4.0")
+#: A ``pickle_module`` for ``torch.load`` with no allowlist (``--trust-pickle`` only).
+trusting_pickle = types.ModuleType("spokenlm_trusting_pickle")
+trusting_pickle.Unpickler = TrustingUnpickler  # type: ignore[attr-defined]
+trusting_pickle.load = lambda f, **kw: TrustingUnpickler(f, **kw).load()  # type: ignore
+trusting_pickle.__dict__["__version__"] = getattr(pickle, "format_version", "4.0")
 
 
 def to_plain(obj: Any) -> Any:
@@ -127,17 +83,26 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-def load_fairseq_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def load_fairseq_checkpoint(path: str | os.PathLike, trust_pickle: bool = False
+                            ) -> dict[str, Any]:
     """Load a fairseq checkpoint as a dict; ``cfg`` / ``args`` become plain dicts.
 
-    Tensors stay on the CPU in their saved dtype. Raises :class:`InputError` naming the file
-    when it is missing, not a torch file, or not a fairseq checkpoint (no ``model``).
+    Tensors stay on the CPU in their saved dtype. Globals outside the allowlist raise
+    :class:`UnsafePickleError` before anything runs, unless ``trust_pickle``. Raises
+    :class:`InputError` naming the file when it is missing, not a torch file, or not a
+    fairseq checkpoint (no ``model``).
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found; pass the fairseq .pt file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, pickle_module=stub_pickle)
+        if trust_pickle:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False,
+                              pickle_module=trusting_pickle)
+        else:
+            ckpt = restricted_torch_load(path)
+    except UnsafePickleError:
+        raise
     except Exception as e:  # noqa: BLE001 - torch / pickle raise many types
         raise InputError(f"{path}: cannot read it as a torch checkpoint ({type(e).__name__}: "
                          f"{e}); pass an unmodified fairseq .pt file") from e

@@ -35,6 +35,7 @@ from ..common.options import arg, command
 from ..common.progress import log
 from .checkpoint import load_fairseq_checkpoint, model_config
 from .fairseq_config import fairseq_value, hf_hubert_kwargs
+from .safe_pickle import TRUST_PICKLE_HELP
 
 #: fairseq key (regex) -> transformers HubertModel key; ``{wn}`` is the weight-norm prefix.
 KEY_MAP: list[tuple[str, str]] = [
@@ -141,7 +142,7 @@ def _load_weights(model: Any, fairseq_state: dict[str, torch.Tensor], path: Path
 
 
 def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathLike, *,
-                           overwrite: bool = False) -> Path:
+                           overwrite: bool = False, trust_pickle: bool = False) -> Path:
     """Convert a fairseq HuBERT / mHuBERT checkpoint into a transformers model directory.
 
     Args:
@@ -150,6 +151,8 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
             ``preprocessor_config.json`` with ``do_normalize`` = the task's ``normalize``,
             ``spokenlm_conversion.json``). Written atomically (renamed into place).
         overwrite: replace ``output`` when it exists.
+        trust_pickle: read the checkpoint without the global allowlist
+            (:mod:`spokenlm.interop.safe_pickle`); it can then run code.
     Returns:
         ``output``.
     """
@@ -159,7 +162,7 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise InputError(f"{output}: already exists and is not empty; choose another --output "
                          f"or pass --overwrite")
-    ckpt = load_fairseq_checkpoint(checkpoint)
+    ckpt = load_fairseq_checkpoint(checkpoint, trust_pickle=trust_pickle)
     state, model_cfg, task_cfg = _unwrap_finetuned(ckpt, checkpoint)
     kwargs = hf_hubert_kwargs(model_cfg, source=str(checkpoint))
     model = HubertModel(HubertConfig(**kwargs)).eval()
@@ -195,9 +198,11 @@ class ConvertHubertOptions:
     checkpoint: Path = arg(positional=True, help="fairseq HuBERT / mHuBERT checkpoint (.pt)")
     output: Path = arg(Path("hubert-hf"), help="Hugging Face model directory to write")
     overwrite: bool = arg(False, help="replace --output if it exists")
+    trust_pickle: bool = arg(False, help=TRUST_PICKLE_HELP)
 
 
 @command("convert hubert", ConvertHubertOptions)
 def convert_hubert(opts: ConvertHubertOptions) -> Path:
     """Convert a fairseq HuBERT/mHuBERT .pt into a Hugging Face HubertModel directory."""
-    return convert_fairseq_hubert(opts.checkpoint, opts.output, overwrite=opts.overwrite)
+    return convert_fairseq_hubert(opts.checkpoint, opts.output, overwrite=opts.overwrite,
+                                  trust_pickle=opts.trust_pickle)

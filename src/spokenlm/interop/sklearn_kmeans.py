@@ -15,8 +15,9 @@ for tools that expect the recipes' format (e.g. fairseq's ``dump_km_label.py``):
 
     spokenlm convert kmeans-export tok-hubert-100 --output km100.bin
 
-Reading or writing these files needs ``scikit-learn`` and ``joblib`` installed (the pickle
-references sklearn classes); unpickling runs code from the file: use files you trust.
+Reading goes through spokenlm's global allowlist (:mod:`spokenlm.interop.safe_pickle`):
+scikit-learn classes become inert stand-ins, so no code from the file runs and neither
+package is needed. Writing needs ``scikit-learn`` and ``joblib`` installed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..common.progress import log
 from ..tokenize.encoders import ENCODERS, build_encoder, encoder_options
 from ..tokenize.kmeans import KMeans
 from ..tokenize.tokenizer import SpeechTokenizer
+from .safe_pickle import TRUST_PICKLE_HELP, load_joblib, stub_state
 
 
 def _require_sklearn(path: Path) -> None:
@@ -43,43 +45,56 @@ def _require_sklearn(path: Path) -> None:
         import joblib  # noqa: F401
         import sklearn  # noqa: F401
     except ImportError as e:
-        raise InputError(f"{path}: reading/writing scikit-learn k-means files needs "
-                         f"scikit-learn and joblib ({e}); run `pip install scikit-learn joblib`"
-                         ) from e
+        raise InputError(f"{path}: writing scikit-learn k-means files (and --trust-pickle "
+                         f"reading) needs scikit-learn and joblib ({e}); run "
+                         f"`pip install scikit-learn joblib`") from e
 
 
-def load_sklearn_centroids(path: str | os.PathLike) -> np.ndarray:
+def load_sklearn_centroids(path: str | os.PathLike, trust_pickle: bool = False) -> np.ndarray:
     """Centroids (K, D) float32 of a joblib-pickled scikit-learn k-means model.
 
     Accepts any estimator with ``cluster_centers_`` (``MiniBatchKMeans``, ``KMeans``), or a
-    pickled (K, D) array. Raises :class:`InputError` naming the file otherwise.
+    pickled (K, D) array. Read with the global allowlist of
+    :func:`~spokenlm.interop.safe_pickle.load_joblib` (no scikit-learn or joblib needed, no
+    code from the file runs), or with ``joblib.load`` when ``trust_pickle``. Raises
+    :class:`InputError` naming the file otherwise.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: k-means file not found; pass the joblib file written by "
                          f"learn_kmeans.py (e.g. km.bin)")
-    _require_sklearn(path)
-    import joblib
-
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = joblib.load(path)
+        if trust_pickle:
+            _require_sklearn(path)
+            import joblib
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model = joblib.load(path)
+            for w in caught:
+                if "version" in str(w.message).lower():
+                    log(f"{path}: {w.message}")
+            centers = getattr(model, "cluster_centers_", model)
+        else:
+            model = load_joblib(path)
+            centers = stub_state(model).get("cluster_centers_", model)
+    except InputError:
+        raise
     except Exception as e:  # noqa: BLE001 - unpickling raises many types
-        raise InputError(f"{path}: cannot unpickle it with joblib ({type(e).__name__}: {e}); "
-                         f"pass a k-means file saved with joblib.dump (and a scikit-learn "
-                         f"version that can read it)") from e
-    for w in caught:
-        if "version" in str(w.message).lower():
-            log(f"{path}: {w.message}")
-    centers = getattr(model, "cluster_centers_", model)
+        raise InputError(f"{path}: cannot read it as a joblib k-means file "
+                         f"({type(e).__name__}: {e}); pass a file saved with joblib.dump"
+                         ) from e
     centers = np.asarray(centers) if isinstance(centers, (np.ndarray, list)) else None
     if centers is None or centers.ndim != 2 or len(centers) < 1:
-        raise InputError(f"{path}: holds a {type(model).__name__}, not a fitted k-means model "
+        raise InputError(f"{path}: holds a {_type_name(model)}, not a fitted k-means model "
                          f"(no (K, D) cluster_centers_); pass the file learn_kmeans.py wrote")
     if not np.all(np.isfinite(centers)):
         raise InputError(f"{path}: cluster_centers_ contain NaN or Inf; refit the k-means")
     return np.ascontiguousarray(centers, dtype=np.float32)
+
+
+def _type_name(obj: Any) -> str:
+    return getattr(obj, "_stub_name", "") or type(obj).__name__
 
 
 def sklearn_kmeans_from_centroids(centroids: np.ndarray) -> Any:
@@ -117,12 +132,13 @@ class KMeansImportOptions:
     encoder: str = arg("hubert", help=f"encoder the k-means was fitted on: {sorted(ENCODERS)}")
     encoder_path: Path | None = arg(None, help="local model directory (hubert, wav2vec2)")
     layer: int = arg(6, help="transformer layer the k-means was fitted on (hubert, wav2vec2)")
+    trust_pickle: bool = arg(False, help=TRUST_PICKLE_HELP)
 
 
 @command("convert kmeans-import", KMeansImportOptions)
 def import_kmeans(opts: KMeansImportOptions) -> Path:
     """Import a scikit-learn k-means (joblib) as a spokenlm tokenizer directory."""
-    centroids = load_sklearn_centroids(opts.km_path)
+    centroids = load_sklearn_centroids(opts.km_path, trust_pickle=opts.trust_pickle)
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
     path = str(opts.encoder_path.resolve()) if opts.encoder_path is not None else None
