@@ -11,6 +11,7 @@ from spokenlm.asr.ctc_train import ctc_loss, eval_asr, train_asr
 from spokenlm.asr.text import Vocab
 from spokenlm.common.files import read_json
 from spokenlm.testing.audio import random_speech_like_wav, write_test_manifest, write_wav_folder
+from spokenlm.testing.checkpoints import truncate_checkpoint
 from spokenlm.testing.encoders import tiny_hubert_dir
 
 
@@ -75,6 +76,26 @@ def test_train_and_eval_commands(tmp_path: Path) -> None:
     assert 0 <= metrics["cer"] and metrics["steps"] == 3
     out = eval_asr(model=final, manifest=man, output=tmp_path / "e.json")
     assert out["n_utterances"] == 3 and "wer" in out
+
+
+@pytest.mark.parametrize("file", ["model.safetensors", "trainer_state.pt"])
+def test_train_falls_back_past_a_damaged_checkpoint(tmp_path: Path, file: str,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file
+
+    wavs = write_wav_folder(tmp_path / "w", n=3, seed=2, seconds=(0.6, 0.8))
+    man = write_test_manifest(tmp_path / "m.jsonl", wavs, text=["a b", "b a", "ab"])
+    opts = dict(manifest=man, output=tmp_path / "run", encoder="mfcc", max_steps=4,
+                batch_size=2, warmup_steps=1, save_every=2, log_every=1, adapter_layers=1,
+                adapter_dim=32, device="cpu")
+    straight = load_file(str(train_asr(**opts) / "model.safetensors"))
+    truncate_checkpoint(tmp_path / "run", 4, file)
+    capsys.readouterr()
+    resumed = load_file(str(train_asr(**opts) / "model.safetensors"))
+    said = "".join(capsys.readouterr())
+    assert "skipping checkpoint" in said and "step_00000004" in said
+    assert read_json(tmp_path / "run" / "metrics.json")["steps"] == 4
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
 def test_registered_asr_backend(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from spokenlm.joint.speechlm import SpeechLMModel
 from spokenlm.joint.speechlm_train import train_speechlm
 from spokenlm.joint.t2u_train import train_t2u
 from spokenlm.ssl.model import normalize_wav
+from spokenlm.testing.checkpoints import truncate_checkpoint
 from spokenlm.tokenize.encoders import build_encoder
 
 TINY = dict(hidden=32, heads=2, conv_dim=16, batch_size=3, text_batch_size=3,
@@ -146,3 +147,22 @@ def test_speechlm_resumes_exactly(corpus: dict, tmp_path: Path) -> None:
     a, b = load_file(str(full / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["step"] for r in read_jsonl(tmp_path / "cut/log.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize("file", ["model.safetensors", "trainer_state.pt"])
+def test_speechlm_falls_back_past_a_damaged_checkpoint(corpus: dict, tmp_path: Path, file: str,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file
+
+    kw = dict(manifest=corpus["manifest"], output=tmp_path / "run", variant="P",
+              alignments=corpus["alignments"], text_file=corpus["text"], max_steps=2,
+              save_every=1, **TINY)
+    straight = load_file(str(train_speechlm(**kw) / "model.safetensors"))
+    truncate_checkpoint(tmp_path / "run", 2, file)
+    capsys.readouterr()
+    resumed = load_file(str(train_speechlm(**kw) / "model.safetensors"))
+    said = "".join(capsys.readouterr())
+    assert f"skipping checkpoint {tmp_path / 'run/checkpoints/step_00000002'}" in said
+    assert "resuming from" in said and "step_00000001" in said
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert [r["step"] for r in read_jsonl(tmp_path / "run/log.jsonl")] == [1, 2]

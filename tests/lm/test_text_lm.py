@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM
 
 from spokenlm.common.errors import InputError
@@ -10,6 +11,7 @@ from spokenlm.lm import UnitLM
 from spokenlm.lm.text_lm import TOKENIZER_FILE, TextTokenizer, pretrain_text_lm, read_text
 from spokenlm.lm.train import train_lm
 from spokenlm.lm.twist import is_text_lm_dir, is_unit_lm_dir
+from spokenlm.testing.checkpoints import truncate_checkpoint
 from spokenlm.testing.lm import repetitive_corpus, write_packed_units
 
 TINY = dict(size="tiny", seq_len=16, batch_size=4, lr=3e-3, warmup_steps=1, save_every=10,
@@ -63,11 +65,25 @@ def test_pretrain_then_warm_start(tmp_path) -> None:
     assert lm.n_units == 12 and lm.vocab_size == 15
 
 
+def test_pretrain_resumes_past_a_damaged_checkpoint(tmp_path, capsys) -> None:
+    from safetensors.torch import load_file
+
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(["the dog runs", "the cats sleep", "a bird sings"] * 10))
+    opts = dict(text=text, output=tmp_path / "text_lm", max_steps=4, **{**TINY, "save_every": 2})
+    straight = load_file(pretrain_text_lm(**opts) / "model.safetensors")
+    truncate_checkpoint(tmp_path / "text_lm" / "run", 4, "trainer_state.pt")
+    capsys.readouterr()
+    resumed = load_file(pretrain_text_lm(**opts) / "model.safetensors")
+    said = "".join(capsys.readouterr())
+    assert "skipping checkpoint" in said and "step_00000004" in said
+    assert "resuming from step_00000002" in said
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
 def test_pretrained_text_lm_scores_text_for_eval(tmp_path) -> None:
     """A `lm pretrain-text` dir is a --text-lm for PPX / GenPPL (its own tokenizer file)."""
     import math
-
-    import torch
 
     from spokenlm.eval.textlm import TextLM
 

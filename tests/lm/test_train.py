@@ -12,9 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from spokenlm.common.errors import InputError
+from spokenlm.common.errors import ArtifactError, InputError
 from spokenlm.lm import UnitLM
 from spokenlm.lm.train import LMTrainOptions, train_lm
+from spokenlm.testing.checkpoints import checkpoint_steps, truncate_checkpoint
 from spokenlm.testing.lm import repetitive_corpus, write_packed_units
 
 TINY = dict(size="tiny", seq_len=32, batch_size=4, lr=3e-3, warmup_steps=2, log_every=2,
@@ -103,6 +104,36 @@ def test_killed_run_resumes_exactly(tmp_path, units) -> None:
     assert [r["loss"] for r in _log(run)] == [r["loss"] for r in _log(tmp_path / "a")]
     wa, wb = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("file", ["model.safetensors", "trainer_state.pt"])
+def test_resume_falls_back_past_a_damaged_checkpoint(tmp_path, units, file, capsys) -> None:
+    run, opts = tmp_path / "run", dict(max_steps=12, save_every=4, **TINY)
+    final = train_lm(units=units, output=run, **opts)
+    straight, rows = load_file(final / "model.safetensors"), _log(run)
+    truncate_checkpoint(run, 12, file)
+    capsys.readouterr()
+    train_lm(units=units, output=run, **opts)
+    said = "".join(capsys.readouterr())
+    assert f"skipping checkpoint {run / 'checkpoints' / 'step_00000012'}: cannot read" in said
+    assert file in said and "resuming from step_00000008" in said
+    resumed = load_file(final / "model.safetensors")  # as if resumed from step 8 directly
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert [(r["step"], r["loss"]) for r in _log(run)] == [(r["step"], r["loss"]) for r in rows]
+    assert checkpoint_steps(run) == [8, 12]  # step 12 saved anew, and resumable again
+    train_lm(units=units, output=run, **opts)
+    assert "skipping" not in "".join(capsys.readouterr())
+
+
+def test_no_intact_checkpoint_is_one_clear_error(tmp_path, units) -> None:
+    run = tmp_path / "run"
+    train_lm(units=units, output=run, max_steps=4, save_every=2, **TINY)
+    truncate_checkpoint(run, 4)
+    truncate_checkpoint(run, 2, "trainer_state.pt")
+    with pytest.raises(ArtifactError, match="no intact checkpoint") as e:
+        train_lm(units=units, output=run, max_steps=4, save_every=2, **TINY)
+    assert f"delete {run / 'checkpoints'}" in str(e.value) and "--output" in str(e.value)
 
 
 def test_options_defaults_are_sensible() -> None:

@@ -11,6 +11,7 @@ from spokenlm.common.files import read_jsonl
 from spokenlm.ssl import HeadConfig, HubertPretrainModel, hubert_config, span_mask, train_ssl
 from spokenlm.ssl.targets import TargetSpec, load_labels, make_targets
 from spokenlm.testing.audio import write_test_manifest, write_wav_folder
+from spokenlm.testing.checkpoints import truncate_checkpoint
 from spokenlm.tokenize.encoders import build_encoder
 from spokenlm.tokenize.encoders.base import num_frames
 
@@ -101,3 +102,23 @@ def test_train_ssl_resumes_exactly(manifest: Path, tmp_path: Path) -> None:
     wa = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
     wb = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("file", ["model.safetensors", "trainer_state.pt"])
+def test_train_ssl_falls_back_past_a_damaged_checkpoint(manifest: Path, tmp_path: Path, file: str,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file
+
+    opts = dict(manifest=manifest, n_clusters=4, batch_size=2, max_seconds=0.6, max_steps=4,
+                warmup_steps=1, save_every=2, log_every=1, device="cpu", layers=1)
+    run = tmp_path / "run"
+    straight = load_file(str(train_ssl(output=run, **opts) / "model.safetensors"))
+    losses = [r["loss"] for r in read_jsonl(run / "log.jsonl")]
+    truncate_checkpoint(run, 4, file)
+    capsys.readouterr()
+    resumed = load_file(str(train_ssl(output=run, **opts) / "model.safetensors"))
+    said = "".join(capsys.readouterr())
+    assert f"skipping checkpoint {run / 'checkpoints' / 'step_00000004'}: cannot read" in said
+    assert "resuming from step_00000002" in said
+    assert [r["loss"] for r in read_jsonl(run / "log.jsonl")] == losses
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)

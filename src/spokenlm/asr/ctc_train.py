@@ -21,13 +21,13 @@ import torch.nn.functional as F
 
 from ..audio.load import load_audio
 from ..audio.manifest import read_manifest
+from ..common.checkpoints import checkpoint_candidates, check_fits, read_state, reading, \
+    resume_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
-from ..lm.checkpoint import STATE_FILE, latest_checkpoint, rng_state, save_checkpoint, \
-    set_rng_state
 from ..lm.optim import make_optimizer, warmup_cosine
 from ..ssl.data import DataState
 from ..ssl.masking import span_mask
@@ -136,6 +136,17 @@ def evaluate_rows(model: CTCModel, rows: list[dict], desc: str = "asr eval"
     return {**error_rates(refs, hyps, model.vocab.unit), "n_utterances": len(rows)}, out
 
 
+def _load_checkpoint(path: Path, model: CTCModel) -> dict[str, Any]:
+    """Read checkpoint ``path`` (a CTC model dir + trainer state), check it fits ``model``,
+    then load its weights into it; return the trainer state."""
+    with reading(path):
+        weights = CTCModel.from_pretrained(path).state_dict()
+    state = read_state(path)
+    check_fits(path, weights, model)
+    model.load_state_dict(weights)
+    return state
+
+
 @command("asr train", ASRTrainOptions)
 def train_asr(opts: ASRTrainOptions) -> Path:
     """Fine-tune an encoder with a CTC head on transcribed audio; returns final/."""
@@ -164,12 +175,11 @@ def train_asr(opts: ASRTrainOptions) -> Path:
     run, ckpt_dir = opts.output, opts.output / "checkpoints"
     state: dict[str, Any] = {"step": 0, "time_s": 0.0, "data": DataState().to_dict(),
                              "loss": None}
-    ckpt = latest_checkpoint(ckpt_dir)
-    if ckpt is not None and not opts.resume:
+    if checkpoint_candidates(ckpt_dir) and not opts.resume:
         raise InputError(f"{run}: already holds checkpoints; pass --resume or a new --output")
+    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: _load_checkpoint(path, model)) \
+        or (None, None)
     if ckpt is not None:
-        model.load_state_dict(CTCModel.from_pretrained(ckpt).state_dict())
-        saved = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         set_rng_state(saved["rng"])

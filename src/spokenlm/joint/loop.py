@@ -1,9 +1,10 @@
 """One resumable training loop for the joint recipes (``t2u train``, ``joint speechlm
-train``, ``joint slam train``), built on the LM trainer's checkpoints and optimiser.
+train``, ``joint slam train``), built on the shared checkpoints and the LM optimiser.
 
 A recipe gives ``step_fn(step) -> {"loss": tensor, <metric>: tensor, ...}`` whose batches
 and masks are a function of ``(seed, step)`` only, so a run killed at any point resumes
-exactly from ``checkpoints/latest`` (weights, optimizer, scheduler, RNG). Run dir::
+exactly from ``checkpoints/latest`` (weights, optimizer, scheduler, RNG), or from the newest
+intact checkpoint before it when that one is damaged. Run dir::
 
     checkpoints/step_XXXXXXXX/  model files (``model.write_files``) + trainer_state.pt
     log.jsonl                   step, lr and the mean of each metric since the last line
@@ -22,12 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..common.checkpoints import checkpoint_candidates, load_checkpoint, resume_checkpoint, \
+    rng_state, save_checkpoint, set_rng_state
 from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_jsonl
 from ..common.progress import log, progress
-from ..lm.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, \
-    set_rng_state
 from ..lm.optim import make_optimizer, warmup_cosine
 
 StepFn = Callable[[int], dict[str, torch.Tensor]]
@@ -63,12 +64,13 @@ def train_loop(model: torch.nn.Module, step_fn: StepFn, run: Path, s: LoopSettin
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(warmup, s.max_steps, 0.0))
     state: dict[str, Any] = {"step": 0, "time_s": 0.0, "last": {}}
-    ckpt = latest_checkpoint(ckpt_dir)
-    if ckpt is not None and not s.resume:
-        raise InputError(f"{run}: already holds checkpoints ({ckpt.name}); pass --resume or "
-                         f"choose a new --output")
+    found = checkpoint_candidates(ckpt_dir)
+    if found and not s.resume:
+        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
+                         f"or choose a new --output")
+    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: load_checkpoint(path, model)) \
+        or (None, None)
     if ckpt is not None:
-        saved = load_checkpoint(ckpt, model)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         set_rng_state(saved["rng"])

@@ -1,9 +1,10 @@
 """``spokenlm lm train``: train a unit LM (LLaMA over units) on packed units.
 
 Resumable: a run killed at any point and restarted with the same options continues from
-``checkpoints/latest`` with the same data order, optimizer, scheduler and RNG state, so it
-ends where an uninterrupted run would. Runs under ``torchrun`` as DDP (gloo on CPU, nccl on
-GPU): every rank takes its slice of each global batch, only rank 0 writes.
+``checkpoints/latest`` (or, when that one is damaged, the newest intact one before it) with
+the same data order, optimizer, scheduler and RNG state, so it ends where an uninterrupted
+run would. Runs under ``torchrun`` as DDP (gloo on CPU, nccl on GPU): every rank takes its
+slice of each global batch, only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from ..common.checkpoints import checkpoint_candidates, load_checkpoint, resume_checkpoint, \
+    rng_state, save_checkpoint, set_rng_state
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, \
-    set_rng_state
 from .config import LMConfig
 from .data import BlockStream, DataState, load_packed, packed_prefix, split_valid
 from .model import META_FILE, UnitLM
@@ -222,12 +223,14 @@ def train_lm(opts: LMTrainOptions) -> Path:
     # everything a resumed run needs besides weights, optimizer, scheduler and RNG
     state: dict[str, Any] = {"step": 0, "tokens": 0, "time_s": 0.0, "last_loss": None,
                              "window": [0.0, 0, 0], "data": DataState()}
-    ckpt = latest_checkpoint(ckpt_dir)
-    if ckpt is not None and not opts.resume:
-        raise InputError(f"{run}: already holds checkpoints ({ckpt.name}); pass --resume to "
-                         "continue that run, or choose a new --output")
+    found = checkpoint_candidates(ckpt_dir)
+    if found and not opts.resume:
+        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
+                         "to continue that run, or choose a new --output")
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else ()
+    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: load_checkpoint(path, model, tied)) \
+        or (None, None)
     if ckpt is not None:
-        saved = load_checkpoint(ckpt, model)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         set_rng_state(saved["rng"])

@@ -10,8 +10,9 @@ One call is one HuBERT iteration: make targets (k-means of ``--target-encoder`` 
     final/          HF HubertModel dir (+ ssl head) -> encoder "hubert", path=final
     metrics.json
 
-Resumable: rerun with the same options and it continues from ``checkpoints/latest``
-(weights, optimizer, scheduler, RNG, data position; masks are seeded by step).
+Resumable: rerun with the same options and it continues from ``checkpoints/latest``, or
+the newest intact checkpoint before it when that one is damaged (weights, optimizer,
+scheduler, RNG, data position; masks are seeded by step).
 """
 
 from __future__ import annotations
@@ -29,18 +30,18 @@ import torch
 
 from ..audio.constants import SAMPLE_RATE
 from ..audio.manifest import read_manifest
+from ..common.checkpoints import checkpoint_candidates, check_fits, read_state, \
+    read_weights, reading, resume_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..common.device import resolve_device, resolve_dtype
-from ..common.errors import ArtifactError, InputError
+from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
-from ..lm.checkpoint import STATE_FILE, latest_checkpoint, rng_state, save_checkpoint, \
-    set_rng_state
 from ..lm.optim import make_optimizer, warmup_cosine
 from .config import HeadConfig, SSLSize, default_final_dim, hubert_config
 from .data import CropBatches, DataState
 from .masking import span_mask
-from .model import HubertPretrainModel
+from .model import HEAD_WEIGHTS, HubertPretrainModel
 from .targets import TargetSpec, load_labels, make_targets
 
 
@@ -129,17 +130,18 @@ def evaluate(model: HubertPretrainModel, data: CropBatches, opts: SSLTrainOption
 
 
 def _load_checkpoint(path: Path, model: HubertPretrainModel) -> dict[str, Any]:
+    """Read the encoder, the head and the trainer state of checkpoint ``path``, check they
+    fit ``model``, then load them into it; return the trainer state."""
     from transformers import HubertModel
 
-    try:
-        src = HubertModel.from_pretrained(str(path), local_files_only=True)
-        model.hubert.load_state_dict(src.state_dict())
-    except (OSError, RuntimeError) as e:
-        raise ArtifactError(f"{path}: checkpoint does not fit the model of these options "
-                            f"({str(e).splitlines()[0]}); resume with the same --size/--layers "
-                            f"or choose a new --output") from e
-    model.load_head(path)
-    return torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    with reading(path):
+        encoder = HubertModel.from_pretrained(str(path), local_files_only=True).state_dict()
+    weights = {**{f"hubert.{k}": v for k, v in encoder.items()},
+               **read_weights(path / HEAD_WEIGHTS)}
+    state = read_state(path)
+    check_fits(path, weights, model)
+    model.load_state_dict(weights)
+    return state
 
 
 @command("ssl train", SSLTrainOptions)
@@ -176,12 +178,13 @@ def train_ssl(opts: SSLTrainOptions) -> Path:
         optimizer, warmup_cosine(warmup, opts.max_steps, opts.min_lr_ratio))
     state: dict[str, Any] = {"step": 0, "time_s": 0.0, "data": DataState().to_dict(),
                              "last": {}}
-    ckpt = latest_checkpoint(ckpt_dir)
-    if ckpt is not None and not opts.resume:
-        raise InputError(f"{run}: already holds checkpoints ({ckpt.name}); pass --resume or "
-                         f"choose a new --output")
+    found = checkpoint_candidates(ckpt_dir)
+    if found and not opts.resume:
+        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
+                         f"or choose a new --output")
+    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: _load_checkpoint(path, model)) \
+        or (None, None)
     if ckpt is not None:
-        saved = _load_checkpoint(ckpt, model)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         set_rng_state(saved["rng"])

@@ -210,12 +210,16 @@ class VocoderModel(nn.Module):
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors`` into ``path``, atomically."""
         with atomic_dir(path) as tmp:
-            state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_NAME))
-            config = {"type": self.type, **self.config, "sample_rate": self.sample_rate,
-                      "hop_length": self.hop_length, "spokenlm_version": __version__}
-            write_json(tmp / CONFIG_NAME, config)
+            self.write_files(tmp)
         return Path(path)
+
+    def write_files(self, path: Path) -> None:
+        """Write ``config.json`` + ``model.safetensors`` into the existing dir ``path``."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(Path(path) / WEIGHTS_NAME))
+        config = {"type": self.type, **self.config, "sample_rate": self.sample_rate,
+                  "hop_length": self.hop_length, "spokenlm_version": __version__}
+        write_json(Path(path) / CONFIG_NAME, config)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu"

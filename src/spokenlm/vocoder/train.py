@@ -6,34 +6,33 @@ Run directory layout (same as the LM trainer's)::
     <output>/log.jsonl                    step, losses, lr, epoch, elapsed_s, frames_per_s
     <output>/checkpoints/step_XXXXXXXX/   vocoder dir + trainer_state.pt
     <output>/checkpoints/latest           name of the last complete checkpoint
+                                          (see :mod:`spokenlm.common.checkpoints`)
     <output>/final/                       the trained vocoder dir (``load_vocoder``)
 
 A killed run started again with the same ``output`` resumes from ``checkpoints/latest``
-(model, discriminators, optimizers, data position and RNG).
+(model, discriminators, optimizers, data position and RNG), or from the newest intact
+checkpoint before it when that one is damaged.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file
 
+from ..common.checkpoints import load_checkpoint, resume_checkpoint, save_checkpoint
 from ..common.device import resolve_device
 from ..common.errors import ArtifactError, InputError
-from ..common.files import atomic_path, read_json, write_json, write_jsonl, iter_jsonl
+from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
-from .base import WEIGHTS_NAME
 from .data import SegmentSampler, load_utterances
 from .tasks import TASKS, Task
 
-STATE_NAME = "trainer_state.pt"
 KEEP_CHECKPOINTS = 2
 
 
@@ -151,46 +150,36 @@ def _append_log(path: Path, row: dict) -> None:
 
 
 def _save_checkpoint(run: Path, step: int, task: Task, sampler: SegmentSampler) -> Path:
-    ckpts = run / "checkpoints"
-    path = task.model.save_pretrained(ckpts / f"step_{step:08d}")
-    state = {"step": step,
-             "aux": {k: m.state_dict() for k, m in task.aux.items()},
+    state = {"aux": {k: m.state_dict() for k, m in task.aux.items()},
              "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()},
              "sampler": sampler.state_dict(),
              "torch_rng": torch.get_rng_state()}
-    with atomic_path(path / STATE_NAME) as tmp:
-        torch.save(state, tmp)
-    with atomic_path(ckpts / "latest") as tmp:
-        tmp.write_text(path.name + "\n")
-    for old in sorted(ckpts.glob("step_*"))[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
-    return path
+    return save_checkpoint(run / "checkpoints", step, task.model, state, KEEP_CHECKPOINTS)
 
 
 def _resume(run: Path, task: Task, sampler: SegmentSampler) -> int:
-    """Load ``checkpoints/latest`` into the task; return its step (0 when starting fresh)."""
-    latest = run / "checkpoints" / "latest"
-    if not latest.exists():
+    """Load ``checkpoints/latest`` (or the newest intact one before it) into the task;
+    return its step (0 when starting fresh)."""
+    ckpts = run / "checkpoints"
+    path, state = resume_checkpoint(ckpts, lambda p: load_checkpoint(p, task.model)) \
+        or (None, None)
+    if path is None:
         if (run / "log.jsonl").exists():
             (run / "log.jsonl").unlink()
         return 0
-    path = run / "checkpoints" / latest.read_text().strip()
     try:
-        task.model.load_state_dict(load_file(str(path / WEIGHTS_NAME)))
-        state = torch.load(path / STATE_NAME, map_location="cpu",
-                           weights_only=True)
         for k, m in task.aux.items():
             m.load_state_dict(state["aux"][k])
         for k, o in task.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
-    except (OSError, RuntimeError, KeyError) as e:
+    except (RuntimeError, KeyError, ValueError) as e:
         raise ArtifactError(f"{path}: cannot resume from this checkpoint ({e}); delete "
-                            f"{run / 'checkpoints'} to start over") from e
+                            f"{ckpts} to start over") from e
     sampler.load_state_dict(state["sampler"])
     torch.set_rng_state(state["torch_rng"])
     step = int(state["step"])
     log_path = run / "log.jsonl"
     if log_path.exists():
         write_jsonl(log_path, [r for r in iter_jsonl(log_path) if r.get("step", 0) <= step])
-    log(f"vocoder: resuming {run} from step {step}")
+    log(f"vocoder: resuming {run} from step {step} ({path.name})")
     return step
