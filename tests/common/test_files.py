@@ -33,16 +33,17 @@ def test_bad_jsonl_names_file_and_line(tmp_path: Path) -> None:
 
 def test_atomic_dir_replaces_whole_dir_or_keeps_the_old_one(tmp_path: Path) -> None:
     from spokenlm.common.files import atomic_dir
+    from spokenlm.common.paths import ArtifactKind
 
-    target = tmp_path / "model"
-    with atomic_dir(target) as d:
+    target, kind = tmp_path / "model", ArtifactKind("test model", ())  # any dir is one
+    with atomic_dir(target, kind) as d:
         (d / "a.json").write_text("1")
     with pytest.raises(RuntimeError):
-        with atomic_dir(target) as d:
+        with atomic_dir(target, kind) as d:
             (d / "b.json").write_text("partial")
             raise RuntimeError("killed mid-save")
     assert sorted(p.name for p in target.iterdir()) == ["a.json"]
-    with atomic_dir(target) as d:
+    with atomic_dir(target, kind) as d:
         (d / "c.json").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["c.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, atomic_path, read_json, write_json
+from ..common.paths import ArtifactKind
 from ..tokenize.encoders import Encoder, build_encoder
 from ..tokenize.encoders.base import num_frames
 from ..tokenize.encoders.hf import HFEncoder
@@ -34,6 +35,7 @@ from .text import Unit, Vocab, ctc_greedy
 
 Adapter = Literal["auto", "none", "transformer", "bilstm"]
 ENCODER_DIR = "encoder"
+CTC_KIND = ArtifactKind("CTC model", ("config.json",), config_type="spokenlm-ctc")
 
 
 @dataclass
@@ -178,7 +180,7 @@ class CTCModel(torch.nn.Module):
                                           "encoder": enc_cfg, "spokenlm_version": __version__})
 
     def save_pretrained(self, path: str | Path) -> Path:
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, CTC_KIND) as tmp:
             self.write_files(tmp)
         return Path(path)
 

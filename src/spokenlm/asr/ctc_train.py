@@ -262,7 +262,7 @@ class ASREvalOptions:
     model: Path = arg(positional=True, help="CTC model dir (final/ of `spokenlm asr train`)")
     manifest: Path = arg(positional=True, help="manifest with text (or phonemes)")
     output: Path = arg(Path("asr_metrics.json"), help="metrics JSON to write")
-    hypotheses: Path | None = arg(None, help="also write id/ref/hyp JSONL here")
+    hypotheses: Path | None = arg(None, output=True, help="also write id/ref/hyp JSONL here")
     max_utterances: int | None = arg(None, help="score the first N utterances only")
     device: str = arg("cpu", help="cpu, cuda, ...")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .paths import ArtifactKind, check_replaceable
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -40,10 +41,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, kind: ArtifactKind | None = None, *,
+               overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``path`` (a model or
-    tokenizer dir). A kill leaves the old ``path`` intact (or the new one), never a mix."""
+    tokenizer dir). A kill leaves the old ``path`` intact (or the new one), never a mix.
+
+    An existing ``path`` is replaced only when it is empty or a saved dir of the same
+    ``kind`` (or ``overwrite`` is set): anything else raises :class:`InputError` before a
+    file is written, so saving never deletes a folder of other files.
+    """
     path = Path(path)
+    check_replaceable(path, kind, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:

@@ -36,9 +36,16 @@ _MISSING = dataclasses.MISSING
 
 
 def arg(default: Any = _MISSING, *, help: str = "", positional: bool = False,
-        short: str | None = None, cli: bool = True) -> Any:
-    """A dataclass field with CLI metadata. Mutable defaults (lists) are copied per instance."""
-    meta = {"help": help, "positional": positional, "short": short, "cli": cli}
+        short: str | None = None, cli: bool = True, output: bool = False,
+        scanned: bool = False) -> Any:
+    """A dataclass field with CLI metadata. Mutable defaults (lists) are copied per instance.
+
+    Path fields are the command's inputs, except ``output`` and fields marked ``output=True``
+    (also written); ``scanned=True`` marks an input folder read whole (no output may lie
+    inside it). :func:`command` checks them with :func:`~spokenlm.common.paths.check_output`.
+    """
+    meta = {"help": help, "positional": positional, "short": short, "cli": cli,
+            "output": output, "scanned": scanned}
     if isinstance(default, (list, dict, set)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -55,7 +62,9 @@ def command(name: str, options: type[T]) -> Callable[[Callable[[T], Any]], Calla
                 opts = options(**kwargs)
             elif kwargs:
                 opts = dataclasses.replace(opts, **kwargs)
-            return fn(_coerce(opts))
+            opts = _coerce(opts)
+            _check_outputs(opts)
+            return fn(opts)
 
         wrapper.options = options  # type: ignore[attr-defined]
         wrapper.command = name  # type: ignore[attr-defined]
@@ -74,6 +83,29 @@ def _coerce(opts: T) -> T:
         if base is Path and isinstance(value, str):
             object.__setattr__(opts, f.name, Path(value))
     return opts
+
+
+def _check_outputs(opts: Any) -> None:
+    """Refuse outputs that are, contain, or lie in a scanned folder of the inputs."""
+    from .paths import check_output
+
+    inputs: list[Any] = []
+    outputs: list[tuple[str, Any]] = []
+    scanned: list[Any] = []
+    for f in dataclasses.fields(opts):
+        value = getattr(opts, f.name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        paths = [v for v in values if isinstance(v, Path)]
+        if not paths:
+            continue
+        if f.name == "output" or f.metadata.get("output"):
+            outputs += [(f"--{f.name.replace('_', '-')}", p) for p in paths]
+        else:
+            inputs += paths
+            if f.metadata.get("scanned"):
+                scanned += paths
+    for flag, path in outputs:
+        check_output(path, inputs, scanned=scanned, flag=flag)
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:

@@ -41,6 +41,7 @@ from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
+from ..common.paths import unique_names
 from ..common.progress import log
 from .grammar import Sentence, generate_parsed
 from .pseudowords import arpabet_to_espeak, make_pseudowords
@@ -209,9 +210,8 @@ def build_spoken_benchmark(items: list[dict], output: Path, speakers: list[Speak
             for role, value in roles.items():
                 aid = f"{i:05d}_{spk.id}_{role}"
                 tts, text = _tts_input(value, sentence=kind != "spot_the_word")
-                path = (output / "wavs" / f"{aid}.wav").resolve()
-                jobs_.append((tts, spk, path))
-                row = {"id": aid, "path": path, "speaker": spk.id, "text": text}
+                jobs_.append((tts, spk, aid))
+                row = {"id": aid, "speaker": spk.id, "text": text}
                 if isinstance(value, list):
                     row["phonemes"] = " ".join(value)
                 audio.append(row)
@@ -222,7 +222,12 @@ def build_spoken_benchmark(items: list[dict], output: Path, speakers: list[Speak
                               "answer": int(item.get("answer", 0)),
                               "prompt": ids.get("prompt"), "speaker": spk.id,
                               "texts": [a["text"] for a in audio[-len(roles):]]})
-    speak_many(jobs_, jobs=jobs, desc=f"speaking {kind} items")
+    names = unique_names(row["id"] for row in audio)  # speaker ids come from speakers.json
+    for row in audio:
+        row["path"] = (output / "wavs" / f"{names[row['id']]}.wav").resolve()
+    paths = {row["id"]: row["path"] for row in audio}
+    speak_many([(tts, spk, paths[aid]) for tts, spk, aid in jobs_], jobs=jobs,
+               desc=f"speaking {kind} items")
     for row in audio:
         info = sf.info(str(row["path"]))
         row.update(duration=info.frames / info.samplerate, sample_rate=info.samplerate,

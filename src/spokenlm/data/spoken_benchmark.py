@@ -16,6 +16,7 @@ from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
+from ..common.paths import unique_names
 from ..common.progress import log
 from .pseudowords import arpabet_to_espeak, make_pseudowords
 from .tts import Speaker, speak_many
@@ -56,15 +57,19 @@ def build_spot_the_word(opts: SpotTheWordBuildOptions) -> Path:
         for kind, text, phones in (("word", word, word_phones),
                                    ("pseudo", "", pseudo_phones)):
             aid = f"{i:05d}_{kind}_{spk.id}"
-            path = (wav_dir / f"{aid}.wav").resolve()
-            jobs.append((arpabet_to_espeak(phones), spk, path))
-            audio.append({"id": aid, "path": path, "speaker": spk.id,
+            jobs.append((arpabet_to_espeak(phones), spk, aid))
+            audio.append({"id": aid, "speaker": spk.id,
                           "text": text or None, "phonemes": " ".join(phones)})
             ids.append(aid)
         items.append({"id": f"{i:05d}", "subset": f"{len(word_phones)}_phones",
                       "candidates": ids, "answer": 0, "prompt": None,
                       "texts": [word, " ".join(pseudo_phones)], "speaker": spk.id})
-    speak_many(jobs, jobs=opts.jobs, desc="speaking word pairs")
+    names = unique_names(row["id"] for row in audio)  # speaker ids come from speakers.json
+    for row in audio:
+        row["path"] = (wav_dir / f"{names[row['id']]}.wav").resolve()
+    paths = {row["id"]: row["path"] for row in audio}
+    speak_many([(tts, spk, paths[aid]) for tts, spk, aid in jobs], jobs=opts.jobs,
+               desc="speaking word pairs")
     import soundfile as sf
 
     for row in audio:

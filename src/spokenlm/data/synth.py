@@ -29,6 +29,7 @@ from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, write_json
 from ..common.options import arg, command, to_dict
+from ..common.paths import unique_names
 from ..common.progress import log
 from .grammar import generate_parsed
 from .phonemes import espeak_binary, phonemize_batch
@@ -84,11 +85,13 @@ def synth_corpus(opts: SynthOptions) -> Path:
     write_json(out / "speakers.json", [{**s.to_dict(), "split": splits[s.id]} for s in speakers])
 
     sentences = generate_parsed(opts.n_utterances, opts.seed)
+    uids = [f"{speakers[i % len(speakers)].id}_{i:05d}" for i in range(len(sentences))]
+    names, folders = unique_names(uids), unique_names(s.id for s in speakers)
     rows = []
-    for i, sent in enumerate(sentences):
+    for i, (sent, uid) in enumerate(zip(sentences, uids)):
         spk = speakers[i % len(speakers)]
-        uid = f"{spk.id}_{i:05d}"
-        rows.append({"id": uid, "path": (out / "wavs" / spk.id / f"{uid}.wav").resolve(),
+        path = out / "wavs" / folders[spk.id] / f"{names[uid]}.wav"
+        rows.append({"id": uid, "path": path.resolve(),
                      "speaker": spk.id, "text": sent.text, "split": splits[spk.id],
                      "_spoken": sent.spoken, "_speaker": spk})
     by_language: dict[str, list[dict]] = {}

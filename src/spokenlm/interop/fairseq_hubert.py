@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +28,9 @@ from typing import Any
 import torch
 
 from ..common.errors import InputError
-from ..common.files import write_json
+from ..common.files import atomic_dir, write_json
 from ..common.options import arg, command
+from ..common.paths import check_replaceable
 from ..common.progress import log
 from .checkpoint import load_fairseq_checkpoint, model_config
 from .fairseq_config import fairseq_value, hf_hubert_kwargs
@@ -159,9 +158,7 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
     from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
     checkpoint, output = Path(checkpoint), Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise InputError(f"{output}: already exists and is not empty; choose another --output "
-                         f"or pass --overwrite")
+    check_replaceable(output, None, overwrite)  # before the (slow) load
     ckpt = load_fairseq_checkpoint(checkpoint, trust_pickle=trust_pickle)
     state, model_cfg, task_cfg = _unwrap_finetuned(ckpt, checkpoint)
     kwargs = hf_hubert_kwargs(model_cfg, source=str(checkpoint))
@@ -169,9 +166,7 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
     dropped = _load_weights(model, state, checkpoint)
     normalize = bool(fairseq_value(task_cfg, "normalize") or False)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with atomic_dir(output, None, overwrite=overwrite) as tmp:
         model.save_pretrained(str(tmp))
         Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
                                  do_normalize=normalize, return_attention_mask=normalize
@@ -181,12 +176,6 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
             "normalize": normalize, "dropped_keys": dropped,
             "fairseq_model_cfg": {k: v for k, v in model_cfg.items()
                                   if isinstance(v, (str, int, float, bool, type(None)))}})
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     log(f"converted {checkpoint} -> {output} ({kwargs['num_hidden_layers']} layers, "
         f"dim {kwargs['hidden_size']}, normalize={normalize}; dropped {len(dropped)} "
         f"pretraining-only tensors)")

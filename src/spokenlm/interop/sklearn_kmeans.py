@@ -132,6 +132,8 @@ class KMeansImportOptions:
     encoder: str = arg("hubert", help=f"encoder the k-means was fitted on: {sorted(ENCODERS)}")
     encoder_path: Path | None = arg(None, help="local model directory (hubert, wav2vec2)")
     layer: int = arg(6, help="transformer layer the k-means was fitted on (hubert, wav2vec2)")
+    overwrite: bool = arg(False, help="replace --output even when it is a non-empty folder "
+                                      "that is not a tokenizer (its files are deleted)")
     trust_pickle: bool = arg(False, help=TRUST_PICKLE_HELP)
 
 
@@ -148,7 +150,7 @@ def import_kmeans(opts: KMeansImportOptions) -> Path:
                          f"{opts.encoder} ({path or 'built-in'}) gives {encoder.dim}-dim features; "
                          f"pass the encoder (and --encoder-path) the k-means was fitted on")
     tok = SpeechTokenizer(encoder, KMeans(centroids), device="cpu")
-    out = tok.save_pretrained(opts.output)
+    out = tok.save_pretrained(opts.output, overwrite=opts.overwrite)
     log(f"imported {opts.km_path} ({len(centroids)} units, dim {centroids.shape[1]}) -> {out}")
     return out
 

@@ -262,6 +262,8 @@ class VocoderImportOptions:
     f0_fallback: Literal["mean", "error"] = arg(
         "mean", help="F0 vocoders given no F0 (units-only synthesis): speak on a flat "
                      "contour at the speaker's mean F0, or raise an error")
+    overwrite: bool = arg(False, help="replace --output even when it is a non-empty folder "
+                                      "that is not a vocoder (its files are deleted)")
 
 
 @command("convert vocoder-import", VocoderImportOptions)
@@ -273,7 +275,7 @@ def import_vocoder(opts: VocoderImportOptions) -> Path:
         log("note: the original duration predictor sees unit embeddings only; spokenlm adds "
             "the speaker embedding when a speaker is given, so pass durations or no speaker "
             "for the original's durations")
-    out = model.save_pretrained(opts.output)
+    out = model.save_pretrained(opts.output, overwrite=opts.overwrite)
     log(f"imported {opts.checkpoint} -> {out} ({model.n_units} units, "
         f"{len(model.speakers)} speakers, duration predictor: {model.duration is not None}, "
         f"{describe(model)})")

@@ -145,7 +145,7 @@ class SpeechLMModel(ModelDir, nn.Module):
 
     def save_pretrained(self, path: str | Path, export: bool = True) -> Path:
         """Write the model dir (and ``speech_encoder/``, the CTC-ready HubertModel)."""
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, self.artifact_kind()) as tmp:
             self.write_files(tmp)
             if export:
                 self.export_speech_encoder(tmp / SPEECH_ENCODER)

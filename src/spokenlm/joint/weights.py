@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from ..common.errors import ArtifactError
 from .. import __version__
 from ..common.files import atomic_dir, atomic_path, read_json, write_json
+from ..common.paths import ArtifactKind
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> Path:
@@ -49,8 +50,13 @@ class ModelDir:
         write_json(Path(path) / "config.json", {"type": self.TYPE, **asdict(self.config),
                                                 "spokenlm_version": __version__})
 
+    @classmethod
+    def artifact_kind(cls) -> ArtifactKind:
+        """Dirs a save may replace: those whose config.json names this ``TYPE``."""
+        return ArtifactKind(cls.TYPE, ("config.json",), cls.TYPE)
+
     def save_pretrained(self, path: str | Path) -> Path:
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, self.artifact_kind()) as tmp:
             self.write_files(tmp)
         return Path(path)
 

@@ -16,11 +16,13 @@ import torch
 
 from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, read_json, write_json
+from ..common.paths import ArtifactKind
 from .config import LMConfig, build_llama_config, special_ids
 from .score import LogLik, log_likelihood
 from .sampling import generate
 
 META_FILE = "spokenlm_lm.json"
+LM_KIND = ArtifactKind("unit LM", (META_FILE,))
 META_KEYS = ("n_units", "unit_offset", "bos_id", "eos_id", "pad_id")
 
 
@@ -97,7 +99,7 @@ class UnitLM:
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write the LM dir atomically: into a temporary sibling, then renamed over ``path``."""
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, LM_KIND) as tmp:
             self.write_files(tmp)
         return Path(path)
 

@@ -25,10 +25,12 @@ from typing import Literal
 from ..common.errors import InputError
 from ..common.files import atomic_dir, iter_jsonl, read_json, write_json, write_jsonl
 from ..common.options import arg, command
+from ..common.paths import ArtifactKind
 from ..common.progress import log
 from .model import META_FILE
 
 TOKENIZER_FILE = "text_tokenizer.json"
+TEXT_LM_KIND = ArtifactKind("text LM", (TOKENIZER_FILE,))
 UNK = "<unk>"
 _WORD = re.compile(r"[\w']+|[^\w\s]")
 
@@ -161,7 +163,7 @@ def pretrain_text_lm(opts: TextLMOptions) -> Path:
 def export_text_lm(run_final: Path, tok: TextTokenizer, out: Path) -> Path:
     """Copy the trained model files to ``out`` without ``spokenlm_lm.json`` (so --init-from
     sees a text LM), with the text tokenizer beside them; atomic."""
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, TEXT_LM_KIND) as tmp:
         for f in run_final.iterdir():
             if f.is_file() and f.name != META_FILE:
                 shutil.copy2(f, tmp / f.name)

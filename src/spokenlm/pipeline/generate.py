@@ -14,18 +14,20 @@ import numpy as np
 from ..audio.constants import SAMPLE_RATE
 from ..audio.load import AudioError, load_audio, save_wav
 from ..common.errors import ArtifactError
-from ..common.files import write_jsonl
-from ..common.options import arg, command
+from ..common.options import arg, command, to_dict
+from ..common.paths import unique_names
 from ..common.progress import log, progress
 from ..lm.model import UnitLM
 from ..tokenize.tokenizer import SpeechTokenizer
 from ..vocoder.base import load_vocoder
+from .index import RowIndex, artifact_stamp
 from .inputs import audio_inputs
 
 
 @dataclass
 class GenerateOptions:
-    prompt: Path = arg(positional=True, help="prompt audio file, folder, or JSONL manifest")
+    prompt: Path = arg(positional=True, scanned=True,
+                       help="prompt audio file, folder, or JSONL manifest")
     tokenizer: Path = arg(help="tokenizer directory")
     lm: Path = arg(help="unit LM directory (the `final/` of spokenlm lm train)")
     vocoder: Path | None = arg(None, help="vocoder directory; without it only units are written")
@@ -46,7 +48,12 @@ class GenerateOptions:
 
 @command("generate", GenerateOptions)
 def generate(opts: GenerateOptions) -> Path:
-    """Continue spoken prompts with the unit LM and speak the continuations."""
+    """Continue spoken prompts with the unit LM and speak the continuations.
+
+    Each continuation's row is added to ``generations.jsonl`` as soon as its wavs are
+    written; a rerun with the same settings resumes (see :class:`RowIndex`). Batches are
+    formed as in an uninterrupted run, so resumed continuations are the same.
+    """
     tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
     lm = UnitLM.from_pretrained(opts.lm)
     if lm.n_units != tokenizer.n_units:
@@ -54,8 +61,54 @@ def generate(opts: GenerateOptions) -> Path:
                             f"has {tokenizer.n_units}; train the LM on this tokenizer's units")
     vocoder = load_vocoder(opts.vocoder) if opts.vocoder is not None else None
     rows = audio_inputs(opts.prompt, opts.limit, opts.split)
+    samples = {row["id"]: [f"{row['id']}" + (f"_s{s}" if opts.samples_per_prompt > 1 else "")
+                           for s in range(opts.samples_per_prompt)] for row in rows}
+    names = unique_names(sid for sids in samples.values() for sid in sids)
+    settings = {k: v for k, v in to_dict(opts).items()
+                if k not in ("prompt", "output", "split", "limit")}
+    settings.update(tokenizer=artifact_stamp(opts.tokenizer), lm=artifact_stamp(opts.lm),
+                    vocoder=artifact_stamp(opts.vocoder))
+    file_keys = ("path", "continuation_path") if vocoder is not None else ()
+    with RowIndex(opts.output / "generations.jsonl", settings, file_keys) as index:
+        prompts = _prompts(opts, tokenizer, rows, samples, names, index,
+                           speak=vocoder is not None)
+        bar = progress(desc="generate", total=len(prompts), unit="prompt")
+        for start in range(0, len(prompts), opts.batch_size):
+            batch = prompts[start:start + opts.batch_size]
+            if not all(p["done"] for p in batch):  # decoded whole: samples as in a full run
+                conts = lm.generate([p["prompt_units"] for p in batch],
+                                    max_new_tokens=opts.max_new_tokens,
+                                    temperature=opts.temperature, top_k=opts.top_k,
+                                    top_p=opts.top_p, seed=opts.seed + start,
+                                    stop_at_eos=opts.stop_at_eos)
+                for p, cont in zip(batch, conts):
+                    if p["done"]:
+                        continue
+                    row = dict(p["row"], units=list(map(int, cont)))
+                    if vocoder is not None:
+                        row.update(_speak(vocoder, row, cont, opts.output / p["name"]))
+                    index.add(row)
+            bar.update(len(batch))
+        bar.close()
+        done = index.finish(p["row"]["id"] for p in prompts)
+    log(f"wrote {len(done)} continuations to {opts.output}")
+    return opts.output
+
+
+def _prompts(opts: GenerateOptions, tokenizer: SpeechTokenizer, rows: list[dict],
+             samples: dict[str, list[str]], names: dict[str, str], index: RowIndex, *,
+             speak: bool) -> list[dict]:
+    """One entry per sample to generate: ``row`` (the index row so far), its file ``name``,
+    ``prompt_units`` and whether it is ``done`` (its prompt is then not encoded again)."""
     prompts: list[dict] = []
     for row in progress(rows, desc="encode prompts", unit="file"):
+        previous = [index.done(sid, source=str(row["path"]), **(
+            {"path": str(opts.output / f"{names[sid]}.wav")} if speak else {}))
+            for sid in samples[row["id"]]]
+        if all(previous):
+            prompts += [{"row": p, "name": names[p["id"]], "prompt_units": p["prompt_units"],
+                         "done": True} for p in previous]
+            continue
         try:
             wav = load_audio(row["path"])
         except AudioError as e:
@@ -63,37 +116,23 @@ def generate(opts: GenerateOptions) -> Path:
             continue
         wav = wav[: int(opts.prompt_seconds * SAMPLE_RATE)]
         units = tokenizer.encode(wav, dedup=True)
-        for s in range(opts.samples_per_prompt):
-            prompts.append({"id": f"{row['id']}" + (f"_s{s}" if opts.samples_per_prompt > 1 else ""),
-                            "source": str(row["path"]), "text": row.get("text"),
-                            "prompt_units": units.units.tolist(),
-                            "prompt_durations": units.durations.tolist()})
-    out_rows = []
-    bar = progress(desc="generate", total=len(prompts), unit="prompt")
-    for start in range(0, len(prompts), opts.batch_size):
-        batch = prompts[start:start + opts.batch_size]
-        conts = lm.generate([p["prompt_units"] for p in batch], max_new_tokens=opts.max_new_tokens,
-                            temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p,
-                            seed=opts.seed + start, stop_at_eos=opts.stop_at_eos)
-        for p, cont in zip(batch, conts):
-            row = dict(p, units=list(map(int, cont)))
-            if vocoder is not None:
-                row.update(_speak(vocoder, p, cont, opts.output))
-            out_rows.append(row)
-        bar.update(len(batch))
-    bar.close()
-    write_jsonl(opts.output / "generations.jsonl", out_rows)
-    log(f"wrote {len(out_rows)} continuations to {opts.output}")
-    return opts.output
+        for sid, prev in zip(samples[row["id"]], previous):
+            new = {"id": sid, "source": str(row["path"]), "text": row.get("text"),
+                   "prompt_units": units.units.tolist(),
+                   "prompt_durations": units.durations.tolist()}
+            prompts.append({"row": prev or new, "name": names[sid],
+                            "prompt_units": new["prompt_units"], "done": prev is not None})
+    return prompts
 
 
-def _speak(vocoder, prompt: dict, cont: list[int], out_dir: Path) -> dict:
-    """Speak prompt (measured durations) + continuation (predicted durations)."""
+def _speak(vocoder, prompt: dict, cont: list[int], stem: Path) -> dict:
+    """Speak prompt (measured durations) + continuation (predicted durations) into
+    ``<stem>.wav`` and ``<stem>.continuation.wav``."""
     cont_audio = vocoder.synthesize(cont, None) if cont else np.zeros(0, np.float32)
     prompt_audio = vocoder.synthesize(prompt["prompt_units"], prompt["prompt_durations"])
     full = np.concatenate([prompt_audio, cont_audio])
-    path = save_wav(out_dir / f"{prompt['id']}.wav", full, vocoder.sample_rate)
-    cont_path = save_wav(out_dir / f"{prompt['id']}.continuation.wav",
+    path = save_wav(stem.with_name(f"{stem.name}.wav"), full, vocoder.sample_rate)
+    cont_path = save_wav(stem.with_name(f"{stem.name}.continuation.wav"),
                          cont_audio if cont_audio.size else np.zeros(1, np.float32),
                          vocoder.sample_rate)
     return {"path": str(path), "continuation_path": str(cont_path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from ..audio.manifest import read_manifest
@@ -13,7 +14,8 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 def audio_inputs(source: Path, limit: int | None = None, split: str | None = None) -> list[dict]:
     """Rows ``{"id", "path", ...}`` for ``source`` (file, folder or manifest), first ``limit``.
 
-    ``split`` keeps only manifest rows of that split (rows without a split are kept).
+    ``split`` keeps only manifest rows of that split (rows without a split are kept). Files of
+    a folder get distinct ids (:func:`folder_ids`).
     """
     source = Path(source)
     if not source.exists():
@@ -23,7 +25,7 @@ def audio_inputs(source: Path, limit: int | None = None, split: str | None = Non
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
             raise InputError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
-        rows = [{"id": p.stem, "path": str(p)} for p in files]
+        rows = [{"id": uid, "path": str(p)} for uid, p in zip(folder_ids(files, source), files)]
     elif source.suffix == ".jsonl":
         rows = read_manifest(source)
         if split is not None:
@@ -31,3 +33,17 @@ def audio_inputs(source: Path, limit: int | None = None, split: str | None = Non
     else:
         rows = [{"id": source.stem, "path": str(source)}]
     return rows[:limit] if limit is not None else rows
+
+
+def folder_ids(files: list[Path], root: Path) -> list[str]:
+    """One distinct utterance id per file under ``root``: the file stems when they are unique
+    (as ``spokenlm data manifest`` does), else the path relative to ``root`` without its
+    suffix (``a/x``, ``b/x``), keeping the suffix where even that clashes (``a/x.wav`` and
+    ``a/x.flac``). Ids may hold ``/``; file names come from them via
+    :func:`~spokenlm.common.paths.unique_names`."""
+    stems = [p.stem for p in files]
+    if len(set(stems)) == len(stems):
+        return stems
+    rel = [p.relative_to(root).with_suffix("").as_posix() for p in files]
+    clash = {r for r, n in Counter(rel).items() if n > 1}
+    return [p.relative_to(root).as_posix() if r in clash else r for r, p in zip(rel, files)]

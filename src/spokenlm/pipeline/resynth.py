@@ -13,16 +13,19 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.load import AudioError, load_audio, save_wav
 from ..common.files import write_jsonl
 from ..common.options import arg, command
+from ..common.paths import unique_names
 from ..common.progress import log, progress
 from ..tokenize.tokenizer import SpeechTokenizer
 from ..vocoder.base import load_vocoder
 from ..vocoder.f0 import extract_f0
+from .index import RowIndex, artifact_stamp
 from .inputs import audio_inputs
 
 
 @dataclass
 class ResynthOptions:
-    input: Path = arg(positional=True, help="audio file, folder of audio, or JSONL manifest")
+    input: Path = arg(positional=True, scanned=True,
+                      help="audio file, folder of audio, or JSONL manifest")
     tokenizer: Path = arg(help="tokenizer directory (spokenlm tokenizer train)")
     vocoder: Path = arg(help="vocoder directory (spokenlm vocoder train)")
     output: Path = arg(Path("resynth"), help="folder for the resynthesised wavs")
@@ -34,31 +37,45 @@ class ResynthOptions:
 
 @command("resynth", ResynthOptions)
 def resynth(opts: ResynthOptions) -> Path:
-    """Resynthesise audio through the units: audio -> tokenizer -> vocoder -> wav files."""
+    """Resynthesise audio through the units: audio -> tokenizer -> vocoder -> wav files.
+
+    Each wav's row is added to ``resynth.jsonl`` as soon as the wav is written, so a killed
+    run keeps its finished files; rerunning it resumes (see :class:`RowIndex`).
+    """
     tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
     vocoder = load_vocoder(opts.vocoder)
     rows = audio_inputs(opts.input, opts.limit, opts.split)
-    out_rows, skipped = [], []
-    for row in progress(rows, desc="resynth", unit="file"):
-        try:
-            wav = load_audio(row["path"])
-        except AudioError as e:
-            log(f"skipping {e}")
-            skipped.append({"path": row["path"], "reason": str(e)})
-            continue
-        units = tokenizer.encode(wav, dedup=True)
-        durations = units.durations if opts.keep_durations else None
-        # F0 vocoders get the source's pitch (aligned only with the measured durations)
-        f0 = extract_f0(wav) if vocoder.needs_f0 and durations is not None else None
-        audio = vocoder.synthesize(units.units, durations, f0=f0)
-        path = save_wav(opts.output / f"{row['id']}.wav", audio, vocoder.sample_rate)
-        out_rows.append({"id": row["id"], "source": str(row["path"]), "path": str(path),
-                         "text": row.get("text"), "units": units.units.tolist(),
-                         "durations": None if durations is None else units.durations.tolist(),
-                         "duration_in": len(wav) / SAMPLE_RATE,
-                         "duration_out": len(audio) / vocoder.sample_rate})
-    write_jsonl(opts.output / "resynth.jsonl", out_rows)
+    names = unique_names(row["id"] for row in rows)
+    settings = {"tokenizer": artifact_stamp(opts.tokenizer),
+                "vocoder": artifact_stamp(opts.vocoder), "keep_durations": opts.keep_durations}
+    skipped: list[dict] = []
+    with RowIndex(opts.output / "resynth.jsonl", settings) as index:
+        for row in progress(rows, desc="resynth", unit="file"):
+            path = opts.output / f"{names[row['id']]}.wav"
+            if index.done(row["id"], path=str(path), source=str(row["path"])):
+                continue
+            try:
+                wav = load_audio(row["path"])
+            except AudioError as e:
+                log(f"skipping {e}")
+                skipped.append({"id": row["id"], "path": row["path"], "reason": str(e)})
+                continue
+            units = tokenizer.encode(wav, dedup=True)
+            durations = units.durations if opts.keep_durations else None
+            # F0 vocoders get the source's pitch (aligned only with the measured durations)
+            f0 = extract_f0(wav) if vocoder.needs_f0 and durations is not None else None
+            audio = vocoder.synthesize(units.units, durations, f0=f0)
+            save_wav(path, audio, vocoder.sample_rate)
+            index.add({"id": row["id"], "source": str(row["path"]), "path": str(path),
+                       "text": row.get("text"), "units": units.units.tolist(),
+                       "durations": None if durations is None else units.durations.tolist(),
+                       "duration_in": len(wav) / SAMPLE_RATE,
+                       "duration_out": len(audio) / vocoder.sample_rate})
+        done = index.finish(row["id"] for row in rows)
+    skipped_path = opts.output / "resynth.skipped.jsonl"
     if skipped:
-        write_jsonl(opts.output / "resynth.skipped.jsonl", skipped)
-    log(f"resynthesised {len(out_rows)} files into {opts.output} ({len(skipped)} skipped)")
+        write_jsonl(skipped_path, skipped)
+    elif skipped_path.exists():
+        skipped_path.unlink()  # from an earlier run; nothing was skipped this time
+    log(f"resynthesised {len(done)} files into {opts.output} ({len(skipped)} skipped)")
     return opts.output

@@ -25,11 +25,13 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, atomic_path, write_json
+from ..common.paths import ArtifactKind
 from ..audio.normalize import normalize_wav  # noqa: F401 (re-exported)
 from .config import HeadConfig
 
 HEAD_WEIGHTS = "ssl_head.safetensors"
 HEAD_CONFIG = "ssl_config.json"
+SSL_KIND = ArtifactKind("SSL model", (HEAD_CONFIG,))
 PREPROCESSOR = "preprocessor_config.json"
 
 
@@ -142,7 +144,7 @@ class HubertPretrainModel(torch.nn.Module):
                                         "spokenlm_version": __version__})
 
     def save_pretrained(self, path: str | Path) -> Path:
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, SSL_KIND) as tmp:
             self.write_files(tmp)
         return Path(path)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..common.errors import InputError
 from ..common.files import iter_jsonl
+from ..common.paths import unique_names
 from ..common.progress import log
 from ..tokenize.run import tokenize_manifest
 from ..tokenize.tokenizer import CENTROIDS_NAME, CONFIG_NAME
@@ -58,9 +59,12 @@ def make_targets(manifests: list[Path], out_dir: Path, spec: TargetSpec,
     elif not (Path(tokenizer) / CONFIG_NAME).exists():
         raise InputError(f"{tokenizer}: not a tokenizer dir (no {CONFIG_NAME}); pass a dir "
                          f"from `spokenlm tokenizer train` or leave --targets unset")
+    stems = [Path(m).stem for m in manifests]  # train/m.jsonl and valid/m.jsonl: by path
+    keys = stems if len(set(stems)) == len(stems) else [str(m) for m in manifests]
+    names = unique_names(keys)
     outputs = []
-    for manifest in manifests:
-        out = out_dir / f"{Path(manifest).stem}.jsonl"
+    for manifest, key in zip(manifests, keys):
+        out = out_dir / f"{names[key]}.jsonl"
         if not out.exists():
             tokenize_manifest(manifest=manifest, tokenizer=tokenizer, output=out, dedup=False,
                               pack=False, shard="0/1", device=spec.device)

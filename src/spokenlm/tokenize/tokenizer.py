@@ -23,6 +23,7 @@ from .. import __version__
 from ..audio.constants import FRAME_RATE
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_json, write_json
+from ..common.paths import ArtifactKind
 from .dedup import dedup as run_length
 from .encoders import Encoder, build_encoder
 from .features import DEFAULT_BATCH_SECONDS, FeatureExtractor
@@ -30,6 +31,7 @@ from .kmeans import KMeans
 
 CONFIG_NAME = "config.json"
 CENTROIDS_NAME = "centroids.safetensors"
+TOKENIZER_KIND = ArtifactKind("tokenizer", (CONFIG_NAME, CENTROIDS_NAME))
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,10 @@ class SpeechTokenizer:
                 "dim": self.kmeans.dim, "frame_rate": self.frame_rate,
                 "spokenlm_version": __version__}
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``centroids.safetensors`` into ``directory``."""
-        with atomic_dir(directory) as tmp:
+    def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``config.json`` and ``centroids.safetensors`` into ``directory`` (replacing
+        only an empty dir or a tokenizer dir unless ``overwrite``)."""
+        with atomic_dir(directory, TOKENIZER_KIND, overwrite=overwrite) as tmp:
             self.kmeans.save(tmp / CENTROIDS_NAME)
             write_json(tmp / CONFIG_NAME, self.config())
         return Path(directory)

@@ -19,13 +19,14 @@ from ..audio.load import AudioError, load_audio
 from ..common.errors import InputError
 from ..common.files import write_json
 from ..common.options import arg, command, to_dict
+from ..common.paths import check_replaceable
 from ..common.progress import log, progress
 from ._manifest import read_rows
 from .encoders import ENCODERS, build_encoder, encoder_options
 from .encoders.base import parse_encoder_options
 from .features import FeatureExtractor
 from .kmeans import KMeans, subsample
-from .tokenizer import SpeechTokenizer
+from .tokenizer import TOKENIZER_KIND, SpeechTokenizer
 
 STATS_NAME = "kmeans_stats.json"
 
@@ -48,12 +49,15 @@ class TokenizerTrainOptions:
     device: str = arg("auto", help="auto, cpu, cuda, cuda:1, ...")
     precision: Literal["fp32", "bf16", "auto"] = arg(
         "fp32", help="fp32, bf16 (autocast) or auto (bf16 only where native)")
+    overwrite: bool = arg(False, help="replace --output even when it is a non-empty folder "
+                                      "that is not a tokenizer (its files are deleted)")
 
 
 @command("tokenizer train", TokenizerTrainOptions)
 def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     """Train a speech tokenizer (encoder features + k-means) on a manifest's audio."""
     t0 = time.perf_counter()
+    check_replaceable(opts.output, TOKENIZER_KIND, opts.overwrite)  # before hours of k-means
     rows = read_rows(opts.manifest)
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
@@ -92,7 +96,8 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     kmeans = KMeans.fit(x, opts.n_units, niter=opts.niter, seed=opts.seed)
     t_km = time.perf_counter()
 
-    SpeechTokenizer(encoder, kmeans, device="cpu").save_pretrained(opts.output)
+    tokenizer = SpeechTokenizer(encoder, kmeans, device="cpu")
+    tokenizer.save_pretrained(opts.output, overwrite=opts.overwrite)
     inertia = kmeans.inertia(x)
     write_json(opts.output / STATS_NAME, {
         "n_units": opts.n_units, "n_frames": int(len(x)), "dim": int(x.shape[1]),

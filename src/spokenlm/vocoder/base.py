@@ -23,6 +23,7 @@ from .. import __version__
 from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_json, write_json
+from ..common.paths import ArtifactKind
 from ..common.progress import log
 from .duration import DurationPredictor, durations_from_log
 
@@ -68,6 +69,18 @@ def vocoder_class(name: str) -> type[VocoderModel]:
     if name not in VOCODERS:
         raise KeyError(name)
     return VOCODERS[name]
+
+
+def _is_vocoder_type(name: object) -> bool:
+    try:
+        vocoder_class(str(name))
+    except KeyError:
+        return False
+    return True
+
+
+#: a saved vocoder dir: its config.json names a registered vocoder type
+VOCODER_KIND = ArtifactKind("vocoder", (CONFIG_NAME, WEIGHTS_NAME), config_type=_is_vocoder_type)
 
 
 class VocoderModel(nn.Module):
@@ -207,9 +220,10 @@ class VocoderModel(nn.Module):
         f0s = f0s if f0s is not None else [None] * len(units)
         return [self.synthesize(u, d, s, f) for u, d, s, f in zip(units, durations, speakers, f0s)]
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` into ``path``, atomically."""
-        with atomic_dir(path) as tmp:
+    def save_pretrained(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` into ``path``, atomically (replacing
+        only an empty dir or a vocoder dir unless ``overwrite``)."""
+        with atomic_dir(path, VOCODER_KIND, overwrite=overwrite) as tmp:
             self.write_files(tmp)
         return Path(path)
 
