@@ -1,19 +1,26 @@
 """The ``spokenlm`` command: a sub-command per registered library function.
 
 Commands are generated from the options dataclass of each function (see
-:mod:`spokenlm.common.options`), so CLI defaults are the library defaults.
+:mod:`spokenlm.common.options`), so CLI defaults are the library defaults. :func:`main` is
+the one error boundary: a failure prints one line naming the file and the fix (see
+:mod:`spokenlm.common.failures`), never a traceback unless ``--debug`` asks for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..common.errors import SpokenLMError
+from ..common.failures import DEBUG_ENV, bug_message, debug_enabled, describe_failure
+from ..common.files import json_safe
 from ..common.options import COMMANDS, add_options, options_from_namespace
 
 #: Modules whose import registers commands. One line per stage.
@@ -60,6 +67,8 @@ def load_commands() -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spokenlm", description="Spoken language modelling: audio -> units -> LM -> audio.")
+    parser.add_argument("--debug", dest="_debug", action="store_true",
+                        help=f"show the full traceback of a failure (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="_cmd", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, fn in sorted(load_commands().items()):
@@ -80,25 +89,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every failure ends as one line on stderr, ``spokenlm CMD: error:
+    <file>: <what> (<fix>)``, and exit code 1 (2 for usage errors, 130 when interrupted);
+    ``--debug`` or ``SPOKENLM_DEBUG=1`` adds the full traceback, for bug reports."""
     parser = build_parser()
     ns = parser.parse_args(argv)
     fn = getattr(ns, "_fn", None)
     if fn is None:
         parser.print_help()
         return 2
-    opts = options_from_namespace(fn.options, ns)
+    debug = ns._debug or debug_enabled()
+    prog = f"spokenlm {fn.command}"
     try:
-        result = fn(opts)
-    except SpokenLMError as e:
-        print(f"spokenlm {fn.command}: error: {e}", file=sys.stderr)
+        with _debug_env(debug):
+            result = fn(options_from_namespace(fn.options, ns))
+            _print_result(result)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one error boundary of the CLI
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {describe_failure(e) or bug_message(e)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _print_result(result: Any) -> None:
     if isinstance(result, Path):
         print(result)
     elif isinstance(result, (dict, list)):
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(json_safe(result), indent=2, default=str, allow_nan=False))
     elif result is not None:
         print(result)
-    return 0
+
+
+@contextlib.contextmanager
+def _debug_env(debug: bool) -> Iterator[None]:
+    """Set ``SPOKENLM_DEBUG=1`` while a ``--debug`` command runs, so library code that
+    reports a failure and carries on (``eval all``) logs its traceback too."""
+    if not debug or debug_enabled():
+        yield
+        return
+    os.environ[DEBUG_ENV] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(DEBUG_ENV, None)
 
 
 if __name__ == "__main__":

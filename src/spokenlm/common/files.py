@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -75,38 +76,93 @@ def replace_dir(src: Path, dst: Path) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented JSON, atomically; non-finite floats become ``null`` (see
+    :func:`json_safe`), so the file is strict JSON any reader parses."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=False, default=_default,
+                      allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_default) + "\n")
+        tmp.write_text(text + "\n")
     return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found; check the path")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); pass the "
+                         f"JSON file meant here, not a binary one") from e
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e}); regenerate the file") from e
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
-    """Write rows as JSON lines, atomically."""
+    """Write rows as JSON lines, atomically (non-finite floats as ``null``)."""
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         for row in rows:
-            f.write(json.dumps(row, default=_default) + "\n")
+            f.write(json_line(row))
     return Path(path)
 
 
+def json_line(row: Any) -> str:
+    """One JSONL line (with its newline) of ``row``, non-finite floats as ``null``; for logs
+    appended a row at a time."""
+    return json.dumps(json_safe(row), default=_default, allow_nan=False) + "\n"
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN/Infinity float (Python, numpy or torch, at any depth) as None.
+
+    A dict value that was not finite gets a ``<key>_reason`` next to it (unless the dict
+    has one already), so a reader of ``{"wer": null, "wer_reason": ...}`` knows why.
+    Numpy/torch values become Python ones and paths strings; other types are left for
+    :func:`json.dumps` (which rejects them).
+    """
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        out: dict = {}
+        for key, value in obj.items():
+            out[key] = json_safe(value)
+            if out[key] is None and _not_finite(value):
+                reason = f"{key}_reason"
+                if isinstance(key, str) and reason not in obj:
+                    out[reason] = f"not a finite number ({float(value)})"
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return json_safe(obj.tolist())
+    return obj
+
+
+def _not_finite(value: Any) -> bool:
+    try:
+        return not math.isfinite(value)
+    except (TypeError, ValueError):
+        return False
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield rows of a JSONL file; a bad line raises an error naming file and line number."""
+    """Yield rows of a JSONL file; a bad line (not UTF-8, not JSON) raises an error naming
+    file and line number."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
+        raise InputError(f"{path}: file not found; check the path")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte "
+                                 f"{e.start} of the line); pass the JSONL file meant here, "
+                                 f"not a binary one") from e
             if not line:
                 continue
             try:

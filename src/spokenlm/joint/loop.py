@@ -12,7 +12,6 @@ intact checkpoint before it when that one is damaged. Run dir::
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from ..common.checkpoints import checkpoint_candidates, load_checkpoint, resume_
     rng_state, save_checkpoint, set_rng_state
 from ..common.device import resolve_device
 from ..common.errors import InputError
-from ..common.files import iter_jsonl, write_jsonl
+from ..common.files import iter_jsonl, json_line, write_jsonl
 from ..common.progress import log, progress
 from ..lm.optim import make_optimizer, warmup_cosine
 
@@ -107,7 +106,7 @@ def train_loop(model: torch.nn.Module, step_fn: StepFn, run: Path, s: LoopSettin
                                                for k, v in window.items()}}
             state["last"] = {k: v for k, v in row.items() if k not in ("step", "lr")}
             with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(json_line(row))
             bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
             window = {}
         bar.update(1)

@@ -10,7 +10,6 @@ slice of each global batch, only rank 0 writes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from ..common.checkpoints import checkpoint_candidates, load_checkpoint, resume_
     rng_state, save_checkpoint, set_rng_state
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
-from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
+from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
 from .config import LMConfig
@@ -297,7 +296,7 @@ def train_lm(opts: LMTrainOptions) -> Path:
                 row["valid_loss"] = valid_loss
             if rank == 0:
                 with open(log_path, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                    f.write(json_line(row))
                 bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
             state["window"], t_window = [0.0, 0, 0], now
         if bar is not None:

@@ -34,7 +34,7 @@ from ..common.checkpoints import checkpoint_candidates, check_fits, read_state, 
     read_weights, reading, resume_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
-from ..common.files import iter_jsonl, write_json, write_jsonl
+from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
 from ..lm.optim import make_optimizer, warmup_cosine
@@ -235,7 +235,7 @@ def train_ssl(opts: SSLTrainOptions) -> Path:
                    "acc_masked": out.acc_masked, "acc_unmasked": out.acc_unmasked,
                    **(metrics if do_eval else {})}
             with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(json_line(row))
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{out.acc_masked:.2f}",
                             refresh=False)
             window = []

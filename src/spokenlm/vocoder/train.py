@@ -16,7 +16,6 @@ checkpoint before it when that one is damaged.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 from ..common.checkpoints import load_checkpoint, resume_checkpoint, save_checkpoint
 from ..common.device import resolve_device
 from ..common.errors import ArtifactError, InputError
-from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
+from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log, progress
 from .data import SegmentSampler, load_utterances
@@ -146,7 +145,7 @@ def _check_run(run: Path, opts: VocoderTrainOptions) -> None:
 def _append_log(path: Path, row: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(json_line(row))
 
 
 def _save_checkpoint(run: Path, step: int, task: Task, sampler: SegmentSampler) -> Path:
