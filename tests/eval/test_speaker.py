@@ -177,3 +177,30 @@ def test_eval_all_passes_the_speaker_encoder(resynth_dir: Path, wavlm_dir: Path)
     assert "mean" in summary["results"]["resynthesis"]["speaker_similarity"]
     assert any(r["metric"] == "resynthesis speaker similarity" and "value" in r
                for r in summary["table"])
+
+
+def test_a_row_with_unreadable_source_is_skipped_not_misaligned(resynth_dir: Path,
+                                                               wavlm_dir: Path,
+                                                               tmp_path: Path) -> None:
+    rows = read_jsonl(resynth_dir / "resynth.jsonl")
+    bad = {"id": "bad", "source": str(tmp_path / "gone.wav"), "path": rows[1]["path"],
+           "text": "the cat"}
+    write_jsonl(resynth_dir / "resynth.jsonl", [bad, *rows])
+    m = evaluate_resynthesis(resynth=resynth_dir, asr="fixed-speaker-test", source=False,
+                             speaker_encoder=wavlm_dir, output=tmp_path / "r.json")
+    assert m["n_utterances"] == 2 and m["skipped_reasons"]["unreadable source audio"]["count"] == 1
+    sims = [r["speaker_similarity"] for r in read_jsonl(tmp_path / "r.transcripts.jsonl")]
+    assert sims[0] == pytest.approx(1.0, abs=1e-5)  # row a is still paired with its own source
+
+
+def test_pairs_without_a_similarity_say_why(resynth_dir: Path, wavlm_dir: Path,
+                                            encoder: SpeakerEncoder, tmp_path: Path) -> None:
+    short = save_wav(tmp_path / "short.wav", _wav((encoder.min_samples - 10) / 16000, 3))
+    write_jsonl(resynth_dir / "resynth.jsonl", [
+        {"id": "s", "source": str(short), "path": str(short), "text": "the dog runs"}])
+    m = evaluate_resynthesis(resynth=resynth_dir, asr="fixed-speaker-test", source=False,
+                             speaker_encoder=wavlm_dir, output=tmp_path / "r.json")
+    assert "all 1 utterance pairs skipped" in m["speaker_similarity"]["skipped"]
+    row = read_jsonl(tmp_path / "r.transcripts.jsonl")[0]
+    assert row["speaker_similarity"] is None and "receptive field" in \
+        row["speaker_similarity_reason"]

@@ -31,6 +31,7 @@ from ..common.files import write_json
 from ..common.options import arg, command, to_dict
 from ..common.progress import log
 from .dtw import dtw_pairs
+from .skips import Skips, fmt, set_or_reason
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def _triplet_error(d_ax: np.ndarray, d_bx: np.ndarray, same: bool) -> float:
 def abx_error(reps: Sequence[torch.Tensor], tokens: Sequence[Token], *,
               distance: str = "angular", partners: dict[str, set[str]] | None = None,
               max_size_group: int = 10, max_x_across: int = 5, seed: int = 0,
-              modes: Sequence[str] = ("within", "across")) -> dict[str, float | int]:
+              modes: Sequence[str] = ("within", "across")) -> dict[str, float | int | str | None]:
     """Within- and across-speaker ABX error rates (fractions in [0, 1]).
 
     Args:
@@ -84,7 +85,8 @@ def abx_error(reps: Sequence[torch.Tensor], tokens: Sequence[Token], *,
         partners: if given, B's label must be in ``partners[a]`` (e.g. a word's
             pseudo-word); by default every other label of the same context.
     Returns:
-        ``{"within", "across", "n_within_groups", "n_across_groups", "n_pairs"}``.
+        ``{"within", "across", "n_within_groups", "n_across_groups", "n_pairs"}``; an error
+        with no triplet to average is None, with ``within_reason`` / ``across_reason``.
     """
     rng = np.random.default_rng(seed)
     cats: dict[tuple[str, str, str], np.ndarray] = defaultdict(list)  # type: ignore[assignment]
@@ -135,8 +137,8 @@ def abx_error(reps: Sequence[torch.Tensor], tokens: Sequence[Token], *,
     if not chunks:
         log("ABX: no group has the tokens it needs (two tokens of a label per speaker "
             "for within, one label said by two speakers for across)")
-        return {"within": float("nan"), "across": float("nan"), "n_within_groups": 0,
-                "n_across_groups": 0, "n_pairs": 0}
+        return _with_reasons({"within": float("nan"), "across": float("nan"),
+                              "n_within_groups": 0, "n_across_groups": 0, "n_pairs": 0}, modes)
     pairs = np.concatenate(chunks)
     pairs = np.sort(pairs, axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
@@ -155,9 +157,26 @@ def abx_error(reps: Sequence[torch.Tensor], tokens: Sequence[Token], *,
     for name, groups, same in (("within", within, True), ("across", across, False)):
         errs = {key: _triplet_error(lookup(A, X), lookup(B, X), same) for key, A, B, X in groups}
         scores[name] = _aggregate({k: v for k, v in errs.items() if not np.isnan(v)})
-    return {"within": scores["within"], "across": scores["across"],
-            "n_within_groups": len(within), "n_across_groups": len(across),
-            "n_pairs": int(len(uniq))}
+    return _with_reasons({"within": scores["within"], "across": scores["across"],
+                          "n_within_groups": len(within), "n_across_groups": len(across),
+                          "n_pairs": int(len(uniq))}, modes)
+
+
+#: why an ABX mode has no triplet
+NO_TRIPLET = {
+    "within": "no label has two tokens by one speaker in one context (within-speaker ABX "
+              "needs repeated tokens per speaker)",
+    "across": "no label of a context is said by two speakers (across-speaker ABX needs "
+              "several speakers per label)",
+}
+
+
+def _with_reasons(result: dict, modes: Sequence[str]) -> dict:
+    """NaN errors (no triplet) as None with a ``<mode>_reason``."""
+    for mode in ("within", "across"):
+        reason = NO_TRIPLET[mode] if mode in modes else f"not computed (modes={list(modes)})"
+        set_or_reason(result, mode, result[mode], reason)
+    return result
 
 
 # ---- command --------------------------------------------------------------------------
@@ -201,9 +220,12 @@ def evaluate_abx(opts: ABXOptions) -> dict:
         segments, partners, audio = word_segments(opts.benchmark)
     else:
         raise InputError("pass --item-file (with --manifest/--audio-dir) or --benchmark")
+    source = opts.item_file if opts.item_file is not None else opts.benchmark
     tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
     kinds = [REPRESENTATIONS[r][0] for r in opts.representations]
-    reps, tokens = representations(segments, audio, tokenizer, kinds)
+    skips = Skips("ABX", "tokens")
+    reps, tokens = representations(segments, audio, tokenizer, kinds, skips)
+    skips.require(len(tokens), source)
     results = {}
     for name in opts.representations:
         kind, distance = REPRESENTATIONS[name]
@@ -211,10 +233,13 @@ def evaluate_abx(opts: ABXOptions) -> dict:
             reps[kind], tokens, distance=distance, partners=partners,
             max_size_group=opts.max_size_group, max_x_across=opts.max_x_across,
             seed=opts.seed)}
-        log(f"ABX {name}: within {results[name]['within']:.4f}, "
-            f"across {results[name]['across']:.4f}")
+        log(f"ABX {name}: within {fmt(results[name]['within'], '.4f')}, "
+            f"across {fmt(results[name]['across'], '.4f')}")
+    if all(r["within"] is None and r["across"] is None for r in results.values()):
+        raise InputError(f"{source}: none of the {len(tokens)} tokens forms an ABX triplet: "
+                         f"{NO_TRIPLET['within']}, and {NO_TRIPLET['across']}")
     metrics = {"metric": "abx", "mode": "phone" if opts.item_file else "word",
-               "n_items": len(tokens), **results,
+               "n_items": len(tokens), **skips.report(), **results,
                "inputs": {k: v for k, v in to_dict(opts).items() if v is not None}}
     write_json(opts.output, metrics)
     return metrics

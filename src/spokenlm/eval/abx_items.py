@@ -28,6 +28,7 @@ from ..common.errors import InputError
 from ..common.progress import log, progress
 from ..tokenize.tokenizer import SpeechTokenizer
 from .abx import Token
+from .skips import Skips
 
 
 @dataclass(frozen=True)
@@ -98,34 +99,35 @@ def frame_span(onset: float, offset: float, n_frames: int) -> tuple[int, int]:
 
 
 def representations(segments: list[Segment], audio: dict[str, dict],
-                    tokenizer: SpeechTokenizer, kinds: list[str]
+                    tokenizer: SpeechTokenizer, kinds: list[str], skips: Skips | None = None
                     ) -> tuple[dict[str, list[torch.Tensor]], list[Token]]:
     """Frames of each segment for each representation kind.
 
     kinds: ``features`` (encoder features, (L, D)), ``units`` (unit ids, (L,), for the
     one-hot distance) and ``embedding`` (each unit's k-means centroid, (L, D)). Segments
-    whose file is missing or unreadable, or that cover no frame, are left out (logged).
+    whose file is missing or unreadable, or that cover no frame, are left out, counted in
+    ``skips`` (logged when no ``skips`` is given).
     Returns ({kind: [tensor per kept segment]}, kept tokens).
     """
+    own_skips = skips is None
+    skips = Skips("ABX", "tokens") if skips is None else skips
     by_file: dict[str, list[Segment]] = defaultdict(list)
     for seg in segments:
         by_file[seg.file].append(seg)
     stems = {Path(r["path"]).stem: r for r in audio.values()}
     out: dict[str, list[torch.Tensor]] = {k: [] for k in kinds}
     kept: list[Token] = []
-    dropped = 0
     centroids = torch.from_numpy(np.asarray(tokenizer.kmeans.centroids, np.float32))
     for file, segs in progress(by_file.items(), desc="abx features", total=len(by_file),
                                unit="file"):
         row = audio.get(file) or stems.get(file)
         if row is None:
-            dropped += len(segs)
+            skips.add("file not in the manifest", file, len(segs))
             continue
         try:
             feats = tokenizer.features(load_audio(row["path"]))
         except AudioError as e:
-            log(f"ABX: skipping {e}")
-            dropped += len(segs)
+            skips.add("unreadable audio", e, len(segs))
             continue
         units = torch.from_numpy(tokenizer.kmeans.assign(feats)) if len(feats) else None
         feats_t = torch.from_numpy(np.asarray(feats, np.float32))
@@ -133,16 +135,16 @@ def representations(segments: list[Segment], audio: dict[str, dict],
             start, end = (0, len(feats)) if seg.onset is None else frame_span(
                 seg.onset, seg.offset, len(feats))
             if end <= start or units is None:
-                dropped += 1
+                skips.add("shorter than one frame", file if seg.onset is None
+                          else f"{file} {seg.onset}-{seg.offset} s")
                 continue
             kept.append(seg.token)
             for k in kinds:
                 u = units[start:end]
                 out[k].append(feats_t[start:end] if k == "features" else
                               u if k == "units" else centroids[u])
-    if dropped:
-        log(f"ABX: {dropped} of {len(segments)} items left out (file not in the manifest, "
-            f"unreadable, or shorter than one frame)")
+    if own_skips and skips.total:
+        log(f"ABX: {skips.total} of {len(segments)} tokens left out: {skips.summary()}")
     return out, kept
 
 

@@ -17,7 +17,9 @@ Steps, each skipped with a stated reason when what it needs is missing:
 6. generation metrics (units; transcripts and PPX/GenPPL with an ASR and ``--text-lm``)
 7. resynthesis WER / CER (and speaker similarity with ``--speaker-encoder``)
 
-Outputs ``<run>/eval/<metric>.json``, ``<run>/eval/all.json`` and a markdown table.
+Outputs ``<run>/eval/<metric>.json``, ``<run>/eval/all.json`` and a markdown table. A step
+that fails (bad inputs, every item dropped) is reported as skipped with its reason and the
+others still run; when no metric at all could be computed the command fails.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..common.errors import SpokenLMError
+from ..common.errors import InputError
+from ..common.failures import bug_message, debug_enabled, describe_failure
 from ..common.files import read_json, write_json
 from ..common.options import arg, command, to_dict
 from ..common.progress import log
@@ -73,9 +76,10 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
             results[name] = fn()
         except Skip as e:
             results[name] = {"skipped": str(e)}
-        except (SpokenLMError, ImportError, OSError) as e:
-            results[name] = {"skipped": f"{type(e).__name__}: {e}"}
-            log(traceback.format_exc(limit=2))
+        except Exception as e:  # noqa: BLE001 - one metric's failure must not stop the others
+            results[name] = {"skipped": describe_failure(e) or bug_message(e)}
+            if debug_enabled():
+                log(traceback.format_exc())
         if "skipped" in results[name]:
             log(f"eval all: {name} skipped: {results[name]['skipped']}")
 
@@ -177,6 +181,10 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
                "inputs": to_dict(opts)}
     write_json(out / "all.json", summary)
     print(markdown_table(table))
+    if not any("skipped" not in r for name, r in results.items() if name != "alignment"):
+        raise InputError(f"{run}: no metric could be computed, every step was skipped (reasons "
+                         f"in {out / 'all.json'} and the table above); pass the run directory "
+                         f"of `spokenlm demo`, or run the missing stages first")
     return summary
 
 
@@ -223,11 +231,25 @@ def summary_rows(results: dict[str, dict]) -> list[dict]:
     for name, key, path in ROWS:
         res = results.get(key, {})
         value = _get(res, *path)
+        parent = _parent(res, path)
         if value is not None:
             rows.append({"metric": name, "value": value})
         elif "skipped" in res:
             rows.append({"metric": name, "skipped": res["skipped"]})
+        elif isinstance(parent, dict) and f"{path[-1]}_reason" in parent:
+            rows.append({"metric": name, "skipped": parent[f"{path[-1]}_reason"]})
+        elif isinstance(parent, dict) and "skipped" in parent:
+            rows.append({"metric": name, "skipped": parent["skipped"]})
     return rows
+
+
+def _parent(d: dict, path: tuple[str, ...]) -> dict | None:
+    """The dict that holds ``path``'s last key (where its ``<key>_reason`` would be)."""
+    for k in path[:-1]:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)  # type: ignore[assignment]
+    return d if isinstance(d, dict) else None
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -28,6 +28,7 @@ from ..common.files import read_json, read_jsonl
 from ..common.progress import log, progress
 from ..lm.model import UnitLM
 from ..tokenize.tokenizer import SpeechTokenizer
+from .skips import Skips
 
 
 @dataclass
@@ -60,15 +61,18 @@ class Benchmark:
         return cls(root, config.get("kind", "pairs"), audio, items)
 
 
-def encode_audio(rows: dict[str, dict], tokenizer: SpeechTokenizer, desc: str = "tokenize"
-                 ) -> dict[str, list[int]]:
-    """Deduplicated units for each audio id; unreadable files are reported and left out."""
+def encode_audio(rows: dict[str, dict], tokenizer: SpeechTokenizer, desc: str = "tokenize",
+                 failed: dict[str, str] | None = None) -> dict[str, list[int]]:
+    """Deduplicated units for each audio id; unreadable files are reported, left out, and
+    their errors put in ``failed`` (audio id -> message)."""
     units: dict[str, list[int]] = {}
     for aid, row in progress(rows.items(), desc=desc, total=len(rows), unit="file"):
         try:
             wav = load_audio(row["path"])
         except AudioError as e:
             log(f"skipping {e}")
+            if failed is not None:
+                failed[aid] = str(e)
             continue
         units[aid] = tokenizer.encode(wav, dedup=True).units.tolist()
     return units
@@ -143,12 +147,18 @@ def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,
     tokenizer = SpeechTokenizer.from_pretrained(tokenizer_dir)
     lm = UnitLM.from_pretrained(lm_dir)
     lm.check_tokenizer(tokenizer.n_units)
-    units = encode_audio(bench.audio, tokenizer, desc=f"tokenize {bench.root.name}")
+    failed: dict[str, str] = {}
+    units = encode_audio(bench.audio, tokenizer, desc=f"tokenize {bench.root.name}",
+                         failed=failed)
+    skips = Skips(bench.kind, "items")
+    for item in bench.items:
+        absent = [a for a in item["candidates"] + [item.get("prompt")] if a and a not in units]
+        if absent:
+            skips.add("unreadable audio", failed.get(absent[0], absent[0]))
+    skips.require(len(bench.items) - skips.total, bench.root)
     scored = score_items(bench, units, lm, batch_tokens)
-    if len(scored) < len(bench.items):
-        log(f"{bench.root}: {len(bench.items) - len(scored)} items skipped (unreadable audio)")
     metrics = {"metric": bench.kind, **accuracy(scored),
-               "n_items_skipped": len(bench.items) - len(scored),
+               "n_items_skipped": len(bench.items) - len(scored), **skips.report(),
                "inputs": {"benchmark": str(bench_dir), "tokenizer": str(tokenizer_dir),
                           "lm": str(lm_dir)}}
     return metrics, scored

@@ -25,21 +25,32 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.constants import MIN_DURATION_S
-from ..audio.load import load_audio
+from ..audio.load import AudioError, load_audio
 from ..common.errors import InputError
 from ..common.files import read_jsonl, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log
 from .bleu import distinct_n, entropy, vert
+from .skips import Skips, fmt, set_or_reason
 
 
 def sequence_metrics(samples: Sequence[Sequence], n_symbols: int | None = None) -> dict:
-    """auto-BLEU2, self-BLEU2, VERT, distinct-1..3, entropy and mean length of sequences."""
-    out = dict(vert(samples))
+    """auto-BLEU2, self-BLEU2, VERT, distinct-1..3, entropy and mean length of sequences;
+    a value the samples cannot give is None with a ``<name>_reason``."""
+    values = dict(vert(samples))
     for n in (1, 2, 3):
-        out[f"distinct_{n}"] = distinct_n(samples, n)
-    out.update(entropy(samples, n_symbols))
-    out["mean_length"] = float(np.mean([len(s) for s in samples])) if samples else float("nan")
+        values[f"distinct_{n}"] = distinct_n(samples, n)
+    values.update(entropy(samples, n_symbols))
+    values["mean_length"] = float(np.mean([len(s) for s in samples])) if samples else None
+    no_tokens = "no sample has a token"
+    reasons = {"self_bleu2": "needs at least 2 samples", "auto_bleu2": "no samples",
+               "vert": "needs both self-BLEU2 and auto-BLEU2", "entropy_bits": no_tokens,
+               "entropy_normalised": no_tokens if not any(len(s) for s in samples) else
+               "unknown vocabulary size (pass --n-units or --lm)", "mean_length": "no samples",
+               **{f"distinct_{n}": f"no sample has {n} tokens" for n in (1, 2, 3)}}
+    out: dict = {}
+    for key, value in values.items():
+        set_or_reason(out, key, value, reasons[key])
     return out
 
 
@@ -74,53 +85,89 @@ def evaluate_generation(opts: GenerationEvalOptions) -> dict:
     rows = read_jsonl(path)
     if not rows:
         raise InputError(f"{path}: no generations; run `spokenlm generate` first")
+    skips = Skips("generation", "samples")
+    rows = [r for r in rows if _has_units(r, skips)]
+    skips.require(len(rows), path)
     conts = [list(map(int, r["units"])) for r in rows]
-    metrics: dict = {"metric": "generation", "n_samples": len(rows)}
+    metrics: dict = {"metric": "generation", "n_samples": len(rows), **skips.report()}
     n_units = opts.n_units
     if opts.lm is not None:
         from ..lm.model import UnitLM
 
         lm = UnitLM.from_pretrained(opts.lm)
         n_units = n_units or lm.n_units
-        metrics["unit_perplexity"] = unit_perplexity(lm, [r["prompt_units"] for r in rows], conts)
+        set_or_reason(metrics, "unit_perplexity",
+                      unit_perplexity(lm, [r.get("prompt_units") or [] for r in rows], conts),
+                      "every continuation is empty")
     metrics["units"] = sequence_metrics(conts, n_units)
     if opts.asr is not None:
         metrics.update(_transcript_metrics(rows, opts, path.parent))
     metrics["inputs"] = {k: v for k, v in to_dict(opts).items() if v is not None}
     write_json(opts.output, metrics)
     u = metrics["units"]
-    log(f"generation: unit auto-BLEU2 {u['auto_bleu2']:.3f}, self-BLEU2 {u['self_bleu2']:.3f}, "
-        f"VERT {u['vert']:.3f}" + (f", unit PPL {metrics['unit_perplexity']:.2f}"
+    log(f"generation: unit auto-BLEU2 {fmt(u['auto_bleu2'])}, self-BLEU2 {fmt(u['self_bleu2'])}, "
+        f"VERT {fmt(u['vert'])}" + (f", unit PPL {fmt(metrics['unit_perplexity'], '.2f')}"
                                     if "unit_perplexity" in metrics else ""))
     return metrics
+
+
+def _has_units(row: dict, skips: Skips) -> bool:
+    """Whether a generations row has a list of integer ``units`` (else it is skipped)."""
+    units = row.get("units")
+    if isinstance(units, list) and all(isinstance(u, int) for u in units):
+        return True
+    skips.add("no integer `units` list", row.get("id", "a row without id"))
+    return False
 
 
 def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, out_dir: Path) -> dict:
     from ..asr import load_asr
 
-    usable = [r for r in rows if r.get("continuation_path") and r.get("path")]
+    skips = Skips("generation transcripts", "samples")
+    usable, conts, fulls = [], [], []
+    for r in rows:
+        if not (r.get("continuation_path") and r.get("path")):
+            skips.add("no generated audio (generate ran without a vocoder)", r.get("id"))
+            continue
+        # An empty continuation (the LM ended the utterance at once) transcribes to "".
+        spoken = r.get("continuation_seconds", 1.0) >= MIN_DURATION_S
+        try:
+            fulls.append(load_audio(r["path"]))
+        except AudioError as e:
+            skips.add("unreadable audio", e)
+            continue
+        try:
+            conts.append(load_audio(r["continuation_path"]) if spoken else None)
+        except AudioError as e:
+            fulls.pop()
+            skips.add("unreadable audio", e)
+            continue
+        usable.append(r)
     if not usable:
-        log("generation: no wavs in generations.jsonl (generate ran without a vocoder); "
-            "transcript metrics skipped")
-        return {"transcripts": {"skipped": "no generated audio"}}
+        reason = f"all {skips.total} samples skipped: {skips.summary()}"
+        log(f"generation: transcript metrics skipped: {reason}")
+        return {"transcripts": {"skipped": reason, **skips.report()}}
+    skips.require(len(usable), out_dir)
     asr = load_asr(opts.asr)
-    # An empty continuation (the LM ended the utterance at once) transcribes to "".
-    spoken = [r for r in usable if r.get("continuation_seconds", 1.0) >= MIN_DURATION_S]
-    texts = dict(zip((r["id"] for r in spoken), asr.transcribe_many(
-        [load_audio(r["continuation_path"]) for r in spoken], desc="asr continuations")))
-    if len(spoken) < len(usable):
-        log(f"generation: {len(usable) - len(spoken)} continuations shorter than "
+    spoken_idx = [i for i, w in enumerate(conts) if w is not None]
+    texts = dict(zip(spoken_idx, asr.transcribe_many([conts[i] for i in spoken_idx],
+                                                     desc="asr continuations")))
+    if len(spoken_idx) < len(usable):
+        log(f"generation: {len(usable) - len(spoken_idx)} continuations shorter than "
             f"{MIN_DURATION_S} s, transcribed as empty")
-    cont_text = [texts.get(r["id"], "") for r in usable]
-    full_text = asr.transcribe_many([load_audio(r["path"]) for r in usable], desc="asr full")
+    cont_text = [texts.get(i, "") for i in range(len(usable))]
+    full_text = asr.transcribe_many(fulls, desc="asr full")
     out: dict = {"asr": asr.describe(),
-                 "transcripts": sequence_metrics([t.split() for t in cont_text])}
+                 "transcripts": {**sequence_metrics([t.split() for t in cont_text]),
+                                 "n_samples": len(usable), **skips.report()}}
     if opts.text_lm is not None:
         from .textlm import TextLM
 
         tlm = TextLM(opts.text_lm)
-        out["ppx"] = tlm.perplexity([t for t in cont_text if t])
-        out["gen_ppl"] = tlm.perplexity([t for t in full_text if t])
+        set_or_reason(out, "ppx", tlm.perplexity([t for t in cont_text if t]),
+                      "every continuation transcript is empty")
+        set_or_reason(out, "gen_ppl", tlm.perplexity([t for t in full_text if t]),
+                      "every transcript of the generated audio is empty")
     write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"),
                 [{"id": r["id"], "continuation": c, "full": f}
                  for r, c, f in zip(usable, cont_text, full_text)])

@@ -30,6 +30,7 @@ from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_json
 from ..common.options import arg, command, to_dict
 from ..common.progress import log
+from .skips import Skips, fmt, set_or_reason
 
 
 def frame_labels(intervals: Sequence[Sequence], n_frames: int) -> list[str | None]:
@@ -48,8 +49,9 @@ def frame_labels(intervals: Sequence[Sequence], n_frames: int) -> list[str | Non
     return out
 
 
-def pnmi_scores(units: Iterable[int], phones: Iterable[str | int]) -> dict[str, float]:
-    """PNMI, phone purity and cluster purity of aligned frame sequences (same length)."""
+def pnmi_scores(units: Iterable[int], phones: Iterable[str | int]) -> dict:
+    """PNMI, phone purity and cluster purity of aligned frame sequences (same length);
+    PNMI is None (with ``pnmi_reason``) when the labels hold a single phone."""
     units = np.asarray(list(units))
     phones = list(phones)
     if len(units) != len(phones):
@@ -65,7 +67,10 @@ def pnmi_scores(units: Iterable[int], phones: Iterable[str | int]) -> dict[str, 
     nz = p > 0
     mi = float((p[nz] * np.log(p[nz] / (py[:, None] * pz[None, :])[nz])).sum())
     hy = float(-(py[py > 0] * np.log(py[py > 0])).sum())
-    return {"pnmi": mi / hy if hy > 0 else float("nan"),
+    out: dict = {}
+    set_or_reason(out, "pnmi", mi / hy if hy > 0 else None,
+                  "the labels hold a single phone, so the phone entropy is 0")
+    return {**out,
             "phone_purity": float(p.max(0).sum()),  # sum_z p(z) max_y p(y|z)
             "cluster_purity": float(p.max(1).sum()),  # sum_y p(y) max_z p(z|y)
             "mutual_information_nats": mi, "phone_entropy_nats": hy,
@@ -79,6 +84,10 @@ def frame_units(row: dict) -> np.ndarray:
     if row.get("durations") is not None:
         units = np.repeat(units, np.asarray(row["durations"], dtype=np.int64))
     return units
+
+
+#: skip reason of a units row whose id the labels file lacks
+NO_LABELS = "id not in the labels file"
 
 
 @dataclass
@@ -96,23 +105,28 @@ def evaluate_pnmi(opts: PNMIOptions) -> dict:
     ignore = set(opts.ignore)
     all_u: list[np.ndarray] = []
     all_p: list[str] = []
-    n_utts = missing = 0
+    skips = Skips("PNMI", "utterances")
+    n_utts = 0
     for row in iter_jsonl(opts.units):
-        if row["id"] not in labels:
-            missing += 1
+        if row.get("id") not in labels:
+            skips.add(NO_LABELS, row.get("id"))
             continue
         u = frame_units(row)
         lab = frame_labels(labels[row["id"]], len(u))
         keep = np.array([x is not None and x not in ignore for x in lab], dtype=bool)
+        if not keep.any():
+            skips.add("no labelled frame (outside every interval, or an ignored phone)",
+                      row["id"])
+            continue
         all_u.append(u[keep])
         all_p.extend(x for x in lab if x is not None and x not in ignore)
         n_utts += 1
-    if not n_utts:
-        raise InputError(f"{opts.labels}: no utterance id in common with {opts.units}")
+    skips.require(n_utts, opts.units)
     scores = pnmi_scores(np.concatenate(all_u), all_p)
     metrics = {"metric": "pnmi", **scores, "n_utterances": n_utts,
-               "n_utterances_without_labels": missing, "inputs": to_dict(opts)}
+               "n_utterances_without_labels": skips.counts[NO_LABELS],
+               **skips.report(), "inputs": to_dict(opts)}
     write_json(opts.output, metrics)
-    log(f"PNMI {scores['pnmi']:.3f}, phone purity {scores['phone_purity']:.3f}, cluster "
+    log(f"PNMI {fmt(scores['pnmi'])}, phone purity {scores['phone_purity']:.3f}, cluster "
         f"purity {scores['cluster_purity']:.3f} over {scores['n_frames']} frames")
     return metrics

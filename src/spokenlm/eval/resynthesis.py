@@ -25,6 +25,7 @@ from ..common.files import read_jsonl, write_json, write_jsonl
 from ..common.options import arg, command, to_dict
 from ..common.progress import log
 from .edit_distance import error_rate
+from .skips import Skips, fmt, set_or_reason
 from .speaker import SpeakerEncoder
 
 
@@ -40,32 +41,54 @@ class ResynthEvalOptions:
     output: Path = arg(Path("resynthesis.json"), help="metrics JSON to write")
 
 
-def _rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
+def _rates(refs: list[str], hyps: list[str], prefix: str = "") -> dict[str, float | None]:
+    """Corpus WER and CER (keys ``<prefix>wer``, ``<prefix>cer``); None with a reason when
+    the references have no words."""
     from ..asr.base import normalize_text
 
     refs = [normalize_text(r) for r in refs]
     hyps = [normalize_text(h) for h in hyps]
-    return {"wer": error_rate([r.split() for r in refs], [h.split() for h in hyps])["rate"],
-            "cer": error_rate(refs, hyps)["rate"]}
+    out: dict = {}
+    empty = "the reference texts have no words after normalisation"
+    set_or_reason(out, f"{prefix}wer", error_rate([r.split() for r in refs],
+                                                  [h.split() for h in hyps])["rate"], empty)
+    set_or_reason(out, f"{prefix}cer", error_rate(refs, hyps)["rate"], empty)
+    return out
 
 
 def _speaker_block(encoder: SpeakerEncoder, src: list, wavs: list,
                    per_row: list[dict]) -> dict:
     """Mean / std cosine similarity of source and resynthesis embeddings; per-file values
-    go into ``per_row`` (None where an utterance is too short for the encoder)."""
+    go into ``per_row`` (None with a reason where a pair gives no similarity)."""
     sims = encoder.paired_similarity(src, wavs, desc="speaker similarity")
-    for row, s in zip(per_row, sims):
+    skips = Skips("speaker similarity", "utterance pairs")
+    too_short = (f"shorter than the speaker encoder's receptive field "
+                 f"({encoder.min_samples} samples)")
+    for row, s, a, b in zip(per_row, sims, src, wavs):
         row["speaker_similarity"] = s
+        if s is None:
+            reason = too_short if min(len(a), len(b)) < encoder.min_samples else \
+                "no finite embedding (silent or broken audio?)"
+            row["speaker_similarity_reason"] = reason
+            skips.add(reason, row.get("id"))
     values = np.array([s for s in sims if s is not None], dtype=np.float64)
-    short = len(sims) - len(values)
     if not len(values):
-        return {"skipped": f"all {short} utterance pairs are shorter than the speaker "
-                           f"encoder's receptive field ({encoder.min_samples} samples)",
-                "encoder": encoder.describe()}
-    if short:
-        log(f"resynthesis: {short} pairs too short for the speaker encoder, left out")
+        return {"skipped": f"all {skips.total} utterance pairs skipped: {skips.summary()}",
+                **skips.report(), "encoder": encoder.describe()}
+    if skips.total:
+        log(f"resynthesis: {skips.total} pairs left out of speaker similarity: "
+            f"{skips.summary()}")
     return {"mean": float(values.mean()), "std": float(values.std()), "n": len(values),
-            "n_too_short": short, "encoder": encoder.describe()}
+            "n_too_short": skips.counts[too_short], **skips.report(),
+            "encoder": encoder.describe()}
+
+
+def _row_audio(row: dict, key: str, results: Path) -> np.ndarray:
+    """The audio a results row names under ``key``; :class:`AudioError` if it cannot."""
+    value = row.get(key)
+    if not isinstance(value, str) or not value:
+        raise AudioError(f"{results}: row {row.get('id')!r} has no `{key}` audio path")
+    return load_audio(value)
 
 
 @command("eval resynthesis", ResynthEvalOptions)
@@ -74,7 +97,13 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
     from ..asr import load_asr
 
     path = opts.resynth / "resynth.jsonl" if opts.resynth.is_dir() else opts.resynth
-    rows = [r for r in read_jsonl(path) if r.get("text")]
+    skips = Skips("resynthesis", "utterances")
+    rows = []
+    for r in read_jsonl(path):
+        if isinstance(r.get("text"), str) and r["text"]:
+            rows.append(r)
+        else:
+            skips.add("no reference `text`", r.get("id"))
     if not rows:
         raise InputError(f"{path}: no row with a reference `text`; resynthesise a manifest "
                          f"that has transcripts")
@@ -84,22 +113,28 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
     wavs, src, kept = [], [], []
     for r in rows:
         try:
-            wavs.append(load_audio(r["path"]))
-            src.append(load_audio(r["source"]) if need_source else None)
+            wav = _row_audio(r, "path", path)
         except AudioError as e:
-            log(f"resynthesis: skipping {e}")
+            skips.add("unreadable resynthesised audio", e)
             continue
+        try:
+            source = _row_audio(r, "source", path) if need_source else None
+        except AudioError as e:
+            skips.add("unreadable source audio", e)
+            continue
+        wavs.append(wav)
+        src.append(source)
         kept.append(r)
+    skips.require(len(kept), path)
     asr = load_asr(opts.asr)
     refs = [r["text"] for r in kept]
     hyps = asr.transcribe_many(wavs, desc="asr resynth")
-    metrics: dict = {"metric": "resynthesis", "n_utterances": len(kept), "asr": asr.describe(),
-                     **_rates(refs, hyps)}
+    metrics: dict = {"metric": "resynthesis", "n_utterances": len(kept), **skips.report(),
+                     "asr": asr.describe(), **_rates(refs, hyps)}
     per_row = [{"id": r.get("id"), "text": r["text"], "resynth": h} for r, h in zip(kept, hyps)]
     if opts.source:
         src_hyps = asr.transcribe_many(src, desc="asr source")
-        rates = _rates(refs, src_hyps)
-        metrics.update(source_wer=rates["wer"], source_cer=rates["cer"])
+        metrics.update(_rates(refs, src_hyps, prefix="source_"))
         for row, h in zip(per_row, src_hyps):
             row["source"] = h
     if opts.phone_asr:
@@ -108,7 +143,9 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
             raise InputError(f"--phone-asr {opts.phone_asr}: not a phone recogniser")
         p_src = pasr.transcribe_many(src, desc="phones source")
         p_out = pasr.transcribe_many(wavs, desc="phones resynth")
-        metrics["per"] = error_rate([p.split() for p in p_src], [p.split() for p in p_out])["rate"]
+        set_or_reason(metrics, "per", error_rate([p.split() for p in p_src],
+                                                 [p.split() for p in p_out])["rate"],
+                      "the phone recogniser found no phone in the source audio")
         metrics["phone_asr"] = pasr.describe()
     metrics["speaker_similarity"] = (
         _speaker_block(speaker, src, wavs, per_row) if speaker else
@@ -117,8 +154,8 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
     metrics["inputs"] = {k: v for k, v in to_dict(opts).items() if v is not None}
     write_json(opts.output, metrics)
     write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"), per_row)
-    log(f"resynthesis: WER {metrics['wer']:.3f}, CER {metrics['cer']:.3f}"
-        + (f" (source WER {metrics['source_wer']:.3f})" if "source_wer" in metrics else "")
+    log(f"resynthesis: WER {fmt(metrics['wer'])}, CER {fmt(metrics['cer'])}"
+        + (f" (source WER {fmt(metrics['source_wer'])})" if "source_wer" in metrics else "")
         + (f", speaker similarity {metrics['speaker_similarity']['mean']:.3f}"
            if "mean" in metrics["speaker_similarity"] else ""))
     return metrics

@@ -108,14 +108,17 @@ class SpeakerEncoder:
     def paired_similarity(self, a: Sequence[np.ndarray], b: Sequence[np.ndarray],
                           desc: str = "speaker") -> list[float | None]:
         """Cosine similarity of ``a[i]`` and ``b[i]`` for each pair of utterances; None for a
-        pair where either utterance is shorter than :attr:`min_samples`."""
+        pair where either utterance is shorter than :attr:`min_samples` or either embedding
+        is not finite."""
         if len(a) != len(b):
             raise ValueError(f"paired_similarity: {len(a)} vs {len(b)} utterances")
         ok = [i for i in range(len(a)) if min(len(a[i]), len(b[i])) >= self.min_samples]
         emb = self.embed_many([a[i] for i in ok] + [b[i] for i in ok], desc=desc)  # (2K, D)
         out: list[float | None] = [None] * len(a)
         for j, i in enumerate(ok):
-            out[i] = cosine_similarity(emb[j], emb[len(ok) + j])
+            ea, eb = emb[j], emb[len(ok) + j]
+            if np.isfinite(ea).all() and np.isfinite(eb).all():
+                out[i] = cosine_similarity(ea, eb)
         return out
 
     def describe(self) -> str:
