@@ -14,3 +14,13 @@ N_FFT: int = 512
 N_MELS: int = 80
 #: Shortest audio spokenlm accepts: one encoder receptive field (400 samples) and a bit.
 MIN_DURATION_S: float = 0.1
+#: Longest audio a reader accepts by default (2 h). Every stage loads a whole file at once
+#: (``tokenize`` with MFCC needs about 2.3 GB per hour), so longer files are refused from
+#: their header; split them into shorter files.
+MAX_DURATION_S: float = 2 * 3600.0
+#: Header sample rates outside this range come from corrupt or forged headers (a 64 KB
+#: file "at 1 Hz" claims 9 hours).
+MIN_SAMPLE_RATE: int = 1_000
+MAX_SAMPLE_RATE: int = 384_000
+#: More channels than this in a header is taken as corruption (3rd-order ambisonics has 16).
+MAX_CHANNELS: int = 64

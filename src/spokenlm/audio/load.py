@@ -3,11 +3,19 @@
 Any format soundfile reads (wav, flac, ogg, ...) is mixed to mono and resampled to
 :data:`SAMPLE_RATE` with soxr. Bad audio raises :class:`AudioError` naming the file and
 what to do about it.
+
+Every reader goes through :func:`audio_info`, which refuses a file from its header alone
+(absurd sample rate or channel count, more frames than the file holds, longer than
+``max_duration``) before any sample is decoded, so a forged 64 KB header cannot make a
+reader allocate gigabytes. File names are passed to libsndfile as bytes, so names that
+are not valid UTF-8 load like any other; messages show such bytes as ``\\xff``.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -16,49 +24,147 @@ import soxr
 
 from ..common.errors import InputError
 from ..common.files import atomic_path
-from .constants import MIN_DURATION_S, SAMPLE_RATE
+from .constants import (MAX_CHANNELS, MAX_DURATION_S, MAX_SAMPLE_RATE, MIN_DURATION_S,
+                        MIN_SAMPLE_RATE, SAMPLE_RATE)
 
 #: Peak amplitude below which a file counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
+#: Frames decoded at a time when a file must be mixed down or resampled.
+BLOCK_FRAMES = 1 << 18
+#: Bytes per sample of the subtypes stored uncompressed, for the frames-vs-file-size check.
+_BYTES_PER_SAMPLE = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2,
+                     "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+#: Containers whose PCM subtypes are raw samples (FLAC says PCM_16 but compresses).
+_RAW_FORMATS = {"WAV", "WAVEX", "AIFF", "AU", "RAW", "W64", "RF64", "CAF", "NIST", "IRCAM"}
 
 
 class AudioError(InputError):
     """An audio file is unreadable, empty, silent, too short or contains NaN/Inf."""
 
 
-def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
-    """Header of ``path`` (sample rate, channels, frames) without decoding the samples."""
+def printable(path: str | bytes | os.PathLike) -> str:
+    """``path`` as text that prints and encodes as UTF-8: bytes of a file name that are not
+    UTF-8 (held by Python as surrogate escapes) are shown as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def audio_info(path: str | os.PathLike, *,
+               max_duration: float | None = MAX_DURATION_S) -> sf._SoundFileInfo:
+    """Header of ``path`` (sample rate, channels, frames) without decoding the samples.
+
+    Raises :class:`AudioError` for a missing file, a dangling symlink, a directory or other
+    non-regular file, an empty file, an unreadable header, or a header that fails
+    :func:`check_header` (``max_duration=None``: no length limit).
+    """
     path = Path(path)
+    name = printable(path)
+    if path.is_symlink() and not path.exists():
+        raise AudioError(f"{name}: dangling symlink -> {printable(os.readlink(path))}; "
+                         f"fix the link or remove it")
     if not path.exists():
-        raise AudioError(f"{path}: file not found; check the path or regenerate the manifest")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes); remove it or re-export the recording")
+        raise AudioError(f"{name}: file not found; check the path or regenerate the manifest")
+    if path.is_dir():
+        raise AudioError(f"{name}: a directory, not a file; rename it so it does not end in "
+                         f"an audio extension")
     try:
-        return sf.info(str(path))
+        st = path.stat()
+    except OSError as e:
+        raise AudioError(f"{name}: cannot be read ({e.strerror}); check its permissions") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(f"{name}: not a regular file (a pipe, socket or device); copy the "
+                         f"audio into a regular file")
+    if st.st_size == 0:
+        raise AudioError(f"{name}: empty file (0 bytes); remove it or re-export the recording")
+    try:
+        info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(f"{path}: not readable as audio ({e}); convert it to wav/flac "
+        raise AudioError(f"{name}: not readable as audio ({e}); convert it to wav/flac "
                          f"or remove it") from e
+    check_header(info, path, file_size=st.st_size, max_duration=max_duration)
+    return info
+
+
+def check_header(info: sf._SoundFileInfo, path: str | os.PathLike, *,
+                 file_size: int | None = None,
+                 max_duration: float | None = MAX_DURATION_S) -> None:
+    """Raise :class:`AudioError` if a header is implausible: sample rate outside
+    [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`], more than :data:`MAX_CHANNELS`
+    channels, more raw samples than ``file_size`` bytes can hold (uncompressed formats), or
+    longer than ``max_duration`` seconds (None: no limit)."""
+    name = printable(path)
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: header claims a sample rate of {info.samplerate} Hz, "
+                         f"outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz; the header is "
+                         f"corrupt, re-export the file or remove it")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioError(f"{name}: header claims {info.channels} channels (at most "
+                         f"{MAX_CHANNELS} accepted); the header is corrupt, re-export the "
+                         f"file or remove it")
+    width = _BYTES_PER_SAMPLE.get(info.subtype) if info.format in _RAW_FORMATS else None
+    if width is not None and file_size is not None:
+        frame_bytes = info.channels * width
+        if info.frames * frame_bytes > file_size + frame_bytes:
+            raise AudioError(f"{name}: header claims {info.frames} frames "
+                             f"({info.frames * frame_bytes} bytes of {info.subtype}) but the "
+                             f"file has {file_size} bytes; the header is corrupt, re-export "
+                             f"the file or remove it")
+    duration = info.frames / info.samplerate
+    if max_duration is not None and duration > max_duration:
+        raise AudioError(f"{name}: header says {duration:.1f} s long, over the "
+                         f"{max_duration:g} s limit; split it into shorter files (or raise "
+                         f"the limit, e.g. `spokenlm data manifest --max-duration`)")
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *,
-               validate: bool = True) -> np.ndarray:
-    """Read ``path`` as float32 mono at ``sample_rate``.
+               validate: bool = True, max_duration: float | None = MAX_DURATION_S
+               ) -> np.ndarray:
+    """Read ``path`` as float32 mono at ``sample_rate``; the header is checked first
+    (:func:`audio_info`), so a file over ``max_duration`` is refused without decoding.
 
     Returns:
         wav: float32 array of shape (T,), values in [-1, 1].
     """
-    path = Path(path)
-    audio_info(path)
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(f"{path}: could not decode audio ({e}); the file may be truncated "
-                         f"or corrupt, re-export it or remove it") from e
-    wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    wav = resample(wav, sr, sample_rate)
+    wav = decode_audio(path, audio_info(path, max_duration=max_duration), sample_rate)
     if validate:
         validate_audio(wav, path, sample_rate)
     return wav
+
+
+def decode_audio(path: str | os.PathLike, info: sf._SoundFileInfo,
+                 sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode ``path``, whose header ``info`` :func:`audio_info` checked, to float32 mono
+    (T,) at ``sample_rate``. A multi-channel or other-rate file is decoded, mixed down and
+    resampled :data:`BLOCK_FRAMES` at a time, so memory is the output plus one block."""
+    try:
+        with sf.SoundFile(os.fsencode(path)) as f:
+            if f.channels == 1 and f.samplerate == sample_rate:
+                return f.read(dtype="float32")  # (T,)
+            return _decode_blocks(f, sample_rate)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{printable(path)}: could not decode audio ({e}); the file may be "
+                         f"truncated or corrupt, re-export it or remove it") from e
+
+
+def _decode_blocks(f: sf.SoundFile, sample_rate: int) -> np.ndarray:
+    """Mono (T,) float32 at ``sample_rate`` from an open file, one block at a time."""
+    stream = (None if f.samplerate == sample_rate else
+              soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ"))
+    out = np.empty(math.ceil(f.frames * sample_rate / f.samplerate), np.float32)
+    n = 0
+
+    def put(chunk: np.ndarray) -> None:
+        nonlocal out, n
+        if n + len(chunk) > len(out):
+            out = np.concatenate([out[:n], np.empty(n + len(chunk) - len(out), np.float32)])
+        out[n: n + len(chunk)] = chunk
+        n += len(chunk)
+
+    for block in f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):  # (B, C)
+        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]  # (B,)
+        put(mono if stream is None else stream.resample_chunk(mono))
+    if stream is not None:
+        put(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    return out[:n]
 
 
 def resample(wav: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -70,18 +176,21 @@ def resample(wav: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.
 
 def validate_audio(wav: np.ndarray, path: str | os.PathLike = "<array>",
                    sample_rate: int = SAMPLE_RATE, min_duration: float = MIN_DURATION_S) -> None:
-    """Raise :class:`AudioError` if ``wav`` (T,) is empty, too short, non-finite or silent."""
+    """Raise :class:`AudioError` if ``wav`` (T,) is empty, too short, non-finite or silent.
+    Uses only min/max (no temporary arrays the size of ``wav``)."""
+    name = printable(path)
     if wav.size == 0:
-        raise AudioError(f"{path}: contains no samples; remove it or re-export the recording")
-    if not np.all(np.isfinite(wav)):
-        raise AudioError(f"{path}: contains NaN or Inf samples; re-export the recording")
+        raise AudioError(f"{name}: contains no samples; remove it or re-export the recording")
+    lo, hi = float(wav.min()), float(wav.max())  # NaN and Inf propagate into min/max
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise AudioError(f"{name}: contains NaN or Inf samples; re-export the recording")
     duration = wav.shape[0] / sample_rate
     if duration < min_duration:
-        raise AudioError(f"{path}: too short ({duration:.3f} s < {min_duration} s); "
+        raise AudioError(f"{name}: too short ({duration:.3f} s < {min_duration} s); "
                          f"remove it or pad it")
-    peak = float(np.abs(wav).max())
+    peak = max(hi, -lo)
     if peak < SILENCE_PEAK:
-        raise AudioError(f"{path}: silent (peak amplitude {peak:.2e}); remove it or check "
+        raise AudioError(f"{name}: silent (peak amplitude {peak:.2e}); remove it or check "
                          f"the recording level")
 
 
@@ -90,5 +199,5 @@ def save_wav(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAMPLE
     wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
     path = Path(path)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wav, sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(os.fsencode(tmp), wav, sample_rate, subtype="PCM_16", format="WAV")
     return path

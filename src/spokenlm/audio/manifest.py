@@ -5,7 +5,14 @@ Row keys: ``id``, ``path`` (absolute, or relative to the manifest's folder), ``d
 and resampled when loaded), and when known ``speaker``, ``text``, ``phonemes``, ``split``.
 
 :func:`make_manifest` scans a folder, validates every file by loading it, and writes the
-manifest plus a skip report ``<name>.skipped.jsonl`` listing each rejected file and why.
+manifest plus a skip report ``<name>.skipped.jsonl`` listing each rejected file and why
+(including dangling symlinks, directories and other non-files named like audio).
+
+File names that are not valid UTF-8 are kept. Their ``path`` holds the name as Python
+decodes it (``os.fsdecode``: each bad byte becomes a lone surrogate), which JSON writes as a
+``\\udcXX`` escape: the manifest stays ASCII, and ``json.loads`` + ``os.fsencode`` (or simply
+``open``/``Path`` on Linux) give back the original bytes. Their ``id`` and ``speaker`` show
+such bytes as ``\\xff`` text, so they are plain valid Unicode wherever they are written.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_jsonl
 from ..common.options import arg, command
 from ..common.progress import log, progress
-from .constants import MIN_DURATION_S
-from .load import AudioError, audio_info, load_audio, validate_audio
+from .constants import MAX_DURATION_S, MIN_DURATION_S
+from .load import AudioError, audio_info, decode_audio, printable, validate_audio
 
 #: Keys every manifest row written by spokenlm has.
 REQUIRED_KEYS = ("id", "path", "duration", "sample_rate", "num_channels")
@@ -38,6 +45,9 @@ class ManifestOptions:
     output: Path = arg(Path("manifest.jsonl"), short="-o", help="where to write the manifest")
     extensions: list[str] = arg(AUDIO_EXTENSIONS, help="file extensions to include")
     min_duration: float = arg(MIN_DURATION_S, help="reject files shorter than this (s)")
+    max_duration: float = arg(MAX_DURATION_S, help="reject files longer than this (s), from "
+                                                   "their header; later stages load whole "
+                                                   "files, so split longer ones")
     speaker_from: Literal["folder", "none"] = arg(
         "folder", help="folder: speaker = first sub-folder under root (LibriSpeech layout)")
     transcripts: bool = arg(True, help="read text from LibriSpeech *.trans.txt files or a "
@@ -55,35 +65,36 @@ def skip_report_path(manifest: str | os.PathLike) -> Path:
 @command("data manifest", ManifestOptions)
 def make_manifest(opts: ManifestOptions) -> Path:
     """Write a JSONL manifest of every valid audio file under a folder, and a skip report."""
-    root = opts.root
+    root = Path(opts.root)
     if not root.is_dir():
-        raise InputError(f"{root}: not a folder; pass the folder that holds your audio files")
+        raise InputError(f"{printable(root)}: not a folder; pass the folder that holds your "
+                         f"audio files")
     exts = {"." + e.lower().lstrip(".") for e in opts.extensions}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
+    # every entry named like audio, files or not: audio_info reports the non-files
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in exts
                    and not p.name.startswith("."))
     if not files:
-        raise InputError(f"{root}: no audio files with extensions {sorted(exts)}; check the "
-                         f"folder or pass --extensions")
-    ids = _unique_ids(files, root)
+        raise InputError(f"{printable(root)}: no audio files with extensions {sorted(exts)}; "
+                         f"check the folder or pass --extensions")
     texts = _transcripts(root, files) if opts.transcripts else {}
 
     def check(path: Path) -> tuple[dict | None, str | None]:
         try:
-            info = audio_info(path)
-            wav = load_audio(path, validate=False)
-            validate_audio(wav, path, min_duration=opts.min_duration)
+            info = audio_info(path, max_duration=opts.max_duration)
+            validate_audio(decode_audio(path, info), path, min_duration=opts.min_duration)
         except AudioError as e:
             return None, str(e)
-        row = {"id": ids[path], "path": path.resolve(), "duration": round(info.frames / info.samplerate, 4),
+        row = {"path": path.resolve(), "duration": round(info.frames / info.samplerate, 4),
                "sample_rate": info.samplerate, "num_channels": info.channels}
         rel = path.relative_to(root)
         if opts.speaker_from == "folder" and len(rel.parts) > 1:
-            row["speaker"] = rel.parts[0]
+            row["speaker"] = printable(rel.parts[0])
         if path in texts:
             row["text"] = texts[path]
         return row, None
 
-    rows, skipped = [], []
+    kept: dict[Path, dict] = {}
+    skipped = []
     with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
         for path, (row, reason) in zip(files, progress(pool.map(check, files), total=len(files),
                                                        desc="validating audio", unit="file")):
@@ -91,28 +102,33 @@ def make_manifest(opts: ManifestOptions) -> Path:
                 log(f"skipped {reason}")
                 skipped.append({"path": str(path), "reason": reason})
             else:
-                rows.append(row)
+                kept[path] = row
     report = write_jsonl(skip_report_path(opts.output), skipped)
-    if not rows:
-        raise InputError(f"{root}: all {len(files)} audio files were rejected; see {report}")
+    if not kept:
+        raise InputError(f"{printable(root)}: all {len(files)} audio files were rejected; "
+                         f"see {printable(report)}")
+    ids = _unique_ids(list(kept), root)  # of kept files only: a rejected one cannot clash
+    rows = [{"id": ids[path], **row} for path, row in kept.items()]
     write_manifest(rows, opts.output)
-    log(f"{opts.output}: {len(rows)} files, {sum(r['duration'] for r in rows) / 3600:.2f} h; "
-        f"{len(skipped)} skipped (listed in {report})")
+    hours = sum(r["duration"] for r in rows) / 3600
+    log(f"{printable(opts.output)}: {len(rows)} files, {hours:.2f} h; {len(skipped)} skipped "
+        f"(listed in {printable(report)})")
     return opts.output
 
 
 def _unique_ids(files: list[Path], root: Path) -> dict[Path, str]:
-    """File stems when they are unique, else relative paths without extension, '/' -> '_'."""
-    stems = [p.stem for p in files]
+    """File stems when they are unique, else relative paths without extension, '/' -> '_'
+    (bytes that are not UTF-8 shown as ``\\xff``)."""
+    stems = [printable(p.stem) for p in files]
     if len(set(stems)) == len(stems):
         return dict(zip(files, stems))
     ids: dict[Path, str] = {}
     seen: dict[str, Path] = {}
     for p in files:
-        uid = p.relative_to(root).with_suffix("").as_posix().replace("/", "_")
+        uid = printable(p.relative_to(root).with_suffix("").as_posix()).replace("/", "_")
         if uid in seen:
-            raise InputError(f"{p} and {seen[uid]} both get utterance id {uid!r}; rename one "
-                             f"of them")
+            raise InputError(f"{printable(p)} and {printable(seen[uid])} both get utterance id "
+                             f"{uid!r}; rename one of them")
         seen[uid] = p
         ids[p] = uid
     return ids
