@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from spokenlm.audio.load import load_audio
 from spokenlm.audio.manifest import (make_manifest, read_manifest, skip_report_path,
                                      write_manifest)
 from spokenlm.common.errors import InputError
@@ -130,3 +134,61 @@ def test_write_manifest_requires_keys_and_unique_ids(tmp_path):
         write_manifest([row, row], tmp_path / "m.jsonl")
     with pytest.raises(InputError, match="lacks"):
         write_manifest([{"id": "a", "path": "a.wav"}], tmp_path / "m.jsonl")
+
+
+def _report(manifest) -> dict[str, str]:
+    """Skip report as {file name: reason}; also checks it is strict UTF-8."""
+    text = skip_report_path(manifest).read_bytes().decode("utf-8")
+    return {os.path.basename(r["path"]): r["reason"] for r in map(json.loads, text.splitlines())}
+
+
+def test_non_files_named_like_audio_are_reported(tmp_path):
+    root = tmp_path / "audio"
+    (root / "x.wav").mkdir(parents=True)  # a folder named like audio; its contents still count
+    sf.write(root / "x.wav" / "inner.wav", _tone(0.3, 16_000), 16_000)
+    sf.write(root / "x.flac", _tone(0.3, 16_000), 16_000)  # no id clash with the folder
+    (root / "gone.wav").symlink_to("nowhere.wav")
+    os.mkfifo(root / "pipe.wav")
+    out = make_manifest(root=root, output=tmp_path / "m.jsonl")
+    assert sorted(r["id"] for r in read_manifest(out)) == ["inner", "x"]
+    skipped = _report(out)
+    assert set(skipped) == {"x.wav", "gone.wav", "pipe.wav"}
+    assert "dangling symlink -> nowhere.wav" in skipped["gone.wav"]
+    assert "a directory, not a file" in skipped["x.wav"]
+    assert "not a regular file" in skipped["pipe.wav"]
+
+
+def test_hostile_headers_and_long_files_are_reported(tmp_path):
+    root = tmp_path / "audio"
+    root.mkdir()
+    sf.write(root / "ok.wav", _tone(0.5, 16_000), 16_000)
+    sf.write(root / "long.wav", _tone(3.0, 16_000), 16_000)
+    payload = (np.random.default_rng(0).standard_normal(32 * 1024) * 3000).astype("<i2")
+    fmt = struct.pack("<HHIIHH", 1, 1, 1, 2, 2, 16)  # PCM, mono, 1 Hz, 16-bit
+    data = payload.tobytes()
+    (root / "1hz.wav").write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
+                                   + b"fmt " + struct.pack("<I", 16) + fmt
+                                   + b"data" + struct.pack("<I", len(data)) + data)
+    out = make_manifest(root=root, output=tmp_path / "m.jsonl", max_duration=2.0)
+    assert [r["id"] for r in read_manifest(out)] == ["ok"]
+    skipped = _report(out)
+    assert "header claims a sample rate of 1 Hz" in skipped["1hz.wav"]
+    assert "header says 3.0 s long, over the 2 s limit" in skipped["long.wav"]
+
+
+def test_non_utf8_names_are_kept_and_round_trip(tmp_path):
+    root = tmp_path / "audio"
+    speaker = os.fsencode(root) + b"/spk-\xff"
+    os.makedirs(speaker)
+    raw = speaker + b"/caf\xe9-\xfe.wav"
+    sf.write(raw, _tone(0.4, 16_000), 16_000)
+    Path(os.fsdecode(speaker + b"/bad-\xfe.wav")).write_bytes(b"")
+    out = make_manifest(root=root, output=tmp_path / "m.jsonl")
+    out.read_bytes().decode("utf-8")
+    (row,) = read_manifest(out)
+    assert os.fsencode(row["path"]) == raw  # the exact bytes of the file name come back
+    assert row["id"] == "caf\\xe9-\\xfe" and row["speaker"] == "spk-\\xff"
+    row["id"].encode("utf-8")
+    assert load_audio(row["path"]).shape == (int(0.4 * 16_000),)
+    skipped = _report(out)  # path as stored (round-trips), reason printable
+    assert "spk-\\xff/bad-\\xfe.wav: empty file" in skipped[os.fsdecode(b"bad-\xfe.wav")]
