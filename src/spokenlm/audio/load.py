@@ -84,6 +84,14 @@ def audio_info(path: str | os.PathLike, *,
     return info
 
 
+def header_fields(path: str | os.PathLike) -> dict[str, float | int]:
+    """``{"duration", "sample_rate", "num_channels"}`` of ``path`` from its checked header
+    (:func:`audio_info`, no length limit), as manifest rows record them."""
+    info = audio_info(path, max_duration=None)
+    return {"duration": info.frames / info.samplerate, "sample_rate": info.samplerate,
+            "num_channels": info.channels}
+
+
 def check_header(info: sf._SoundFileInfo, path: str | os.PathLike, *,
                  file_size: int | None = None,
                  max_duration: float | None = MAX_DURATION_S) -> None:

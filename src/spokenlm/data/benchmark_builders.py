@@ -35,8 +35,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
 
+from ..audio.load import header_fields
 from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl, write_json, write_jsonl
@@ -229,9 +229,7 @@ def build_spoken_benchmark(items: list[dict], output: Path, speakers: list[Speak
     speak_many([(tts, spk, paths[aid]) for tts, spk, aid in jobs_], jobs=jobs,
                desc=f"speaking {kind} items")
     for row in audio:
-        info = sf.info(str(row["path"]))
-        row.update(duration=info.frames / info.samplerate, sample_rate=info.samplerate,
-                   num_channels=info.channels)
+        row.update(header_fields(row["path"]))
     write_manifest(audio, output / "manifest.jsonl")
     write_jsonl(output / "items.jsonl", out_items)
     write_json(output / "config.json", {"kind": kind, "source": source,

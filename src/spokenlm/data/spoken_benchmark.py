@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audio.load import header_fields
 from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, write_json, write_jsonl
@@ -70,12 +71,8 @@ def build_spot_the_word(opts: SpotTheWordBuildOptions) -> Path:
     paths = {row["id"]: row["path"] for row in audio}
     speak_many([(tts, spk, paths[aid]) for tts, spk, aid in jobs], jobs=opts.jobs,
                desc="speaking word pairs")
-    import soundfile as sf
-
     for row in audio:
-        info = sf.info(str(row["path"]))
-        row.update(duration=info.frames / info.samplerate, sample_rate=info.samplerate,
-                   num_channels=info.channels)
+        row.update(header_fields(row["path"]))
     write_manifest(audio, opts.output / "manifest.jsonl")
     write_jsonl(opts.output / "items.jsonl", items)
     write_json(opts.output / "config.json", {"kind": "spot_the_word", "options": to_dict(opts),

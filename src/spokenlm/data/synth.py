@@ -21,10 +21,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
 
 from .. import __version__
 from ..audio.constants import SAMPLE_RATE
+from ..audio.load import header_fields
 from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, write_json
@@ -120,10 +120,9 @@ def synth_corpus(opts: SynthOptions) -> Path:
 
 
 def _manifest_row(row: dict) -> dict:
-    info = sf.info(str(row["path"]))
-    return {"id": row["id"], "path": row["path"],
-            "duration": round(info.frames / info.samplerate, 4),
-            "sample_rate": info.samplerate, "num_channels": info.channels,
+    header = header_fields(row["path"])
+    return {"id": row["id"], "path": row["path"], **header,
+            "duration": round(header["duration"], 4),
             "speaker": row["speaker"], "text": row["text"], "phonemes": row["phonemes"],
             "split": row["split"]}
 
