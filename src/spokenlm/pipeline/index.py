@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from ..common.files import read_json, write_json, write_jsonl
+from ..common.files import json_line, json_safe, read_json, write_json, write_jsonl
 from ..common.progress import log
 
 
@@ -49,7 +49,7 @@ class RowIndex:
         self.path = Path(path)
         self.settings_path = self.path.with_name(f"{self.path.stem}.settings.json")
         self.file_keys = file_keys
-        settings = json.loads(json.dumps(settings, default=str))  # as it reads back
+        settings = json.loads(json.dumps(json_safe(settings), default=str))  # as it reads back
         previous = read_json(self.settings_path) if self.settings_path.exists() else None
         self.rows: dict[str, dict] = self._read_done() if previous == settings else {}
         if previous is not None and previous != settings:
@@ -87,7 +87,7 @@ class RowIndex:
     def add(self, row: dict) -> None:
         """Record a finished row: appended and flushed to disk before returning."""
         assert self._file is not None, "RowIndex used after finish()"
-        self._file.write(json.dumps(row, default=str) + "\n")
+        self._file.write(json_line(row))
         self._file.flush()
         os.fsync(self._file.fileno())
         self.rows[row["id"]] = row

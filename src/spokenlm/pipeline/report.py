@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common.files import atomic_path, read_jsonl
+from ..common.files import atomic_path, json_safe, read_jsonl
 
 
 def unit_histogram(units_jsonl: Path, n_units: int, out_png: Path) -> Path:
@@ -55,7 +55,7 @@ def write_report(run: Path, metrics: dict) -> Path:
              "body{font-family:sans-serif;max-width:1000px;margin:auto}"
              "td,th{padding:2px 8px;text-align:left}pre{background:#f4f4f4;padding:8px}"
              "</style></head><body>", f"<h1>spokenlm run: {html.escape(str(run))}</h1>"]
-    parts.append("<h2>metrics</h2><pre>" + html.escape(json.dumps(metrics, indent=2)) + "</pre>")
+    parts.append("<h2>metrics</h2><pre>" + html.escape(json.dumps(json_safe(metrics), indent=2, default=str)) + "</pre>")
     loss_png = run / "lm" / "loss.png"
     if loss_png.exists():
         parts.append("<h2>unit LM loss</h2><img src='lm/loss.png' width='700'>")
