@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from spokenlm.common.checkpoints import UnreadableCheckpoint, checkpoint_candidates, \
-    load_checkpoint, resume_checkpoint, save_checkpoint
-from spokenlm.common.errors import ArtifactError
+    load_checkpoint, resume_checkpoint, resume_training, rng_state, save_checkpoint
+from spokenlm.common.errors import ArtifactError, InputError
 from spokenlm.common.files import atomic_path
 from spokenlm.testing.checkpoints import checkpoint_steps, truncate_checkpoint
 
@@ -94,3 +94,32 @@ def test_a_checkpoint_of_another_model_stops_at_once(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="does not fit") as e:
         _resume(ckpt_dir, torch.nn.Linear(64, 32))
     assert "step_00000002" in str(e.value)  # not "no intact checkpoint" after trying all
+
+
+def test_resume_training_refuses_without_resume_and_restores_every_state(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    model = Tiny(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 ** step)
+    assert resume_training(run, False, lambda p: load_checkpoint(p, model), opt, sched) \
+        == (None, None)  # fresh start
+    model(torch.randn(2, 64)).sum().backward()
+    opt.step()
+    sched.step()
+    rng = rng_state()
+    save_checkpoint(run / "checkpoints", 1, model, {"optimizer": opt.state_dict(),
+                                                   "scheduler": sched.state_dict(), "rng": rng})
+    expected = torch.rand(3)
+    with pytest.raises(InputError, match="--resume"):
+        resume_training(run, False, lambda p: load_checkpoint(p, model), opt, sched)
+
+    fresh = Tiny(1)
+    opt2 = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    sched2 = torch.optim.lr_scheduler.LambdaLR(opt2, lambda step: 0.5 ** step)
+    ckpt, saved = resume_training(run, True, lambda p: load_checkpoint(p, fresh), opt2, sched2)
+    assert ckpt is not None and ckpt.name.endswith("1")
+    assert torch.equal(fresh.weight, model.weight)
+    assert sched2.last_epoch == 1 and opt2.param_groups[0]["lr"] == pytest.approx(5e-4)
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"],
+                       opt.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(torch.rand(3), expected)  # RNG restored to the saved point

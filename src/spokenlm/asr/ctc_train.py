@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from ..audio.load import load_audio
 from ..audio.manifest import read_manifest
-from ..common.checkpoints import checkpoint_candidates, check_fits, read_state, reading, \
-    resume_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..common.checkpoints import check_fits, read_state, reading, resume_training, rng_state, \
+    save_checkpoint
 from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
@@ -175,14 +175,9 @@ def train_asr(opts: ASRTrainOptions) -> Path:
     run, ckpt_dir = opts.output, opts.output / "checkpoints"
     state: dict[str, Any] = {"step": 0, "time_s": 0.0, "data": DataState().to_dict(),
                              "loss": None}
-    if checkpoint_candidates(ckpt_dir) and not opts.resume:
-        raise InputError(f"{run}: already holds checkpoints; pass --resume or a new --output")
-    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: _load_checkpoint(path, model)) \
-        or (None, None)
+    ckpt, saved = resume_training(run, opts.resume, lambda path: _load_checkpoint(path, model),
+                                  optimizer, scheduler)
     if ckpt is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
         state = saved["state"]
     log_path = run / "log.jsonl"
     write_jsonl(log_path, [r for r in iter_jsonl(log_path) if r["step"] <= state["step"]]

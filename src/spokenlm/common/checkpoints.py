@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .errors import ArtifactError
+from .errors import ArtifactError, InputError
 from .files import atomic_path
 from .progress import log
 
@@ -167,6 +167,28 @@ def resume_checkpoint(ckpt_dir: Path, load: Callable[[Path], T]) -> tuple[Path, 
     raise ArtifactError(f"{ckpt_dir}: no intact checkpoint to resume from "
                         f"({'; '.join(failures)}); delete {ckpt_dir} to start the run over, "
                         "or choose a new --output")
+
+
+def resume_training(run: Path, resume: bool, load: Callable[[Path], dict[str, Any]],
+                    optimizer: torch.optim.Optimizer, scheduler: Any
+                    ) -> tuple[Path, dict[str, Any]] | tuple[None, None]:
+    """The resume step every trainer shares: refuse a ``run`` that already holds
+    checkpoints unless ``resume``; else load the newest intact one (:func:`resume_checkpoint`
+    on ``run/checkpoints``) and restore ``optimizer``, ``scheduler`` and the RNG states.
+    Returns ``(checkpoint, saved trainer state)``, or ``(None, None)`` for a fresh start."""
+    ckpt_dir = run / "checkpoints"
+    found = checkpoint_candidates(ckpt_dir)
+    if found and not resume:
+        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
+                         "to continue that run, or choose a new --output")
+    resumed = resume_checkpoint(ckpt_dir, load)
+    if resumed is None:
+        return None, None
+    ckpt, saved = resumed
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    set_rng_state(saved["rng"])
+    return ckpt, saved
 
 
 def _reason(e: BaseException) -> str:

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..common.checkpoints import checkpoint_candidates, load_checkpoint, resume_checkpoint, \
-    rng_state, save_checkpoint, set_rng_state
+from ..common.checkpoints import load_checkpoint, resume_training, rng_state, save_checkpoint
 from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, write_jsonl
@@ -63,16 +62,9 @@ def train_loop(model: torch.nn.Module, step_fn: StepFn, run: Path, s: LoopSettin
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(warmup, s.max_steps, 0.0))
     state: dict[str, Any] = {"step": 0, "time_s": 0.0, "last": {}}
-    found = checkpoint_candidates(ckpt_dir)
-    if found and not s.resume:
-        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
-                         f"or choose a new --output")
-    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: load_checkpoint(path, model)) \
-        or (None, None)
+    ckpt, saved = resume_training(run, s.resume, lambda path: load_checkpoint(path, model),
+                                  optimizer, scheduler)
     if ckpt is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
         state = saved["state"]
         log(f"{desc}: resuming from {ckpt}")
     log_path = run / "log.jsonl"

@@ -21,8 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..common.checkpoints import checkpoint_candidates, load_checkpoint, resume_checkpoint, \
-    rng_state, save_checkpoint, set_rng_state
+from ..common.checkpoints import load_checkpoint, resume_training, rng_state, save_checkpoint
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
@@ -222,17 +221,10 @@ def train_lm(opts: LMTrainOptions) -> Path:
     # everything a resumed run needs besides weights, optimizer, scheduler and RNG
     state: dict[str, Any] = {"step": 0, "tokens": 0, "time_s": 0.0, "last_loss": None,
                              "window": [0.0, 0, 0], "data": DataState()}
-    found = checkpoint_candidates(ckpt_dir)
-    if found and not opts.resume:
-        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
-                         "to continue that run, or choose a new --output")
     tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else ()
-    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: load_checkpoint(path, model, tied)) \
-        or (None, None)
+    ckpt, saved = resume_training(run, opts.resume, lambda path: load_checkpoint(path, model, tied),
+                                  optimizer, scheduler)
     if ckpt is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
         state = {**saved["state"], "data": DataState.from_dict(saved["state"]["data"])}
     else:
         torch.manual_seed(opts.seed + rank)

@@ -30,8 +30,8 @@ import torch
 
 from ..audio.constants import SAMPLE_RATE
 from ..audio.manifest import read_manifest
-from ..common.checkpoints import checkpoint_candidates, check_fits, read_state, \
-    read_weights, reading, resume_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..common.checkpoints import check_fits, read_state, read_weights, reading, resume_training, \
+    rng_state, save_checkpoint
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
@@ -178,16 +178,9 @@ def train_ssl(opts: SSLTrainOptions) -> Path:
         optimizer, warmup_cosine(warmup, opts.max_steps, opts.min_lr_ratio))
     state: dict[str, Any] = {"step": 0, "time_s": 0.0, "data": DataState().to_dict(),
                              "last": {}}
-    found = checkpoint_candidates(ckpt_dir)
-    if found and not opts.resume:
-        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
-                         f"or choose a new --output")
-    ckpt, saved = resume_checkpoint(ckpt_dir, lambda path: _load_checkpoint(path, model)) \
-        or (None, None)
+    ckpt, saved = resume_training(run, opts.resume, lambda path: _load_checkpoint(path, model),
+                                  optimizer, scheduler)
     if ckpt is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
         state = saved["state"]
     log_path = run / "log.jsonl"
     rows = ([r for r in iter_jsonl(log_path) if r["step"] <= state["step"]]
