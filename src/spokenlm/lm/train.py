@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from ..audio.framing import Framing, check_same_framing
 from ..common.checkpoints import load_checkpoint, resume_training, rng_state, save_checkpoint
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
@@ -191,6 +192,25 @@ def _data(opts: LMTrainOptions, prefix: Path, packed: tuple, lm: UnitLM,
     return stream, valid.eval_blocks(opts.eval_batches * opts.batch_size), seq_len
 
 
+def _units_frame_rate(opts: LMTrainOptions, prefix: Path, meta: dict, lm: UnitLM) -> float:
+    """The frame rate of the training units (packed meta; 50 Hz when not recorded), checked
+    against the tokenizer, the validation units and a unit LM the run continues from."""
+    data = Framing.from_json(meta, f"{prefix}.meta.json")
+    others = []
+    if opts.tokenizer is not None:
+        others.append((Framing.from_json(read_json(opts.tokenizer / "config.json"),
+                                         str(opts.tokenizer)), f"tokenizer {opts.tokenizer}"))
+    if opts.valid_units is not None:
+        v_meta = read_json(Path(f"{packed_prefix(opts.valid_units)}.meta.json"))
+        others.append((Framing.from_json(v_meta, str(opts.valid_units)),
+                       f"validation units {opts.valid_units}"))
+    if opts.init_from is not None and lm.frame_rate is not None:
+        others.append((lm.framing, f"unit LM {opts.init_from}"))
+    for framing, name in others:
+        check_same_framing(data, f"training units {prefix}", framing, name)
+    return data.frame_rate
+
+
 @command("lm train", LMTrainOptions)
 def train_lm(opts: LMTrainOptions) -> Path:
     """Train a unit LM on packed units; returns the final unit LM dir (<output>/final)."""
@@ -210,6 +230,7 @@ def train_lm(opts: LMTrainOptions) -> Path:
             raise InputError(f"{opts.tokenizer}: tokenizer has {tok_units} units but {prefix} "
                              f"holds {n_units}-unit data; pass the tokenizer that made them")
     lm = build_model(opts, n_units)
+    lm.frame_rate = _units_frame_rate(opts, prefix, packed[2], lm)
     stream, valid_blocks, seq_len = _data(opts, prefix, packed, lm, rank)
     model = lm.model.to(device)
     model.train()

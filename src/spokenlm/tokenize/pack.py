@@ -3,7 +3,8 @@
 ``<prefix>.bin``: all utterances' ``units`` back to back (uint16 when n_units + 3 <= 65535,
 else uint32; BOS/EOS are added by the LM data loader); ``<prefix>.idx.npy``: int64 (N + 1,)
 offsets, utterance i is ``bin[idx[i]:idx[i + 1]]``; ``<prefix>.meta.json``: ``dtype``,
-``n_units``, ``n_utterances``, ``n_tokens``, ``ids``, ``dedup``.
+``n_units``, ``n_utterances``, ``n_tokens``, ``ids``, ``dedup`` and the units' ``frame_rate``
+(see :mod:`spokenlm.audio.framing`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio.framing import UnitsFraming
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_path, iter_jsonl, read_json, write_json
 from ..common.progress import progress
@@ -51,6 +53,7 @@ def pack_units(units_jsonl: str | os.PathLike, out_prefix: str | os.PathLike | N
                           default=-1)
     dtype = packed_dtype(n_units)
     offsets, ids, dedup = [0], [], True
+    rates = UnitsFraming(units_jsonl)
     with atomic_path(prefix.with_name(prefix.name + ".bin")) as tmp, open(tmp, "wb") as f:
         for row in progress(iter_jsonl(units_jsonl), desc="pack units", unit="utt"):
             units = np.asarray(row["units"], dtype=np.int64)
@@ -62,12 +65,13 @@ def pack_units(units_jsonl: str | os.PathLike, out_prefix: str | os.PathLike | N
             offsets.append(offsets[-1] + units.size)
             ids.append(row.get("id"))
             dedup = dedup and "durations" in row
+            rates.add(row)
     with atomic_path(prefix.with_name(prefix.name + ".idx.npy")) as tmp, open(tmp, "wb") as f:
         np.save(f, np.asarray(offsets, dtype=np.int64))
     write_json(prefix.with_name(prefix.name + ".meta.json"), {
         "dtype": dtype.name, "n_units": n_units, "n_utterances": len(ids),
         "n_tokens": offsets[-1], "dedup": dedup and bool(ids), "ids": ids,
-        "source": units_jsonl.name})
+        "source": units_jsonl.name, "frame_rate": rates.framing.frame_rate})
     return prefix
 
 

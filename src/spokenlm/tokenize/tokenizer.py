@@ -3,7 +3,8 @@
 A tokenizer directory holds ``config.json``::
 
     {"encoder": {"name": "hubert", "path": "/models/hubert-base", "layer": 6, ...},
-     "n_units": 100, "dim": 768, "frame_rate": 50.0, "spokenlm_version": "0.1.0"}
+     "n_units": 100, "dim": 768, "frame_rate": 50.0, "hop_length": 320, "win_length": 400,
+     "spokenlm_version": "0.1.0"}
 
 and ``centroids.safetensors`` (``centroids``: float32 (K, D)). For ``hubert`` / ``wav2vec2``
 the encoder weights are *not* copied: ``path`` names the model directory.
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..audio.constants import FRAME_RATE
+from ..audio.framing import Framing
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_json, write_json
 from ..common.paths import ArtifactKind
@@ -70,6 +71,11 @@ class SpeechTokenizer:
         return self.kmeans.n_clusters
 
     @property
+    def framing(self) -> Framing:
+        """The encoder's hop, window and frame rate (recorded in every artifact downstream)."""
+        return self.encoder.framing
+
+    @property
     def frame_rate(self) -> float:
         return self.encoder.frame_rate
 
@@ -109,7 +115,7 @@ class SpeechTokenizer:
 
     def config(self) -> dict[str, Any]:
         return {"encoder": self.encoder.config(), "n_units": self.n_units,
-                "dim": self.kmeans.dim, "frame_rate": self.frame_rate,
+                "dim": self.kmeans.dim, **self.framing.to_json(),
                 "spokenlm_version": __version__}
 
     def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -144,6 +150,11 @@ class SpeechTokenizer:
             encoder = build_encoder(config["encoder"])
         except InputError as e:
             raise ArtifactError(f"{cfg_path}: cannot build the encoder: {e}") from e
+        recorded = Framing.from_json(config, str(cfg_path))
+        if recorded.hop_length != encoder.framing.hop_length:
+            raise ArtifactError(f"{cfg_path}: records frames at {recorded.describe()} but its "
+                                f"encoder gives {encoder.framing.describe()}; the encoder "
+                                f"model changed since training, retrain the tokenizer")
         return cls(encoder, kmeans, device=device, precision=precision)
 
 
@@ -168,7 +179,8 @@ def _check_config(config: Any, path: Path) -> None:
     if missing or not isinstance(config["encoder"], dict):
         raise ArtifactError(f"{path}: missing or bad keys {missing or ['encoder']}; "
                             f"train the tokenizer again")
-    if float(config.get("frame_rate", FRAME_RATE)) != FRAME_RATE:
-        raise ArtifactError(f"{path}: frame_rate={config['frame_rate']} but spokenlm works at "
-                            f"{FRAME_RATE} Hz; retrain the tokenizer")
+    try:
+        Framing.from_json(config, str(path))
+    except InputError as e:
+        raise ArtifactError(str(e)) from e
 

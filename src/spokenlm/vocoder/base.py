@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
+from ..audio.framing import Framing
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_json, write_json
 from ..common.paths import ArtifactKind
@@ -93,12 +94,13 @@ class VocoderModel(nn.Module):
 
     type: ClassVar[str] = ""
     sample_rate: int = SAMPLE_RATE
-    hop_length: int = HOP_LENGTH
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = dict(config)
         self.n_units = int(config["n_units"])
+        #: samples per unit frame: 320 (50 Hz units) unless the config says otherwise
+        self.hop_length = int(config.get("hop_length", HOP_LENGTH))
         self.speakers: list[str] = list(config.get("speakers") or [])
         dim = int(config["embedding_dim"])
         self.embedding = nn.Embedding(self.n_units, dim)
@@ -133,6 +135,11 @@ class VocoderModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.embedding.weight.device
+
+    @property
+    def framing(self) -> Framing:
+        """The unit frame rate this vocoder speaks (hop ``hop_length`` at 16 kHz)."""
+        return Framing.from_json({"hop_length": self.hop_length})
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -182,7 +189,7 @@ class VocoderModel(nn.Module):
                    f0: np.ndarray | Sequence[float] | None = None) -> np.ndarray:
         """Deduplicated units (N,) and frames per unit (N,) -> float32 waveform (T,).
 
-        ``T = sum(durations) * 320``. Without durations, the duration predictor sets them
+        ``T = sum(durations) * hop_length``. Without durations, the duration predictor sets them
         (or every unit lasts one frame when the vocoder has none). F0-conditioned vocoders
         (``needs_f0``) take ``f0`` in Hz, 4 values per frame (:func:`.f0.extract_f0` on the
         source audio), cut or edge-padded to ``4 * sum(durations)``; without it they fall
@@ -259,11 +266,14 @@ def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     except KeyError:
         raise ArtifactError(f"{config_path}: unknown vocoder type {name!r}; known types: "
                             f"{sorted(VOCODERS)}") from None
-    if int(config.get("sample_rate", SAMPLE_RATE)) != SAMPLE_RATE or \
-            int(config.get("hop_length", HOP_LENGTH)) != HOP_LENGTH:
+    if int(config.get("sample_rate", SAMPLE_RATE)) != SAMPLE_RATE:
         raise ArtifactError(f"{config_path}: vocoder made for sample_rate="
-                            f"{config.get('sample_rate')}, hop={config.get('hop_length')}; "
-                            f"spokenlm uses {SAMPLE_RATE} Hz, hop {HOP_LENGTH}; retrain it")
+                            f"{config.get('sample_rate')}; spokenlm uses {SAMPLE_RATE} Hz; "
+                            f"retrain it")
+    if not isinstance(config.get("hop_length", HOP_LENGTH), int) or \
+            int(config.get("hop_length", HOP_LENGTH)) < 1:
+        raise ArtifactError(f"{config_path}: hop_length={config.get('hop_length')!r} is not a "
+                            f"positive number of samples; fix the config or retrain")
     if not weights_path.exists():
         raise ArtifactError(f"{weights_path}: not found; the vocoder directory is incomplete, "
                             f"copy it again or retrain")

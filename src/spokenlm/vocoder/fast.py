@@ -54,7 +54,8 @@ class FastVocoder(VocoderModel):
     """Unit embedding -> dilated residual convs -> upsample to mel rate -> log-mel (80).
 
     Config (see :data:`FAST_SIZES`): ``n_units``, ``embedding_dim``, ``channels``,
-    ``n_blocks``, ``kernel_size``, ``post_blocks``, ``mel_hop`` (divides 320), ``n_fft``,
+    ``n_blocks``, ``kernel_size``, ``post_blocks``, ``mel_hop`` (divides ``hop_length``, 320 at
+    50 Hz), ``n_fft``,
     ``n_mels``, ``fmin``, ``fmax``, ``griffin_lim_iters``, ``griffin_lim_momentum``,
     ``speakers``, ``duration_predictor``.
     """
@@ -63,9 +64,9 @@ class FastVocoder(VocoderModel):
         super().__init__(config)
         c, k = int(config["channels"]), int(config["kernel_size"])
         self.mel_hop = int(config["mel_hop"])
-        if HOP_LENGTH % self.mel_hop:
-            raise ValueError(f"mel_hop={self.mel_hop} must divide the unit hop {HOP_LENGTH}")
-        self.ratio = HOP_LENGTH // self.mel_hop
+        if self.hop_length % self.mel_hop:
+            raise ValueError(f"mel_hop={self.mel_hop} must divide the unit hop {self.hop_length}")
+        self.ratio = self.hop_length // self.mel_hop
         self.mel = MelSpectrogram(SAMPLE_RATE, int(config["n_fft"]), self.mel_hop,
                                   n_mels=int(config["n_mels"]), fmin=float(config["fmin"]),
                                   fmax=config["fmax"])
@@ -79,10 +80,12 @@ class FastVocoder(VocoderModel):
 
     @classmethod
     def build(cls, size: str, n_units: int, speakers: list[str] | None = None,
-              duration_predictor: bool = True) -> FastVocoder:
-        """A fresh model of a named size (:data:`FAST_SIZES`)."""
+              duration_predictor: bool = True, hop_length: int = HOP_LENGTH) -> FastVocoder:
+        """A fresh model of a named size (:data:`FAST_SIZES`) for units every ``hop_length``
+        samples (320: 50 Hz; 640: 25 Hz)."""
         return cls({"n_units": n_units, **FAST_SIZES[size], "speakers": speakers or [],
-                    "duration_predictor": duration_predictor, "size": size})
+                    "duration_predictor": duration_predictor, "size": size,
+                    "hop_length": hop_length})
 
     def forward(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
         """Frame units (B, F) -> predicted log-mel (B, n_mels, F * ratio)."""
@@ -99,7 +102,7 @@ class FastVocoder(VocoderModel):
         return self.out(x)
 
     def target(self, wav: Tensor) -> Tensor:
-        """Audio (B, F * 320) -> the log-mel the model regresses (B, n_mels, F * ratio)."""
+        """Audio (B, F * hop_length) -> the log-mel the model regresses (B, n_mels, F * ratio)."""
         n = wav.shape[-1] // self.mel_hop
         return self.mel.log_mel(wav)[:, :, :n]
 
@@ -113,5 +116,5 @@ class FastVocoder(VocoderModel):
                            length=log_mel.shape[-1] * self.mel_hop)
 
     def generate(self, frames: Tensor, speaker: Tensor | None = None) -> Tensor:
-        """Frame units (B, F) -> waveform (B, F * 320)."""
+        """Frame units (B, F) -> waveform (B, F * hop_length)."""
         return self.vocode(self(frames, speaker))

@@ -98,7 +98,9 @@ class UnitHifiGan(VocoderModel):
     """Unit-to-waveform HiFi-GAN generator with an optional duration predictor.
 
     Config (see :data:`HIFIGAN_SIZES`): ``n_units``, ``embedding_dim``, ``speakers``,
-    ``upsample_rates`` (product 320; 80 for raw-F0 generators), ``upsample_kernel_sizes``,
+    ``upsample_rates`` (product 320, or a divisor of ``hop_length``: each unit frame is then
+    repeated ``hop_length / prod`` times first, as for 25 Hz units; 80 for raw-F0
+    generators), ``upsample_kernel_sizes``,
     ``upsample_initial_channel``, ``resblock`` ("1" | "2"), ``resblock_kernel_sizes``,
     ``resblock_dilation_sizes``, ``duration_predictor``; optional ``f0``
     (:class:`~spokenlm.vocoder.f0_norm.F0Config` as JSON) for F0-conditioned generators
@@ -110,10 +112,15 @@ class UnitHifiGan(VocoderModel):
         dim = int(config["embedding_dim"])
         self.f0 = F0Conditioning(config["f0"], dim) if config.get("f0") else None
         rates = list(config["upsample_rates"])
-        hop = HOP_LENGTH if self.f0 is None else self.f0.generator_hop
-        if math.prod(rates) != hop:
+        if self.f0 is not None and self.hop_length != HOP_LENGTH:
+            raise ValueError(f"F0-conditioned HiFi-GAN generators work on 50 Hz units (hop "
+                             f"{HOP_LENGTH}), not hop_length={self.hop_length}")
+        hop = self.hop_length if self.f0 is None else self.f0.generator_hop
+        if hop % math.prod(rates):
             raise ValueError(f"upsample_rates {rates} multiply to {math.prod(rates)}, "
-                             f"not the generator hop {hop}")
+                             f"which does not divide the generator hop {hop}")
+        #: unit frames are repeated this many times before the generator (1 at 50 Hz)
+        self.frame_repeat = hop // math.prod(rates)
         ch = int(config["upsample_initial_channel"])
         in_ch = dim * (2 if self.speaker_embedding is not None else 1)
         if self.f0 is not None:
@@ -136,10 +143,12 @@ class UnitHifiGan(VocoderModel):
 
     @classmethod
     def build(cls, size: str, n_units: int, speakers: list[str] | None = None,
-              duration_predictor: bool = True) -> UnitHifiGan:
-        """A fresh generator of a named size (:data:`HIFIGAN_SIZES`)."""
+              duration_predictor: bool = True, hop_length: int = HOP_LENGTH) -> UnitHifiGan:
+        """A fresh generator of a named size (:data:`HIFIGAN_SIZES`) for units every
+        ``hop_length`` samples (320: 50 Hz; 640: 25 Hz)."""
         return cls({"n_units": n_units, **HIFIGAN_SIZES[size], "speakers": speakers or [],
-                    "duration_predictor": duration_predictor, "size": size})
+                    "duration_predictor": duration_predictor, "size": size,
+                    "hop_length": hop_length})
 
     @property
     def needs_f0(self) -> bool:
@@ -147,13 +156,15 @@ class UnitHifiGan(VocoderModel):
 
     def forward(self, frames: Tensor, speaker: Tensor | None = None, f0: Tensor | None = None,
                 f0_stats: Tensor | None = None) -> Tensor:
-        """Frame units (B, F) -> waveform (B, 1, F * 320) in [-1, 1].
+        """Frame units (B, F) -> waveform (B, 1, F * hop_length) in [-1, 1].
 
         F0 vocoders also take ``f0`` (B, 4F), generator-ready (normalised as the config
         says; :meth:`f0_input` makes it from Hz) and, with ``f0_feats``, ``f0_stats`` (B, 2)
         (speaker F0 mean, std in Hz). The F0 quantizer needs F to be a multiple of
         ``self.f0.frame_multiple`` (4); :meth:`generate` pads to it.
         """
+        if self.frame_repeat > 1:  # e.g. 25 Hz units on a 320-sample generator
+            frames = frames.repeat_interleave(self.frame_repeat, dim=1)
         x = self.embedding(frames).transpose(1, 2)  # (B, E, F)
         if self.f0 is not None:
             x = self.f0.condition(x, f0)  # (B, E + C, T): T = 4F raw, F quantized
@@ -178,7 +189,7 @@ class UnitHifiGan(VocoderModel):
     def generate(self, frames: Tensor, speaker: Tensor | None = None,
                  f0: Tensor | None = None) -> Tensor:
         """Frame units (B, F) (+ generator-ready ``f0`` (B, 4F) for F0 vocoders) -> waveform
-        (B, F * 320). Frames are padded (last unit and F0 repeated) to the quantizer's
+        (B, F * hop_length). Frames are padded (last unit and F0 repeated) to the quantizer's
         multiple and the output cut back to F * 320 samples."""
         if self.f0 is None:
             if f0 is not None:
@@ -199,7 +210,7 @@ class UnitHifiGan(VocoderModel):
             default = None if self.speaker_embedding is None else 0
             ids = [default] * frames.shape[0] if speaker is None else speaker.tolist()
             stats = self.f0.stats_input(ids, frames.device)
-        return self(frames, speaker, f0, stats)[:, 0, :n * HOP_LENGTH]
+        return self(frames, speaker, f0, stats)[:, 0, :n * self.hop_length]
 
     def f0_input(self, f0: np.ndarray | Sequence[float] | None, n_frames: int,
                  speaker: int | None) -> Tensor | None:

@@ -23,6 +23,7 @@ from typing import Literal
 
 import torch
 
+from ..audio.framing import units_framing
 from ..common.checkpoints import load_checkpoint, resume_checkpoint, save_checkpoint
 from ..common.device import resolve_device
 from ..common.errors import ArtifactError, InputError
@@ -85,15 +86,19 @@ def train_vocoder(opts: VocoderTrainOptions) -> Path:
     names = sorted({u.speaker for u in utts})
     speakers = names if opts.speaker_embedding and len(names) > 1 else []
     n_units = opts.n_units or _n_units(opts.units, max(int(u.units.max()) for u in utts) + 1)
-    model = task_cls.model_cls.build(opts.size, n_units, speakers, opts.duration_predictor)
+    framing = units_framing(iter_jsonl(opts.units), opts.units)
+    model = task_cls.model_cls.build(opts.size, n_units, speakers, opts.duration_predictor,
+                                     hop_length=framing.hop_length)
     lr = opts.lr if opts.lr is not None else task_cls.default_lr
     task = task_cls(model.to(device), lr)
     segment = opts.segment_frames or task_cls.default_segment_frames
-    sampler = SegmentSampler(utts, opts.batch_size, segment, speakers, seed=opts.seed)
+    sampler = SegmentSampler(utts, opts.batch_size, segment, speakers, seed=opts.seed,
+                             hop_length=framing.hop_length)
     step = _resume(run, task, sampler)
     write_json(run / "options.json", to_dict(opts))
     log(f"vocoder: {opts.type}/{opts.size}, {sum(p.numel() for p in model.parameters()):,} "
-        f"params, {len(utts)} utterances, {n_units} units, {len(speakers)} speakers, "
+        f"params, {len(utts)} utterances, {n_units} units at {framing.describe()}, "
+        f"{len(speakers)} speakers, "
         f"step {step}/{opts.max_steps}")
 
     bar = progress(desc=f"vocoder train ({opts.type})", total=opts.max_steps, unit="step")

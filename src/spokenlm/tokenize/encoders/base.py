@@ -1,9 +1,11 @@
 """The Encoder interface and its registry.
 
-An encoder turns 16 kHz audio into frame features at :data:`FRAME_RATE` (50 Hz). Every
-encoder gives ``floor((T - 400) / 320) + 1`` frames for ``T`` samples (the frame count of
-HuBERT / wav2vec 2.0's conv front-end: receptive field 400 samples, stride 320), so units
-from any encoder align frame for frame.
+An encoder turns 16 kHz audio into frame features. Each encoder declares its
+:class:`~spokenlm.audio.framing.Framing` (hop, window, frame rate): ``floor((T - window) /
+hop) + 1`` frames for ``T`` samples, the frame count of a wav2vec 2.0 / HuBERT conv
+front-end. HuBERT Base and the default spectral encoders give 50 Hz frames (window 400,
+hop 320), so their units align frame for frame; mHuBERT-25Hz gives 25 Hz, and the spectral
+encoders take any ``frame_rate`` that is a whole hop at 16 kHz.
 
 New encoders register by name with :func:`register_encoder` and declare their options as a
 dataclass ``Options``; :func:`build_encoder` rebuilds any encoder from its ``config()``::
@@ -22,12 +24,12 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from ...audio.constants import FRAME_RATE, HOP_LENGTH, WIN_LENGTH
+from ...audio.framing import DEFAULT_FRAMING, Framing
 from ...common.errors import InputError
 
-#: Receptive field and stride (samples) shared by every encoder: 25 ms window, 20 ms hop.
-RECEPTIVE_FIELD: int = WIN_LENGTH
-STRIDE: int = HOP_LENGTH
+#: Receptive field and stride (samples) of the default 50 Hz framing: 25 ms window, 20 ms hop.
+RECEPTIVE_FIELD: int = DEFAULT_FRAMING.win_length
+STRIDE: int = DEFAULT_FRAMING.hop_length
 
 #: encoder name -> Encoder subclass
 ENCODERS: dict[str, type[Encoder]] = {}
@@ -36,17 +38,16 @@ E = TypeVar("E", bound="type[Encoder]")
 
 
 def num_frames(num_samples: int) -> int:
-    """Frames for ``num_samples`` at 16 kHz: ``floor((T - 400) / 320) + 1``, 0 when T < 400."""
-    if num_samples < RECEPTIVE_FIELD:
-        return 0
-    return (num_samples - RECEPTIVE_FIELD) // STRIDE + 1
+    """Frames of the default 50 Hz framing: ``floor((T - 400) / 320) + 1``, 0 when T < 400."""
+    return DEFAULT_FRAMING.num_frames(num_samples)
 
 
 class Encoder(torch.nn.Module):
-    """Audio (B, T) at 16 kHz -> features (B, F, D) at 50 Hz.
+    """Audio (B, T) at 16 kHz -> features (B, F, D) at ``framing.frame_rate``.
 
     Subclasses set ``name`` (by :func:`register_encoder`), ``Options`` (a dataclass of their
-    settings, all JSON-serialisable) and ``dim``, and implement :meth:`forward`.
+    settings, all JSON-serialisable), ``dim`` and, when not 50 Hz, ``framing``, and implement
+    :meth:`forward`.
 
     Zero-padding a waveform can change the features of its real frames (HuBERT Base's group
     norm over time, per-utterance CMN, deltas at the edges), so callers batch only
@@ -55,19 +56,23 @@ class Encoder(torch.nn.Module):
 
     name: ClassVar[str] = ""
     Options: ClassVar[type] = type(None)
-    frame_rate: float = FRAME_RATE
-
     def __init__(self, options: Any) -> None:
         super().__init__()
         self.options = options
         self.dim: int = 0
+        self.framing: Framing = DEFAULT_FRAMING
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second (``framing.frame_rate``)."""
+        return self.framing.frame_rate
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, F, D)
         raise NotImplementedError
 
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for a waveform of ``num_samples`` samples."""
-        return num_frames(num_samples)
+        return self.framing.num_frames(num_samples)
 
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **options}``; :func:`build_encoder` rebuilds the encoder from it."""
@@ -78,10 +83,11 @@ class Encoder(torch.nn.Module):
         if wav.dim() != 2:
             raise InputError(f"{self.name} encoder: expected audio of shape (B, T), got "
                              f"{tuple(wav.shape)}; add a batch dimension with wav[None]")
-        if wav.shape[1] < RECEPTIVE_FIELD:
+        window = self.framing.win_length
+        if wav.shape[1] < window:
             raise InputError(f"{self.name} encoder: audio of {wav.shape[1]} samples is shorter "
-                             f"than one frame ({RECEPTIVE_FIELD} samples = 25 ms at 16 kHz); "
-                             f"drop or pad it")
+                             f"than one frame ({window} samples = {1000 * window / 16000:g} ms "
+                             f"at 16 kHz); drop or pad it")
 
 
 def register_encoder(name: str) -> Callable[[E], E]:

@@ -1,5 +1,8 @@
 """``hubert`` and ``wav2vec2``: Hugging Face SSL encoders from a local directory, any layer.
 
+The frame rate comes from the model's conv front-end (``conv_kernel`` / ``conv_stride`` in
+its config.json): 50 Hz for HuBERT Base and wav2vec 2.0, 25 Hz for mHuBERT-25Hz.
+
 Only the transformer layers up to ``layer`` are kept (the rest are dropped after loading),
 so extracting layer 6 of a 12-layer HuBERT costs half the full model. The features at
 ``layer`` L equal ``model(wav, output_hidden_states=True).hidden_states[L]`` of the full
@@ -26,6 +29,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ...audio.framing import conv_framing
 from ...audio.normalize import do_normalize, normalize_wav
 from ...common.errors import InputError
 from .base import Encoder, register_encoder
@@ -80,6 +84,9 @@ class HFEncoder(Encoder):
         model.eval().requires_grad_(False)
         self.model = model
         self.dim = int(model.config.hidden_size)
+        #: hop and receptive field of the conv front-end: 320 / 400 samples (50 Hz) for
+        #: HuBERT Base, 640 samples (25 Hz) for mHuBERT-25Hz
+        self.framing = conv_framing(model.config.conv_kernel, model.config.conv_stride)
 
     def _load(self, path: Path) -> Any:
         raise NotImplementedError

@@ -1,9 +1,11 @@
 """Spectral encoders in plain torch: ``mfcc`` (HuBERT iteration 1) and ``logmel`` (GSLM).
 
-Both frame the audio exactly like the HuBERT / wav2vec 2.0 conv front-end: a 25 ms window
-(400 samples) every 20 ms (320 samples), no centring and no padding, so ``T`` samples give
-``floor((T - 400) / 320) + 1`` frames and frame ``i`` covers samples ``[320 i, 320 i + 400)``
-for every encoder. The windowed frame is zero-padded to ``N_FFT`` (512) for the FFT.
+Both frame the audio exactly like the HuBERT / wav2vec 2.0 conv front-end, no centring and
+no padding. At the default ``frame_rate`` of 50 Hz that is a 25 ms window (400 samples)
+every 20 ms (320 samples): ``T`` samples give ``floor((T - 400) / 320) + 1`` frames and frame
+``i`` covers samples ``[320 i, 320 i + 400)``, as for HuBERT Base. Other rates (25, 12.5 Hz,
+any whole hop at 16 kHz) use :meth:`Framing.from_rate`: hop ``16000 / rate``, window 1.25
+hops. The windowed frame is zero-padded to the next power of two (512 at 50 Hz) for the FFT.
 """
 
 from __future__ import annotations
@@ -14,26 +16,40 @@ from dataclasses import dataclass
 import torch
 
 from ...audio.constants import N_FFT, N_MELS, SAMPLE_RATE
-from .base import RECEPTIVE_FIELD, STRIDE, Encoder, register_encoder
+from ...audio.framing import DEFAULT_FRAMING, Framing
+from .base import Encoder, register_encoder
+
+
+def fft_size(win_length: int) -> int:
+    """Smallest power of two >= ``win_length`` (512 for the 400-sample window)."""
+    return max(N_FFT, 1 << (int(win_length) - 1).bit_length())
+
+
+def spectral_framing(frame_rate: float) -> Framing:
+    """The framing of a spectral encoder at ``frame_rate`` Hz (50 Hz: window 400, hop 320)."""
+    if frame_rate == DEFAULT_FRAMING.frame_rate:
+        return DEFAULT_FRAMING
+    return Framing.from_rate(frame_rate)
 
 
 def frame_power_spectrum(wav: torch.Tensor, window: torch.Tensor, *, remove_dc: bool = False,
-                         preemphasis: float = 0.0) -> torch.Tensor:
-    """Power spectrum of 25 ms frames every 20 ms.
+                         preemphasis: float = 0.0, hop: int = DEFAULT_FRAMING.hop_length,
+                         n_fft: int = N_FFT) -> torch.Tensor:
+    """Power spectrum of frames of ``len(window)`` samples every ``hop`` samples.
 
     Args:
         wav: (B, T) float audio at 16 kHz.
-        window: (400,) analysis window.
+        window: (W,) analysis window (W = 400 at 50 Hz).
     Returns:
-        (B, F, N_FFT // 2 + 1) power spectrum, F = floor((T - 400) / 320) + 1.
+        (B, F, n_fft // 2 + 1) power spectrum, F = floor((T - W) / hop) + 1.
     """
-    frames = wav.unfold(-1, RECEPTIVE_FIELD, STRIDE)  # (B, F, 400)
+    frames = wav.unfold(-1, window.shape[0], hop)  # (B, F, W)
     if remove_dc:
         frames = frames - frames.mean(dim=-1, keepdim=True)
     if preemphasis:
         prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)  # Kaldi: x[-1] = x[0]
         frames = frames - preemphasis * prev
-    spec = torch.fft.rfft(frames * window, n=N_FFT)  # (B, F, 257)
+    spec = torch.fft.rfft(frames * window, n=n_fft)  # (B, F, n_fft // 2 + 1)
     return spec.real.square() + spec.imag.square()
 
 
@@ -82,7 +98,7 @@ def deltas(x: torch.Tensor, width: int = 2) -> torch.Tensor:
 
 @dataclass
 class MFCCOptions:
-    """MFCC + deltas + delta-deltas, Kaldi-style (HuBERT iteration-1 targets) at 50 Hz."""
+    """MFCC + deltas + delta-deltas, Kaldi-style (HuBERT iteration-1 targets), 50 Hz default."""
 
     n_mfcc: int = 13
     n_mels: int = 23
@@ -91,13 +107,15 @@ class MFCCOptions:
     cepstral_lifter: float = 22.0
     deltas: bool = True
     cmn: bool = False  # subtract the per-utterance mean of each coefficient
+    frame_rate: float = 50.0  # frames per second; any rate giving a whole hop at 16 kHz
 
 
 @register_encoder("mfcc")
 class MFCCEncoder(Encoder):
     """Kaldi-style MFCC: DC removal, pre-emphasis 0.97, Povey window, power spectrum,
     23 mel bins, log, DCT-II (13 coefficients incl. c0), lifter 22, then deltas and
-    delta-deltas (39 dims), as in HuBERT's iteration-1 recipe but with a 20 ms hop (50 Hz).
+    delta-deltas (39 dims), as in HuBERT's iteration-1 recipe but with a 20 ms hop (50 Hz;
+    ``frame_rate`` sets another rate, see :func:`spectral_framing`).
 
     ``forward``: (B, T) -> (B, F, 39) (13 without deltas). With ``cmn`` the mean is taken
     over the whole input, so batch only utterances of equal length.
@@ -109,11 +127,15 @@ class MFCCEncoder(Encoder):
         super().__init__(options)
         o = options
         self.dim = o.n_mfcc * (3 if o.deltas else 1)
-        window = torch.hann_window(RECEPTIVE_FIELD, periodic=False, dtype=torch.float64) ** 0.85
+        self.framing = spectral_framing(o.frame_rate)
+        self.n_fft = fft_size(self.framing.win_length)
+        window = torch.hann_window(self.framing.win_length, periodic=False,
+                                   dtype=torch.float64) ** 0.85
         lifter = 1.0 + (o.cepstral_lifter / 2) * torch.sin(
             math.pi * torch.arange(o.n_mfcc, dtype=torch.float64) / o.cepstral_lifter)
         self.register_buffer("window", window.float(), persistent=False)
-        self.register_buffer("fbank", mel_filterbank(o.n_mels, o.f_min, o.f_max), persistent=False)
+        self.register_buffer("fbank", mel_filterbank(o.n_mels, o.f_min, o.f_max, self.n_fft),
+                             persistent=False)
         self.register_buffer("dct", dct_matrix(o.n_mfcc, o.n_mels), persistent=False)
         self.register_buffer("lifter", lifter.float(), persistent=False)
 
@@ -121,7 +143,8 @@ class MFCCEncoder(Encoder):
         self.check_input(wav)
         with torch.autocast(wav.device.type, enabled=False):
             power = frame_power_spectrum(wav.float(), self.window, remove_dc=True,
-                                         preemphasis=0.97)  # (B, F, 257)
+                                         preemphasis=0.97, hop=self.framing.hop_length,
+                                         n_fft=self.n_fft)  # (B, F, n_fft // 2 + 1)
             log_mel = torch.log(torch.clamp(power @ self.fbank, min=torch.finfo(torch.float32).eps))
             ceps = (log_mel @ self.dct) * self.lifter  # (B, F, 13)
             if self.options.cmn:
@@ -134,12 +157,13 @@ class MFCCEncoder(Encoder):
 
 @dataclass
 class LogMelOptions:
-    """Log-mel filterbank energies at 50 Hz (GSLM's log-mel baseline)."""
+    """Log-mel filterbank energies, 50 Hz default (GSLM's log-mel baseline)."""
 
     n_mels: int = N_MELS
     f_min: float = 0.0
     f_max: float = SAMPLE_RATE / 2
     log_floor: float = 1e-10
+    frame_rate: float = 50.0  # frames per second; any rate giving a whole hop at 16 kHz
 
 
 @register_encoder("logmel")
@@ -155,13 +179,16 @@ class LogMelEncoder(Encoder):
     def __init__(self, options: LogMelOptions) -> None:
         super().__init__(options)
         self.dim = options.n_mels
-        self.register_buffer("window", torch.hann_window(RECEPTIVE_FIELD, periodic=True),
+        self.framing = spectral_framing(options.frame_rate)
+        self.n_fft = fft_size(self.framing.win_length)
+        self.register_buffer("window", torch.hann_window(self.framing.win_length, periodic=True),
                              persistent=False)
         self.register_buffer("fbank", mel_filterbank(options.n_mels, options.f_min,
-                                                     options.f_max), persistent=False)
+                                                     options.f_max, self.n_fft), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         self.check_input(wav)
         with torch.autocast(wav.device.type, enabled=False):
-            power = frame_power_spectrum(wav.float(), self.window)  # (B, F, 257)
+            power = frame_power_spectrum(wav.float(), self.window, hop=self.framing.hop_length,
+                                         n_fft=self.n_fft)  # (B, F, n_fft // 2 + 1)
             return torch.log(torch.clamp(power @ self.fbank, min=self.options.log_floor))
