@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.constants import FRAME_RATE
+from ..audio.framing import Framing
 from ..common.files import read_json, read_jsonl
 from .demo import DemoOptions
 
@@ -128,13 +128,14 @@ def collect_metrics(o: DemoOptions, timings: dict[str, float]) -> dict:
     resyn = read_jsonl(p.resynth / "resynth.jsonl")
     swuggy = read_json(p.bench_metrics)
     tok_cfg = read_json(p.tokenizer / "config.json")
+    rate = Framing.from_json(tok_cfg, str(p.tokenizer)).frame_rate
     return {
         "corpus": {"utterances": {s: len(read_jsonl(p.corpus / f"{s}.jsonl"))
                                   for s in ("train", "valid", "test")},
-                   "train_hours": n_frames / FRAME_RATE / 3600},
+                   "train_hours": n_frames / rate / 3600},
         "tokenizer": {"encoder": tok_cfg["encoder"]["name"], "n_units": tok_cfg["n_units"],
-                      "units_used": int(used.size), "frame_rate_hz": FRAME_RATE,
-                      "dedup_units_per_second": n_tokens / (n_frames / FRAME_RATE),
+                      "units_used": int(used.size), "frame_rate_hz": rate,
+                      "dedup_units_per_second": n_tokens / (n_frames / rate),
                       "train_tokens": n_tokens},
         "lm": {k: lm_metrics.get(k) for k in ("valid_loss", "valid_perplexity", "train_loss",
                                               "steps", "tokens", "parameters")},
