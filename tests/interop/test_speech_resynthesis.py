@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from spokenlm.common.errors import InputError
-from spokenlm.interop.speech_resynthesis import export_vocoder, import_vocoder
+from spokenlm.interop.speech_resynthesis import (export_vocoder, import_vocoder,
+                                                 original_checkpoint)
 from spokenlm.testing.speech_resynthesis import TINY_CONFIG as H
 from spokenlm.testing.speech_resynthesis import (original_state, reference_durations,
                                                  reference_generator, write_original)
@@ -97,3 +98,30 @@ def test_refuses_mismatched_configs(tmp_path: Path) -> None:
         import_vocoder(checkpoint=ckpt, output=tmp_path / "voc")
     with pytest.raises(InputError, match="config"):
         import_vocoder(checkpoint=ckpt, config=tmp_path / "nope.json", output=tmp_path / "voc")
+
+
+@pytest.mark.parametrize("hop, rates, kernels", [(640, [5, 4, 4, 4, 2], [11, 8, 8, 8, 4]),
+                                                 (160, [5, 4, 2, 2, 2], [11, 8, 4, 4, 4])])
+def test_other_code_hops_import_at_their_frame_rate(tmp_path: Path, hop: int, rates: list,
+                                                    kernels: list) -> None:
+    """25 Hz (hop 640, the TWIST/textlesslib mHuBERT vocoder's rate) and 100 Hz (hop 160)
+    generators import as vocoders of that frame rate and match the original forward."""
+    h = {**H, "code_hop_size": hop, "upsample_rates": rates, "upsample_kernel_sizes": kernels}
+    state = original_state(h, seed=2)
+    model = load_vocoder(import_vocoder(checkpoint=write_original(tmp_path / "orig", h, state),
+                                        output=tmp_path / "voc"))
+    assert model.hop_length == hop and model.framing.frame_rate == 16000 / hop
+    frames = torch.tensor([[3, 3, 7, 1, 1, 1, 0]])
+    with torch.no_grad():
+        ours = model.generate(frames)[0]
+    ref = reference_generator(state, h, frames)[0, 0]
+    assert ours.shape[-1] == 7 * hop and (ours - ref).abs().max() < 1e-4
+    _, exported = original_checkpoint(model)
+    assert exported["code_hop_size"] == hop
+
+
+def test_code_hop_that_the_generator_does_not_give_is_refused(tmp_path: Path) -> None:
+    h = {**H, "code_hop_size": 640}  # upsample_rates still multiply to 320
+    with pytest.raises(InputError, match="code_hop_size=640"):
+        import_vocoder(checkpoint=write_original(tmp_path / "orig", h, original_state(h)),
+                       output=tmp_path / "voc")

@@ -128,11 +128,14 @@ def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: s
     if h.get("f0") and f0 is None:
         raise InputError(f"{source}: an F0-conditioned generator; build its F0 block with "
                          f"speech_resynthesis_f0.f0_config (load_resynthesis_generator does)")
-    if int(h.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE or \
-            int(h.get("code_hop_size", HOP_LENGTH)) != HOP_LENGTH:
-        raise InputError(f"{source}: sampling_rate={h.get('sampling_rate')}, code_hop_size="
-                         f"{h.get('code_hop_size')}; spokenlm vocoders work at {SAMPLE_RATE} Hz "
-                         f"with {HOP_LENGTH}-sample units (50 Hz)")
+    if int(h.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE:
+        raise InputError(f"{source}: sampling_rate={h.get('sampling_rate')}; spokenlm "
+                         f"vocoders work at {SAMPLE_RATE} Hz")
+    code_hop = int(h.get("code_hop_size", HOP_LENGTH))
+    if f0 is not None and code_hop != HOP_LENGTH:
+        raise InputError(f"{source}: an F0-conditioned generator with code_hop_size={code_hop}"
+                         f"; spokenlm imports F0 generators for {HOP_LENGTH}-sample (50 Hz) "
+                         f"units only")
     required = ["num_embeddings", "embedding_dim", "upsample_rates", "upsample_kernel_sizes",
                 "upsample_initial_channel", "resblock_kernel_sizes", "resblock_dilation_sizes"]
     missing = [k for k in required if k not in h]
@@ -141,12 +144,12 @@ def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: s
                          f"was trained with (--config)")
     dim = int(h["embedding_dim"])
     f0_hop, f0_channels = f0_hop_and_channels(f0, dim)
-    hop = f0_hop or HOP_LENGTH
+    hop = f0_hop or code_hop
     if math.prod(h["upsample_rates"]) != hop:
         why = ("a raw-F0 generator runs at the 200 Hz F0 rate, " if f0_hop == 80 else "")
         raise InputError(f"{source}: upsample_rates {h['upsample_rates']} multiply to "
                          f"{math.prod(h['upsample_rates'])}; {why}spokenlm needs {hop} "
-                         f"(16 kHz audio, {HOP_LENGTH}-sample units)")
+                         f"samples per generator step (16 kHz audio, code_hop_size={code_hop})")
     n_speakers = int(state["spkr.weight"].shape[0]) if "spkr.weight" in state else 0
     in_dim = dim * (2 if n_speakers else 1) + f0_channels
     if int(h.get("model_in_dim", in_dim)) != in_dim:
@@ -169,7 +172,7 @@ def spokenlm_config(h: dict[str, Any], state: dict[str, torch.Tensor], source: s
         "resblock_dilation_sizes": [list(d) for d in h["resblock_dilation_sizes"]],
         "duration_predictor": has_dur,
         "duration_hidden": int(state["dur_predictor.proj.weight"].shape[1]) if has_dur else 128,
-        "disc_channel_div": 1, "size": "imported",
+        "disc_channel_div": 1, "size": "imported", "hop_length": code_hop,
     }
     if f0 is not None:
         cfg["f0"] = f0
@@ -240,7 +243,8 @@ def original_checkpoint(model: UnitHifiGan) -> tuple[dict[str, torch.Tensor], di
          "resblock_dilation_sizes": c["resblock_dilation_sizes"],
          "num_embeddings": model.n_units, "embedding_dim": dim,
          "model_in_dim": dim * (2 if n_spk else 1) + f0_channels, "sampling_rate": SAMPLE_RATE,
-         "code_hop_size": HOP_LENGTH, **original_f0_fields(model), "multispkr": bool(n_spk)}
+         "code_hop_size": model.hop_length, **original_f0_fields(model),
+         "multispkr": bool(n_spk)}
     if n_spk:
         h["num_speakers"] = n_spk
     if model.duration is not None:
