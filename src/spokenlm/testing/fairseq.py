@@ -32,15 +32,18 @@ import torch.nn.functional as F
 from ..interop.fairseq_config import parse_conv_layers
 
 CONV_LAYERS = "[(16,10,5)] + [(16,3,2)] * 4 + [(16,2,2)] * 2"
+#: mHuBERT-25Hz (TWIST, Slam): one more stride-2 conv, a 640-sample hop (25 Hz frames)
+CONV_LAYERS_25HZ = "[(16,10,5)] + [(16,3,2)] * 4 + [(16,2,2)] * 3"
 
 
 def tiny_hubert_cfg(*, layers: int = 2, embed_dim: int = 32, heads: int = 2,
                     layer_norm_first: bool = False, extractor_mode: str = "default",
                     conv_layers: str = CONV_LAYERS, conv_pos: int = 16, conv_pos_groups: int = 4,
-                    conv_bias: bool = False, final_dim: int = 8) -> dict[str, Any]:
+                    conv_bias: bool = False, final_dim: int = 8, label_rate: float = 50.0
+                    ) -> dict[str, Any]:
     """A fairseq ``HubertConfig`` (model section of ``cfg``) for a tiny model."""
     return {
-        "_name": "hubert", "label_rate": 50.0, "extractor_mode": extractor_mode,
+        "_name": "hubert", "label_rate": label_rate, "extractor_mode": extractor_mode,
         "encoder_layers": layers, "encoder_embed_dim": embed_dim,
         "encoder_ffn_embed_dim": 2 * embed_dim, "encoder_attention_heads": heads,
         "activation_fn": "gelu", "layer_type": "transformer", "dropout": 0.1,
@@ -121,7 +124,8 @@ def tiny_fairseq_hubert(path: str | os.PathLike, *, normalize: bool = False,
     """
     model_cfg = tiny_hubert_cfg(**cfg_kwargs)
     task_cfg = {"_name": "hubert_pretraining", "data": "/data/librispeech", "labels": ["km"],
-                "label_dir": "/data/labels", "label_rate": 50.0, "sample_rate": 16000,
+                "label_dir": "/data/labels", "label_rate": model_cfg["label_rate"],
+                "sample_rate": 16000,
                 "normalize": normalize, "enable_padding": False, "max_sample_size": 250000,
                 "min_sample_size": 32000, "single_target": False, "random_crop": True,
                 "pad_audio": False}
