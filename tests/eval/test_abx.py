@@ -117,3 +117,94 @@ def test_word_abx_on_a_spoken_word_benchmark(tmp_path: Path, tokenizer_dir: Path
         assert 0.0 <= m[rep]["across"] <= 1.0 and m[rep]["n_across_groups"] == 8
         assert m[rep]["within"] is None and "within-speaker" in m[rep]["within_reason"]
     assert (tmp_path / "abx.json").exists()
+
+
+# ---- item files from alignments (eval abx-items) ------------------------------------------
+
+#: one utterance: (blank) P A P P B P (blank), 0.1 s per phone, in MFA's ARPAbet with stress
+UTT_PHONES = [(0.1, 0.2, "P"), (0.2, 0.3, "AA1"), (0.3, 0.4, "P"), (0.4, 0.5, "P"),
+              (0.5, 0.6, "B"), (0.6, 0.7, "P")]
+#: its ZeroSpeech triphone items: (onset, offset, phone, prev, next); the edge phones (next
+#: to silence) give none
+UTT_ITEMS = [(0.1, 0.4, "AA", "P", "P"), (0.2, 0.5, "P", "AA", "P"),
+             (0.3, 0.6, "P", "P", "B"), (0.4, 0.7, "B", "P", "P")]
+
+
+def _mfa_corpus(tmp_path: Path) -> tuple[Path, Path]:
+    """Two speakers x two utterances: wavs, a manifest with speakers, and MFA's output
+    folder (one TextGrid per utterance under a folder per speaker)."""
+    from spokenlm.audio.load import save_wav
+    from spokenlm.testing.alignments import write_mfa_textgrid
+    from spokenlm.testing.audio import random_speech_like_wav, write_test_manifest
+
+    wavs, speakers = [], []
+    for i, (spk, utt) in enumerate(itertools.product(("s1", "s2"), ("u1", "u2"))):
+        uid = f"{spk}-{utt}"
+        wavs.append(save_wav(tmp_path / "wav" / f"{uid}.wav",
+                             random_speech_like_wav(0.8, seed=i), 16000))
+        speakers.append(spk)
+        write_mfa_textgrid(tmp_path / "mfa" / spk / f"{uid}.TextGrid", UTT_PHONES,
+                           [(0.1, 0.7, "word")], duration=0.8)
+    return tmp_path / "mfa", write_test_manifest(tmp_path / "m.jsonl", wavs, speaker=speakers)
+
+
+def test_abx_items_from_textgrid_folder(tmp_path: Path, tokenizer_dir: Path) -> None:
+    from spokenlm.cli.main import main
+    from spokenlm.eval.abx_items import ITEM_HEADER, abx_items
+
+    mfa, manifest = _mfa_corpus(tmp_path)
+    out = tmp_path / "dev.item"
+    assert main(["eval", "abx-items", str(mfa), "--output", str(out), "--manifest",
+                 str(manifest), "--tier", "phones"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == ITEM_HEADER and len(lines) == 1 + 16
+    want = [f"{spk}-{u} {a:.4f} {b:.4f} {p} {prev} {nxt} {spk}"
+            for spk, u in itertools.product(("s1", "s2"), ("u1", "u2"))
+            for a, b, p, prev, nxt in UTT_ITEMS]
+    assert lines[1:] == want
+    segs = read_item_file(out)
+    assert segs[0].token == Token("AA", "P_P", "s1") and segs[0].onset == pytest.approx(0.1)
+    # speakers from the id prefix instead of the manifest; the phone's own times
+    s = abx_items(alignments=mfa, output=tmp_path / "p.item", speaker_prefix="-",
+                  span="phone")
+    assert s["n_items"] == 16 and s["n_speakers"] == 2 and s["n_phones"] == 3
+    assert s["skipped_reasons"]["next to silence"]["count"] == 8
+    assert (tmp_path / "p.item").read_text().splitlines()[1] == "s1-u1 0.2000 0.3000 AA P P s1"
+    # eval abx reads the file it wrote: within and across speaker ABX on every token
+    m = evaluate_abx(tokenizer=tokenizer_dir, item_file=out, manifest=manifest,
+                     output=tmp_path / "abx.json")
+    assert m["n_items"] == 16 and m["n_skipped"] == 0
+    for rep in ("features", "units"):
+        assert 0.0 <= m[rep]["within"] <= 1.0 and 0.0 <= m[rep]["across"] <= 1.0
+
+
+def test_abx_items_speakers_and_errors(tmp_path: Path) -> None:
+    from spokenlm.common.errors import InputError
+    from spokenlm.data.alignments import Interval
+    from spokenlm.eval.abx_items import OTHER_SPEAKER, abx_items, triphone_items
+    from spokenlm.eval.skips import Skips
+    from spokenlm.testing.alignments import write_mfa_textgrid
+
+    # MFA's per-speaker tiers: each token gets its tier's speaker; no context across turns
+    write_mfa_textgrid(tmp_path / "tg" / "conv.TextGrid", UTT_PHONES, speaker="alice",
+                       duration=2.0, more_speakers={"bob": (
+                           [(s + 1.0, e + 1.0, p) for s, e, p in UTT_PHONES], [])})
+    s = abx_items(alignments=tmp_path / "tg", output=tmp_path / "c.item")
+    lines = (tmp_path / "c.item").read_text().splitlines()[1:]
+    assert s["n_items"] == 8 and [ln.split()[-1] for ln in lines] == ["alice"] * 4 + ["bob"] * 4
+    assert lines[4] == "conv 1.1000 1.4000 AA P P bob"
+    ivs = [Interval(0, 1, "A"), Interval(1, 2, "B"), Interval(2, 3, "C"), Interval(3, 4, "D")]
+    got = triphone_items(ivs, speakers=["x", "x", "y", "y"])
+    assert got == []  # B's next and C's previous phone are the other speaker's
+    skips = Skips("t")
+    got = triphone_items(ivs, speakers=["x", "x", "x", "y"], skips=skips)
+    assert [(it.phone, it.prev, it.next, it.onset, it.offset) for it in got] == [
+        ("B", "A", "C", 0, 3)]
+    assert skips.counts == {OTHER_SPEAKER: 2, "utterance edge": 1}  # C, D; A
+    # no speaker anywhere: a clear error; a missing tier: the tiers present
+    write_jsonl(tmp_path / "l.jsonl", [{"id": "x", "intervals": [list(iv) for iv in ivs]}])
+    with pytest.raises(InputError, match="no speaker for utterance .*--speaker-prefix"):
+        abx_items(alignments=tmp_path / "l.jsonl", output=tmp_path / "x.item")
+    with pytest.raises(InputError, match=r"no tier 'phone' \(tiers: 'alice - words', "):
+        abx_items(alignments=tmp_path / "tg", tier="phone", output=tmp_path / "x.item")
+    assert not (tmp_path / "x.item").exists()

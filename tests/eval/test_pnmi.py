@@ -47,3 +47,60 @@ def test_pnmi_command(tmp_path: Path) -> None:
                       output=tmp_path / "p.json")
     assert m["pnmi"] == pytest.approx(1.0) and m["n_frames"] == 5
     assert m["n_utterances_without_labels"] == 1 and (tmp_path / "p.json").exists()
+
+
+def _aligned_corpus(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """Two utterances as an MFA TextGrid folder, the equivalent labels JSONL and CTM, and
+    random 50 Hz units for them."""
+    from spokenlm.testing.alignments import ctm_lines, write_mfa_textgrid
+
+    phones = {"a": [(0.10, 0.30, "HH"), (0.30, 0.52, "AH0"), (0.52, 0.60, "sp"),
+                    (0.60, 0.86, "T"), (0.86, 1.04, "spn")],
+              "b": [(0.00, 0.18, "T"), (0.18, 0.44, "AH1"), (0.44, 0.70, "HH")]}
+    # the same, normalised: blanks/sp/spn -> SIL, stress stripped
+    norm = {"a": [(0.0, 0.10, "SIL"), (0.10, 0.30, "HH"), (0.30, 0.52, "AH"),
+                  (0.52, 0.60, "SIL"), (0.60, 0.86, "T"), (0.86, 1.04, "SIL"),
+                  (1.04, 1.2, "SIL")],
+            "b": [(0.00, 0.18, "T"), (0.18, 0.44, "AH"), (0.44, 0.70, "HH"),
+                  (0.70, 0.8, "SIL")]}
+    durations = {"a": 1.2, "b": 0.8}
+    for uid, ph in phones.items():
+        write_mfa_textgrid(tmp_path / "mfa" / f"spk_{uid}" / f"{uid}.TextGrid", ph,
+                           [(ph[0][0], ph[-1][1], "word")], duration=durations[uid])
+    write_jsonl(tmp_path / "labels.jsonl", [{"id": u, "intervals": [list(iv) for iv in ivs]}
+                                            for u, ivs in norm.items()])
+    (tmp_path / "phones.ctm").write_text("\n".join(
+        line for u, ivs in norm.items() for line in ctm_lines(u, ivs)) + "\n")
+    rng = np.random.default_rng(0)
+    write_jsonl(tmp_path / "units.jsonl", [
+        {"id": u, "units": rng.integers(0, 5, int(d * 50)).tolist()}
+        for u, d in durations.items()])
+    return tmp_path / "mfa", tmp_path / "labels.jsonl", tmp_path / "phones.ctm", \
+        tmp_path / "units.jsonl"
+
+
+def test_pnmi_from_textgrid_folder_and_ctm_equals_jsonl(tmp_path: Path) -> None:
+    mfa, jsonl, ctm, units = _aligned_corpus(tmp_path)
+    keys = ("pnmi", "phone_purity", "cluster_purity", "n_frames", "n_phones", "n_utterances")
+    runs = {}
+    for name, labels in (("textgrid", mfa), ("jsonl", jsonl), ("ctm", ctm)):
+        for ignore in ([], ["SIL"], ["sil"]):  # `sil` means SIL once labels are normalised
+            m = evaluate_pnmi(units=units, labels=labels, ignore=ignore, tier="phones",
+                              output=tmp_path / f"{name}.json")
+            runs[name, tuple(ignore)] = {k: m[k] for k in keys}
+        assert m["labels_format"] == {"textgrid": "textgrid_dir"}.get(name, name)
+    base = runs["jsonl", ()]
+    assert base["n_frames"] == 100 and base["n_phones"] == 4 and base["n_utterances"] == 2
+    for (name, ignore), r in runs.items():
+        want = base if not ignore else runs["jsonl", ("SIL",)]
+        assert r == pytest.approx(want), (name, ignore)
+    assert runs["jsonl", ("SIL",)]["n_phones"] == 3
+
+
+def test_pnmi_missing_tier_is_an_error(tmp_path: Path) -> None:
+    from spokenlm.common.errors import InputError
+
+    mfa, _, _, units = _aligned_corpus(tmp_path)
+    with pytest.raises(InputError, match=r"a.TextGrid: no tier 'segments' \(tiers: 'words', "
+                                         r"'phones'\); pass --tier"):
+        evaluate_pnmi(units=units, labels=mfa, tier="segments", output=tmp_path / "p.json")

@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "spokenlm.eval.spot_the_word",
     "spokenlm.data.benchmark_builders",
     "spokenlm.eval.abx",
+    "spokenlm.eval.abx_items",
     "spokenlm.eval.pnmi",
     "spokenlm.eval.acceptability",
     "spokenlm.eval.generation",

@@ -7,4 +7,6 @@
 - :mod:`~spokenlm.data.tts`: espeak-ng speakers and ``speak(texts, speaker, out_paths)``
 - :mod:`~spokenlm.data.synth`: ``spokenlm data synth`` -> ``synth_corpus(SynthOptions)``
 - :mod:`~spokenlm.data.pseudowords`: Wuggy-style pseudo-words for spot-the-word
+- :mod:`~spokenlm.data.alignments`: phone/word intervals from TextGrids (MFA), CTM, JSONL:
+  ``read_alignments(path, tier)``
 """

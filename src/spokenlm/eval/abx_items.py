@@ -4,19 +4,33 @@ per-token frame representations (encoder features, unit ids, or unit embeddings)
 ZeroSpeech item file (space separated, one header line)::
 
     #file onset offset #phone prev-phone next-phone speaker
-    6295-244435-0000 0.3225 0.4025 DH SIL AH 6295
+    1272-128104-0000 0.5100 0.7400 AE K T 1272
+    1272-128104-0000 0.6000 0.8300 T AE IH 1272
 
 ``#file`` is a manifest ``id`` (or the audio file's stem); onset/offset in seconds. The
 frames of a token are those whose index i satisfies ceil(50 * onset - 0.5) <= i <=
 floor(50 * offset - 0.5) (libri-light's ``ABXFeatureLoader`` at 50 Hz).
+
+``spokenlm eval abx-items`` (:func:`abx_items`) writes such a file from alignments of any
+format :func:`~spokenlm.data.alignments.read_alignments` reads, laid out like the ZeroSpeech
+2021 (libri-light) triphone item files: a token per phone whose two neighbours are phones
+(not silence, not an utterance edge: the phones ZeroSpeech's item tooling, abkhazia's
+``alignment2item``, leaves out), labelled by the phone, its context the neighbours, timed
+from the previous phone's onset to the next phone's offset (so the tokens of consecutive
+phones overlap, as in ``dev-clean.item``). The times are the aligner's (ZeroSpeech's sit on
+the centres of 10 ms frames, x.xx25 s). ``--span phone`` times each token by its own phone
+instead (phoneme rather than triphone ABX), and ``--silence-context`` keeps edge and
+silence neighbours, as ``SIL``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +39,11 @@ from ..audio.constants import FRAME_RATE
 from ..audio.load import AudioError, load_audio
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
+from ..common.files import atomic_path
+from ..common.options import arg, command
 from ..common.progress import log, progress
+from ..data.alignments import (ALIGNMENTS_HELP, SILENCE, SILENCE_HELP, STRESS_HELP, TIER_HELP,
+                               TOLERANCE, Alignments, Interval, is_silence, read_alignments)
 from ..tokenize.tokenizer import SpeechTokenizer
 from .abx import Token
 from .skips import Skips
@@ -159,26 +177,187 @@ def load_audio_rows(manifest: Path | None, audio_dir: Path | None) -> dict[str, 
     raise InputError("ABX with an item file needs --manifest or --audio-dir to find the audio")
 
 
-def write_item_file(alignments: Path, audio: dict[str, dict], path: Path,
-                    silence: tuple[str, ...] = ("SIL", "sil", "")) -> Path:
-    """A ZeroSpeech ``.item`` file from phone alignments (labels JSONL, see eval.pnmi):
-    one item per non-silence phone, with its neighbours as context (``SIL`` at edges)."""
-    from ..common.files import atomic_path, iter_jsonl
+# ---- item files from alignments --------------------------------------------------------
 
-    lines = ["#file onset offset #phone prev-phone next-phone speaker"]
-    for row in iter_jsonl(alignments):
-        if row["id"] not in audio:
+#: header line of a ZeroSpeech item file
+ITEM_HEADER = "#file onset offset #phone prev-phone next-phone speaker"
+#: skip reasons of phones that get no item
+EDGE, GAP, NEXT_TO_SILENCE, OTHER_SPEAKER = (
+    "utterance edge", "gap next to it (context unknown)", "next to silence",
+    "context said by another speaker")
+
+
+class TriphoneItem(NamedTuple):
+    """One phone token of an item file: times in seconds, its label and context."""
+
+    onset: float
+    offset: float
+    phone: str
+    prev: str
+    next: str
+    index: int  # of the centre phone in the utterance's intervals
+
+
+def triphone_items(intervals: Sequence[Interval], *, span: Literal["triphone", "phone"] =
+                   "triphone", silence_context: bool = False,
+                   silence_label: str | None = SILENCE,
+                   speakers: Sequence[str | None] | None = None, skips: Skips | None = None,
+                   name: str = "") -> list[TriphoneItem]:
+    """The phone tokens of one utterance, each with its previous and next phone as context.
+
+    ZeroSpeech (``silence_context=False``): a phone is a token only when both neighbours
+    are phones that touch it (no gap), said by the same speaker (``speakers``, per
+    interval); so the first and last phone of an utterance and phones next to silence give
+    none. ``silence_context=True`` makes a token of every phone, with ``SIL`` as the context
+    of an edge, a silence or a gap. ``span="triphone"`` gives each token the times of the
+    whole triphone (previous phone's onset to next phone's offset), as the ZeroSpeech 2021
+    item files do; ``"phone"`` the centre phone's own times. Tokens left out are counted in
+    ``skips`` (``name`` names the utterance there).
+    """
+    sil = silence_label or SILENCE
+
+    def neighbour(k: int, j: int) -> tuple[Interval | None, str | None]:
+        if not 0 <= j < len(intervals):
+            return None, EDGE
+        first, second = sorted((intervals[j], intervals[k]))
+        if second.start - first.end > TOLERANCE:
+            return None, GAP
+        if is_silence(intervals[j].label, silence_label):
+            return None, NEXT_TO_SILENCE
+        if speakers is not None and speakers[j] != speakers[k]:
+            return None, OTHER_SPEAKER
+        return intervals[j], None
+
+    out = []
+    for k, iv in enumerate(intervals):
+        if is_silence(iv.label, silence_label):
             continue
-        speaker = str(audio[row["id"]].get("speaker", "?"))
-        ivs = [iv for iv in row["intervals"]]
-        names = [str(iv[2]) if str(iv[2]) not in silence else "SIL" for iv in ivs]
-        for k, (start, end, _) in enumerate(ivs):
-            if names[k] == "SIL":
-                continue
-            prev = names[k - 1] if k > 0 else "SIL"
-            nxt = names[k + 1] if k + 1 < len(ivs) else "SIL"
-            lines.append(f"{row['id']} {float(start):.3f} {float(end):.3f} {names[k]} "
-                         f"{prev} {nxt} {speaker}")
+        (prev, why_prev), (nxt, why_next) = neighbour(k, k - 1), neighbour(k, k + 1)
+        if not silence_context and (prev is None or nxt is None):
+            if skips is not None:
+                skips.add(why_prev or why_next, f"{name} {iv.label} at {iv.start:.3f} s")
+            continue
+        whole = span == "triphone"
+        out.append(TriphoneItem(prev.start if whole and prev else iv.start,
+                                nxt.end if whole and nxt else iv.end, iv.label,
+                                prev.label if prev else sil, nxt.label if nxt else sil, k))
+    return out
+
+
+def item_lines(alignments: Alignments, speaker_of: Callable[[str, int], str], *,
+               span: Literal["triphone", "phone"] = "triphone", silence_context: bool = False,
+               silence_label: str | None = SILENCE, skips: Skips | None = None
+               ) -> list[str]:
+    """Item file lines (header first) of every utterance of ``alignments``;
+    ``speaker_of(id, interval index)`` gives each token's speaker. Whitespace inside a
+    label or speaker becomes ``_`` (the file is space separated)."""
+    lines = [ITEM_HEADER]
+    for uid, intervals in alignments.items():
+        if uid != "".join(uid.split()):
+            raise InputError(f"{alignments.source}: utterance id {uid!r} holds whitespace, "
+                             f"which an item file cannot; rename the file")
+        for it in triphone_items(intervals, span=span, silence_context=silence_context,
+                                 silence_label=silence_label,
+                                 speakers=alignments.speakers.get(uid), skips=skips, name=uid):
+            phone, prev, nxt, spk = (_field(x) for x in (it.phone, it.prev, it.next,
+                                                           speaker_of(uid, it.index)))
+            lines.append(f"{uid} {it.onset:.4f} {it.offset:.4f} {phone} {prev} {nxt} {spk}")
+    return lines
+
+
+def _field(text: str) -> str:
+    return "_".join(str(text).split()) or "_"
+
+
+def write_item_file(alignments: Path, audio: dict[str, dict], path: Path) -> Path:
+    """spokenlm's phone item file (what ``eval all`` writes) from alignments of any format
+    :func:`~spokenlm.data.alignments.read_alignments` reads: one item per phone of the
+    utterances in ``audio``, with its own times and ``SIL`` as the context at edges and
+    silences (``silence_context=True``, ``span="phone"``); speakers from ``audio`` rows."""
+    al = read_alignments(alignments)
+    al = Alignments({k: v for k, v in al.items() if k in audio}, source=al.source,
+                    format=al.format, speakers=al.speakers)
+    lines = item_lines(al, lambda uid, _: str(audio[uid].get("speaker", "?")), span="phone",
+                       silence_context=True)
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return Path(path)
+
+
+@dataclass
+class ABXItemsOptions:
+    alignments: Path = arg(positional=True, scanned=True, help=ALIGNMENTS_HELP)
+    output: Path = arg(Path("abx.item"), help="ZeroSpeech .item file to write")
+    manifest: Path | None = arg(None, help="audio manifest: only its ids get items, and its "
+                                           "`speaker` column names their speakers")
+    tier: str = arg("phones", help=TIER_HELP)
+    speaker_prefix: str | None = arg(None, help="speaker = the id up to the first occurrence "
+                                                "of this separator (e.g. '-': 6295-244435-0009"
+                                                " -> 6295); overrides tier and manifest "
+                                                "speakers")
+    span: Literal["triphone", "phone"] = arg("triphone", help="token times: the whole "
+                                             "triphone (ZeroSpeech 2021) or the centre phone")
+    silence_context: bool = arg(False, help="also make tokens of phones at an utterance edge "
+                                            "or next to silence (context SIL), as `eval all` "
+                                            "does; ZeroSpeech leaves them out")
+    silence_label: str | None = arg(SILENCE, help=SILENCE_HELP)
+    strip_stress: bool = arg(True, help=STRESS_HELP)
+
+
+@command("eval abx-items", ABXItemsOptions)
+def abx_items(opts: ABXItemsOptions) -> dict:
+    """ZeroSpeech .item file of phone triphones from alignments (TextGrid, MFA folder, CTM,
+    JSONL), for `eval abx --item-file`.
+
+    Each phone with a phone on both sides is a token labelled by itself, its context the
+    previous and next phone, timed over the whole triphone (ZeroSpeech 2021); phones at an
+    utterance's edges, next to silence or a gap, or next to another speaker's phone are
+    left out. A token's speaker is, in this order: the id's prefix (``--speaker-prefix``),
+    the MFA tier's speaker (``<speaker> - phones``), the manifest row's ``speaker``.
+    """
+    al = read_alignments(opts.alignments, tier=opts.tier, silence_label=opts.silence_label,
+                         strip_stress=opts.strip_stress)
+    rows = load_audio_rows(opts.manifest, None) if opts.manifest is not None else None
+    skips = Skips("ABX items", "phones")
+    if rows is not None:
+        missing = [k for k in al if k not in rows]
+        if missing:
+            log(f"ABX items: {len(missing)} of {len(al)} aligned utterances are not in "
+                f"{opts.manifest} and get no item (first: {missing[0]})")
+        al = Alignments({k: v for k, v in al.items() if k in rows}, source=al.source,
+                        format=al.format, speakers=al.speakers)
+        if not al:
+            raise InputError(f"{opts.alignments}: none of its utterance ids is in "
+                             f"{opts.manifest} (first: {missing[0]!r}); pass the manifest "
+                             f"of the aligned audio (ids = file stems)")
+
+    def speaker_of(uid: str, k: int) -> str:
+        if opts.speaker_prefix:
+            if opts.speaker_prefix not in uid:
+                raise InputError(f"{opts.alignments}: id {uid!r} has no "
+                                 f"{opts.speaker_prefix!r} to end its speaker prefix; pass "
+                                 f"another --speaker-prefix, or --manifest")
+            return uid.split(opts.speaker_prefix, 1)[0]
+        tier_spk = al.speakers.get(uid)
+        if tier_spk is not None and tier_spk[k] is not None:
+            return tier_spk[k]
+        if rows is not None and rows[uid].get("speaker") not in (None, ""):
+            return str(rows[uid]["speaker"])
+        raise InputError(f"{opts.alignments}: no speaker for utterance {uid!r}; pass "
+                         f"--manifest with a `speaker` column, or --speaker-prefix SEP")
+
+    lines = item_lines(al, speaker_of, span=opts.span, silence_context=opts.silence_context,
+                       silence_label=opts.silence_label, skips=skips)
+    n_items = len(lines) - 1
+    skips.require(n_items, opts.alignments)
+    with atomic_path(opts.output) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    tokens = [line.split() for line in lines[1:]]
+    summary = {"output": str(opts.output), "n_items": n_items, "n_utterances": len(
+        {t[0] for t in tokens}), "n_phones": len({t[3] for t in tokens}),
+        "n_contexts": len({(t[4], t[5]) for t in tokens}),
+        "n_speakers": len({t[6] for t in tokens}), "alignments_format": al.format,
+        **skips.report()}
+    log(f"ABX items: {n_items} tokens of {summary['n_phones']} phones by "
+        f"{summary['n_speakers']} speakers -> {opts.output}")
+    return summary

@@ -7,14 +7,19 @@ With the joint distribution p(y, z) of frame phone labels y and frame units z:
 - phone purity = E_z[max_y p(y | z)]: how pure each unit is in phones;
 - cluster purity = E_y[max_z p(z | y)]: how concentrated each phone is on one unit.
 
-Labels file (JSONL, one row per utterance; times in seconds)::
+Labels: any alignment :func:`spokenlm.data.alignments.read_alignments` reads: a TextGrid,
+a folder of TextGrids (Montreal Forced Aligner output; ids = file stems), a CTM file, or
+spokenlm's labels JSONL (one row per utterance; times in seconds)::
 
     {"id": "spk00_00001", "intervals": [[0.00, 0.11, "SIL"], [0.11, 0.18, "DH"], ...]}
 
+which ``spokenlm eval align`` (pocketsphinx) and ``spokenlm align`` (CTC) write. Labels
+are normalised on reading (silences, MFA's ``sp``/``spn`` and empty intervals -> ``SIL``;
+ARPAbet stress digits stripped), so ``--ignore SIL`` leaves out every silence.
+
 Frame i (50 Hz) gets the phone whose interval holds its centre,
 (320 i + 200) / 16000 s; frames outside every interval are left out, as are phones in
-``ignore`` (default: none). ``spokenlm eval align`` writes such a file with the
-pocketsphinx forced aligner.
+``ignore`` (default: none).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_json
 from ..common.options import arg, command, to_dict
 from ..common.progress import log
+from ..data.alignments import (ALIGNMENTS_HELP, SILENCE, SILENCE_HELP, STRESS_HELP, TIER_HELP,
+                               normalize_label, read_alignments)
 from .skips import Skips, fmt, set_or_reason
 
 
@@ -93,16 +100,21 @@ NO_LABELS = "id not in the labels file"
 @dataclass
 class PNMIOptions:
     units: Path = arg(positional=True, help="units JSONL (spokenlm tokenize output)")
-    labels: Path = arg(help="phone labels JSONL: {id, intervals: [[start_s, end_s, phone]]}")
+    labels: Path = arg(help=ALIGNMENTS_HELP, scanned=True)
     ignore: list[str] = arg([], help="phones to leave out (e.g. SIL)")
+    tier: str = arg("phones", help=TIER_HELP)
+    silence_label: str | None = arg(SILENCE, help=SILENCE_HELP)
+    strip_stress: bool = arg(True, help=STRESS_HELP)
     output: Path = arg(Path("pnmi.json"), help="metrics JSON to write")
 
 
 @command("eval pnmi", PNMIOptions)
 def evaluate_pnmi(opts: PNMIOptions) -> dict:
     """PNMI, phone purity and cluster purity of frame units against phone labels."""
-    labels = {r["id"]: r["intervals"] for r in iter_jsonl(opts.labels)}
-    ignore = set(opts.ignore)
+    labels = read_alignments(opts.labels, tier=opts.tier, silence_label=opts.silence_label,
+                             strip_stress=opts.strip_stress)
+    ignore = set(opts.ignore) | {normalize_label(p, opts.silence_label, opts.strip_stress)
+                                 for p in opts.ignore}
     all_u: list[np.ndarray] = []
     all_p: list[str] = []
     skips = Skips("PNMI", "utterances")
@@ -125,6 +137,7 @@ def evaluate_pnmi(opts: PNMIOptions) -> dict:
     scores = pnmi_scores(np.concatenate(all_u), all_p)
     metrics = {"metric": "pnmi", **scores, "n_utterances": n_utts,
                "n_utterances_without_labels": skips.counts[NO_LABELS],
+               "labels_format": labels.format,
                **skips.report(), "inputs": to_dict(opts)}
     write_json(opts.output, metrics)
     log(f"PNMI {fmt(scores['pnmi'])}, phone purity {scores['phone_purity']:.3f}, cluster "
