@@ -37,6 +37,7 @@ import torch
 
 from ..common.errors import InputError
 from ..common.files import read_json
+from ..common.hub import local_or_hub
 from .config import N_SPECIALS
 from .model import META_FILE, UnitLM
 
@@ -66,15 +67,16 @@ def is_text_lm_dir(path: str | os.PathLike) -> bool:
 
 
 def load_text_lm(path: str | os.PathLike) -> Any:
-    """The HF causal LM at ``path`` in float32 (real checkpoints are often saved in fp16)."""
+    """The HF causal LM at ``path`` (a directory or a hub id) in float32 (real checkpoints
+    are often saved in fp16)."""
     from transformers import AutoModelForCausalLM
 
-    path = Path(path)
+    path = local_or_hub(path, "text LM")
     if not path.is_dir():
         raise InputError(
-            f"{path}: text LM directory not found. --init-from takes a local directory; for a "
-            "hub model download it first, e.g. `huggingface-cli download facebook/opt-125m "
-            f"--local-dir {path}`")
+            f"{path}: text LM directory not found. --init-from takes a local directory or a "
+            "hub id (org/name); to use a hub model offline download it first, e.g. "
+            f"`huggingface-cli download facebook/opt-125m --local-dir {path}`")
     if not is_text_lm_dir(path):
         raise InputError(
             f"{path}: neither a spokenlm unit LM dir (no {META_FILE}) nor a Hugging Face causal "

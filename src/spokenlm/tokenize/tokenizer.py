@@ -24,6 +24,7 @@ from .. import __version__
 from ..audio.framing import Framing
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_json, write_json
+from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind
 from .dedup import dedup as run_length
 from .encoders import Encoder, build_encoder
@@ -129,8 +130,8 @@ class SpeechTokenizer:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str = "auto",
                         precision: str = "fp32") -> SpeechTokenizer:
-        """Load a tokenizer directory written by :meth:`save_pretrained`."""
-        directory = Path(directory)
+        """Load a tokenizer directory written by :meth:`save_pretrained` (or a hub id)."""
+        directory = local_or_hub(directory, "tokenizer")
         cfg_path = directory / CONFIG_NAME
         if not cfg_path.exists():
             raise ArtifactError(f"{directory}: not a tokenizer directory (no {CONFIG_NAME}); "

@@ -24,6 +24,7 @@ from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
 from ..audio.framing import Framing
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_json, write_json
+from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind
 from ..common.progress import log
 from .duration import DurationPredictor, durations_from_log
@@ -250,8 +251,9 @@ class VocoderModel(nn.Module):
 
 
 def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> VocoderModel:
-    """Build the vocoder saved in directory ``path`` (type from its ``config.json``)."""
-    path = Path(path)
+    """Build the vocoder saved in directory ``path`` (or a hub id; type from its
+    ``config.json``)."""
+    path = local_or_hub(path, "vocoder")
     config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
     if not config_path.exists():
         raise ArtifactError(f"{config_path}: not found; {path} is not a vocoder directory "

@@ -32,12 +32,13 @@ import torch
 from ...audio.framing import conv_framing
 from ...audio.normalize import do_normalize, normalize_wav
 from ...common.errors import InputError
+from ...common.hub import local_or_hub
 from .base import Encoder, register_encoder
 
 
 @dataclass
 class HFEncoderOptions:
-    """A local Hugging Face model directory and the transformer layer to read."""
+    """A Hugging Face model (local directory or hub id) and the transformer layer to read."""
 
     path: str = ""
     layer: int = 6
@@ -60,7 +61,7 @@ class HFEncoder(Encoder):
         if not options.path:
             raise InputError(f"the {self.name} encoder needs a model directory: pass "
                              f"--encoder-path DIR (a local Hugging Face {self.name} model)")
-        path = Path(options.path)
+        path = local_or_hub(options.path, f"{self.name} encoder")
         config = _read_model_config(path, self.name)
         if config.get("model_type") not in self.model_types:
             raise InputError(
