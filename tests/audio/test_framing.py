@@ -133,3 +133,16 @@ def test_vocoders_speak_any_hop(cls: type, tmp_path: Path) -> None:
     assert loaded.hop_length == 640
     old = cls.build("tiny", 8)  # default: 50 Hz units
     assert old.hop_length == 320 and old.framing == DEFAULT_FRAMING
+
+
+def test_pnmi_and_abx_frames_follow_the_units_rate() -> None:
+    from spokenlm.eval.abx_items import frame_span
+    from spokenlm.eval.pnmi import frame_labels
+
+    intervals = [[0.0, 0.1, "A"], [0.1, 0.3, "B"]]
+    assert frame_labels(intervals, 6) == ["A"] * 5 + ["B"]  # 50 Hz centres 12.5 ms + 20 i
+    # 25 Hz: centres 25 ms + 40 i ms
+    assert frame_labels(intervals, 6, Framing.from_rate(25)) == ["A", "A", "B", "B", "B",
+                                                                 "B"]
+    assert frame_span(0.1, 0.3, 100) == (5, 15)
+    assert frame_span(0.1, 0.3, 100, 25.0) == (2, 8)
