@@ -35,6 +35,7 @@ from ..common.files import atomic_path
 from ..common.options import arg, command
 from ..common.progress import log
 from ..tokenize.encoders import ENCODERS, build_encoder, encoder_options
+from ..tokenize.encoders.base import encoder_path_spec
 from ..tokenize.kmeans import KMeans
 from ..tokenize.tokenizer import SpeechTokenizer
 from .safe_pickle import TRUST_PICKLE_HELP, load_joblib, stub_state
@@ -143,7 +144,7 @@ def import_kmeans(opts: KMeansImportOptions) -> Path:
     centroids = load_sklearn_centroids(opts.km_path, trust_pickle=opts.trust_pickle)
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
-    path = str(opts.encoder_path.resolve()) if opts.encoder_path is not None else None
+    path = encoder_path_spec(opts.encoder_path)
     encoder = build_encoder(encoder_options(opts.encoder, path=path, layer=opts.layer))
     if encoder.dim != centroids.shape[1]:
         raise InputError(f"{opts.km_path}: centroids are {centroids.shape[1]}-dim but encoder "

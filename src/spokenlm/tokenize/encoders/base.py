@@ -18,8 +18,10 @@ dataclass ``Options``; :func:`build_encoder` rebuilds any encoder from its ``con
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -144,6 +146,16 @@ def parse_encoder_options(name: str, pairs: list[str]) -> dict[str, Any]:
             raise InputError(f"--encoder-option {pair!r}: {text!r} is not a valid "
                              f"{getattr(tp, '__name__', tp)}") from e
     return out
+
+
+def encoder_path_spec(path: str | os.PathLike | None) -> str | None:
+    """What a tokenizer records as its encoder's ``path``: an existing local directory made
+    absolute (the tokenizer can then be used from any folder), a hub id (``org/name``) as
+    given, None for none."""
+    if path is None:
+        return None
+    local = Path(os.fspath(path)).expanduser()
+    return str(local.resolve()) if local.exists() else os.fspath(path)
 
 
 def build_encoder(config: dict[str, Any]) -> Encoder:
