@@ -1,9 +1,11 @@
 """Outputs stay in their folder: safe unique file names, outputs that never overwrite inputs,
-saved dirs that replace only their own kind."""
+saved dirs that replace only their own kind; paths in artifacts stored relative to their
+file within the run, absolute outside it."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from spokenlm.common.errors import InputError
 from spokenlm.common.files import atomic_dir
 from spokenlm.common.paths import (MAX_NAME, ArtifactKind, check_output, check_replaceable,
-                                   unique_names)
+                                   resolve_path, resolve_row, run_root, store_path, store_row,
+                                   stored_fields, unique_names)
 
 NASTY = ["../../x", "/abs/x", "a/b", "a\\b", "", ".", "..", ".hidden", "-rf", "x" * 300,
          "nul\0id", "tab\tand\nnewline", "ünïcode", "con", "a b", "a_b", "A", "a"]
@@ -91,3 +94,107 @@ def test_artifact_kind_by_config_type(tmp_path: Path) -> None:
     assert kind.matches(tmp_path)
     (tmp_path / "config.json").write_text("not json")
     assert not kind.matches(tmp_path)
+
+
+# ---- paths stored in artifacts: relative to the file within its run, else absolute --------
+
+def test_store_path_is_relative_inside_the_run_and_absolute_outside(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "runs" / "r1"
+    index = run / "resynth" / "resynth.jsonl"
+    assert store_path(run / "resynth" / "a.wav", index) == "a.wav"
+    assert store_path(run / "corpus" / "wavs" / "b.wav", index) == "../corpus/wavs/b.wav"
+    assert store_path(run, index) == ".."
+    shared = tmp_path / "runs" / "shared_tokenizer"  # a sibling of the run: stays absolute
+    assert store_path(shared, index) == str(shared)
+    # a saved dir in <run>/<training run>/final: the run is two folders up
+    sidecar = run / "lm" / "final" / "spokenlm_lm.json"
+    assert store_path(run / "tokenizer", sidecar, levels=2) == "../../tokenizer"
+    assert store_path(run / "tokenizer", sidecar) == str(run / "tokenizer")  # levels=1: lm/
+    assert store_path(run / "corpus" / "x.wav", run / "corpus" / "m.jsonl", levels=0) == "x.wav"
+    assert store_path(run / "y.wav", run / "corpus" / "m.jsonl", levels=0) == str(run / "y.wav")
+    assert store_path(None, index) is None
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path / "runs")  # a relative path means what it means to the writer
+    assert store_path("r1/corpus/b.wav", "r1/resynth/resynth.jsonl") == "../corpus/b.wav"
+
+
+def test_the_run_is_never_the_filesystem_root_or_the_home_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    holder = tmp_path / "out" / "metrics.json"  # --output in the home folder
+    assert run_root(holder) == tmp_path / "out"
+    assert store_path(tmp_path / "data" / "a.wav", holder) == str(tmp_path / "data" / "a.wav")
+    assert store_path(tmp_path / "out" / "a.wav", holder) == "a.wav"
+    assert run_root("/metrics.json") == Path("/")
+
+
+def test_store_path_resolves_linked_folders_but_keeps_a_linked_file(tmp_path: Path) -> None:
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    (elsewhere / "wavs").mkdir(parents=True)
+    (run / "resynth").mkdir(parents=True)
+    (elsewhere / "wavs" / "a.wav").write_bytes(b"RIFF")
+    (run / "corpus").symlink_to(elsewhere / "wavs")  # audio linked in from outside the run
+    index = run / "resynth" / "resynth.jsonl"
+    assert store_path(run / "corpus" / "a.wav", index) == str(elsewhere / "wavs" / "a.wav")
+    (run / "link.wav").symlink_to(elsewhere / "wavs" / "a.wav")
+    assert store_path(run / "link.wav", index) == "../link.wav"
+    # the holder reached through a linked folder: relative to where it really is
+    (tmp_path / "alias").symlink_to(run)
+    assert store_path(run / "link.wav", tmp_path / "alias" / "resynth" / "x.jsonl") == \
+        "../link.wav"
+
+
+def test_resolve_path_reads_against_the_file_wherever_the_run_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    (run / "corpus").mkdir(parents=True)
+    (run / "corpus" / "a.wav").write_bytes(b"RIFF")
+    index = run / "resynth" / "resynth.jsonl"
+    stored = store_path(run / "corpus" / "a.wav", index)
+    moved = tmp_path / "else" / "where"
+    moved.parent.mkdir()
+    run.rename(moved)
+    monkeypatch.chdir(tmp_path / "else")  # any working directory
+    assert resolve_path(stored, moved / "resynth" / "resynth.jsonl") == moved / "corpus" / "a.wav"
+    assert resolve_path("../corpus/./a.wav", "where/resynth/r.jsonl") == \
+        moved / "corpus" / "a.wav"  # a holder named from the working directory; normalised
+    assert resolve_path(str(tmp_path / "abs.wav"), index) == tmp_path / "abs.wav"
+    assert resolve_path(None, index) is None
+
+
+def test_resolve_path_still_reads_paths_relative_to_the_working_directory_of_old_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before paths were stored relative to their file, ``resynth --output run/resynth``
+    from ``tmp_path`` wrote ``run/resynth/a.wav``: that still reads from ``tmp_path``."""
+    (tmp_path / "run" / "resynth").mkdir(parents=True)
+    (tmp_path / "run" / "resynth" / "a.wav").write_bytes(b"RIFF")
+    index = tmp_path / "run" / "resynth" / "resynth.jsonl"
+    monkeypatch.chdir(tmp_path)
+    assert resolve_path("run/resynth/a.wav", index) == tmp_path / "run" / "resynth" / "a.wav"
+    (tmp_path / "run" / "resynth" / "run" / "resynth").mkdir(parents=True)
+    local = tmp_path / "run" / "resynth" / "run" / "resynth" / "a.wav"
+    local.write_bytes(b"RIFF")
+    assert resolve_path("run/resynth/a.wav", index) == local  # the holder-relative one wins
+    monkeypatch.chdir(tmp_path / "run")  # elsewhere: the holder-relative path, found or not
+    assert resolve_path("gone.wav", index) == tmp_path / "run" / "resynth" / "gone.wav"
+
+
+def test_rows_and_option_records_store_only_their_paths(tmp_path: Path) -> None:
+    @dataclass
+    class Opts:
+        input: Path
+        tokenizer: Path | None
+        files: list[Path]
+        name: str = "corpus/a.wav"  # a string option is not a path
+
+    holder = tmp_path / "run" / "eval" / "m.json"
+    opts = Opts(tmp_path / "run" / "resynth", None, [tmp_path / "run" / "x", tmp_path / "y"])
+    assert stored_fields(opts, holder) == {"input": "../resynth", "tokenizer": None,
+                                           "files": ["../x", str(tmp_path / "y")],
+                                           "name": "corpus/a.wav"}
+    assert "tokenizer" not in stored_fields(opts, holder, drop_none=True)
+    row = {"id": "a", "path": str(tmp_path / "run" / "eval" / "a.wav"), "text": "x/y"}
+    stored = store_row(row, holder, ("path", "source"))
+    assert stored == {"id": "a", "path": "a.wav", "text": "x/y"}
+    assert resolve_row(stored, holder, ("path",)) == row

@@ -10,6 +10,7 @@ import pytest
 
 from spokenlm.audio.load import save_wav
 from spokenlm.common.errors import InputError
+from spokenlm.common.paths import resolve_path
 from spokenlm.common.files import write_jsonl
 from spokenlm.data.benchmark_builders import (acceptability_pairs, build_benchmark,
                                               story_cloze_items)
@@ -73,7 +74,7 @@ def test_scoring_built_benchmarks(built: dict[str, Path], tokenizer_dir: Path, l
     m = evaluate_story_cloze(benchmark=built["cloze"], tokenizer=tokenizer_dir, lm=lm_dir,
                              output=tmp_path / "sc.json")
     assert m["metric"] == "story_cloze" and m["n_items"] == 2
-    assert m["inputs"]["lm"] == str(lm_dir)
+    assert resolve_path(m["inputs"]["lm"], tmp_path / "sc.json") == lm_dir  # relative to sc.json
 
 
 def test_mixed_items_are_rejected(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from spokenlm.asr import ASR, register_asr
 from spokenlm.audio.load import save_wav
 from spokenlm.common.files import read_json, write_jsonl
+from spokenlm.common.paths import resolve_path
 from spokenlm.eval.all import evaluate_all
 from spokenlm.eval.generation import evaluate_generation, sequence_metrics
 from spokenlm.eval.resynthesis import evaluate_resynthesis
@@ -74,7 +75,8 @@ def test_generation_eval(generations: Path, lm_dir: Path, tmp_path: Path) -> Non
     assert m["units"]["entropy_normalised"] <= 1.0
     assert m["transcripts"]["self_bleu2"] == pytest.approx(1.0)  # identical transcripts
     assert m["ppx"] > 1 and m["gen_ppl"] > 1 and m["asr"] == "fixed-test"
-    assert read_json(tmp_path / "gen.json")["inputs"]["lm"] == str(lm_dir)
+    inputs = read_json(tmp_path / "gen.json")["inputs"]  # relative to gen.json in its run
+    assert resolve_path(inputs["lm"], tmp_path / "gen.json") == lm_dir
 
 
 def test_resynthesis_eval(tmp_path: Path) -> None:

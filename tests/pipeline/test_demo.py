@@ -12,6 +12,7 @@ import transformers
 
 from spokenlm.cli.main import main as cli
 from spokenlm.pipeline.demo import demo
+from spokenlm.pipeline.index import read_index
 
 TINY = dict(n_utterances=36, n_speakers=4, n_units=16, lm_size="tiny", lm_steps=30,
             lm_batch_size=4, lm_seq_len=64, vocoder_steps=10, vocoder_size="tiny",
@@ -39,7 +40,7 @@ def test_demo_writes_metrics_and_report(run: Path) -> None:
 
 
 def test_generated_audio_is_valid_and_of_expected_length(run: Path) -> None:
-    rows = [json.loads(line) for line in (run / "generate" / "generations.jsonl").open()]
+    rows = read_index(run / "generate" / "generations.jsonl")
     assert len(rows) == 2
     for row in rows:
         wav, sr = sf.read(row["path"])

@@ -10,6 +10,7 @@ import pytest
 from spokenlm.common.files import read_jsonl, write_jsonl
 from spokenlm.pipeline import generate as generate_module
 from spokenlm.pipeline.generate import generate
+from spokenlm.pipeline.index import read_index
 
 IDS = ["../../escaped", "a/b", "a.continuation", "a", "A"]
 
@@ -19,7 +20,7 @@ def _run(manifest: Path, out: Path, tokenizer_dir: Path, lm_dir: Path, vocoder_d
     generate(prompt=manifest, tokenizer=tokenizer_dir, lm=lm_dir, vocoder=vocoder_dir,
              output=out, prompt_seconds=0.2, max_new_tokens=4, batch_size=2,
              samples_per_prompt=1, seed=3)
-    return read_jsonl(out / "generations.jsonl")
+    return read_index(out / "generations.jsonl")
 
 
 def test_generate_is_safe_and_resumes_like_an_uninterrupted_run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spokenlm.pipeline.index import RowIndex
+from spokenlm.pipeline.index import RowIndex, read_index
 
 
 def _strict(line: str) -> dict:
@@ -43,3 +43,31 @@ def test_a_row_whose_file_is_gone_is_redone(tmp_path: Path, missing: bool) -> No
     if missing:
         wav.unlink()
     assert (RowIndex(index, {}).done("a") is None) is missing
+
+
+def test_rows_store_paths_relative_to_the_index_and_survive_a_move(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "corpus").mkdir(parents=True)
+    source = run / "corpus" / "a.wav"
+    source.write_bytes(b"x")
+    out = run / "resynth"
+    out.mkdir()
+    (out / "a.wav").write_bytes(b"y")
+    shared = tmp_path / "shared.wav"  # beside the run: stored absolute
+    with RowIndex(out / "resynth.jsonl", {}) as index:
+        index.add({"id": "a", "path": str(out / "a.wav"), "source": str(source)})
+        index.add({"id": "b", "path": None, "source": str(shared)})
+        index.finish(["a", "b"])
+    on_disk = [json.loads(line) for line in (out / "resynth.jsonl").read_text().splitlines()]
+    assert on_disk[0] == {"id": "a", "path": "a.wav", "source": "../corpus/a.wav"}
+    assert on_disk[1]["source"] == str(shared)
+    moved = tmp_path / "else" / "run"
+    moved.parent.mkdir()
+    run.rename(moved)
+    rows = read_index(moved / "resynth" / "resynth.jsonl")
+    assert rows[0]["path"] == str(moved / "resynth" / "a.wav")
+    assert rows[0]["source"] == str(moved / "corpus" / "a.wav")
+    again = RowIndex(moved / "resynth" / "resynth.jsonl", {})  # its files exist: kept
+    assert again.done("a", path=str(moved / "resynth" / "a.wav"),
+                      source=str(moved / "corpus" / "a.wav")) is not None
+    assert again.done("a", source=str(source)) is None  # another source: redone

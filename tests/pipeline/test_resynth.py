@@ -15,6 +15,7 @@ import pytest
 from spokenlm.common.errors import InputError
 from spokenlm.common.files import read_jsonl, write_jsonl
 from spokenlm.pipeline import resynth as resynth_module
+from spokenlm.pipeline.index import read_index
 from spokenlm.pipeline.resynth import resynth
 from spokenlm.testing.vocoder import save_tiny_vocoder
 
@@ -35,7 +36,7 @@ def test_unsafe_ids_stay_inside_output_with_distinct_files(
     resynth(input=manifest, tokenizer=tokenizer_dir, vocoder=vocoder_dir, output=out)
     new = _files_under(tmp_path) - before
     assert all(p.parent == out for p in new), sorted(new)  # nothing escaped, no subfolders
-    rows = read_jsonl(out / "resynth.jsonl")
+    rows = read_index(out / "resynth.jsonl")
     assert [r["id"] for r in rows] == NASTY_IDS  # the index keeps the original ids
     paths = [Path(r["path"]) for r in rows]
     assert len({str(p).casefold() for p in paths}) == len(rows)
@@ -51,7 +52,7 @@ def test_same_stem_in_two_subfolders_gives_two_outputs(
         shutil.copy(wav, src / sub / "x.wav")
     out = resynth(input=src, tokenizer=tokenizer_dir, vocoder=vocoder_dir,
                   output=tmp_path / "out")
-    rows = read_jsonl(out / "resynth.jsonl")
+    rows = read_index(out / "resynth.jsonl")
     assert [r["id"] for r in rows] == ["a/x", "b/x"]
     assert len({r["path"] for r in rows}) == 2 and all(Path(r["path"]).exists() for r in rows)
     assert rows[0]["duration_in"] != rows[1]["duration_in"]  # two inputs, not one twice
@@ -104,7 +105,7 @@ def test_a_killed_run_keeps_finished_rows_and_resumes(
                            str(vocoder_dir), str(kill_at), str(out)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr
-    finished = read_jsonl(out / "resynth.jsonl")
+    finished = read_index(out / "resynth.jsonl")
     assert [r["id"] for r in finished] == [p.stem for p in wavs[:kill_at - 1]]
     assert all(Path(r["path"]).exists() for r in finished)
     stamps = {r["path"]: os.stat(r["path"]).st_mtime_ns for r in finished}
@@ -121,7 +122,7 @@ def test_a_killed_run_keeps_finished_rows_and_resumes(
     monkeypatch.setattr(resynth_module, "load_vocoder", counting)
     resynth(input=wavs[0].parent, tokenizer=tokenizer_dir, vocoder=vocoder_dir, output=out)
     assert len(calls) == len(wavs) - len(finished)  # finished rows were not redone
-    rows = read_jsonl(out / "resynth.jsonl")
+    rows = read_index(out / "resynth.jsonl")
     assert [r["id"] for r in rows] == [p.stem for p in wavs]  # complete, in input order
     assert rows[:len(finished)] == finished
     assert {p: os.stat(p).st_mtime_ns for p in stamps} == stamps

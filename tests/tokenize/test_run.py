@@ -10,6 +10,7 @@ import pytest
 from spokenlm.audio.load import load_audio, save_wav
 from spokenlm.common.errors import ArtifactError, InputError
 from spokenlm.common.files import read_jsonl
+from spokenlm.common.paths import resolve_path
 from spokenlm.testing.audio import write_test_manifest, write_wav_folder
 from spokenlm.tokenize import SpeechTokenizer, load_packed, pack_units, tokenize_manifest
 from spokenlm.tokenize.run import parse_shard
@@ -49,10 +50,11 @@ def test_skips_bad_files_and_packs(corpus: tuple[Path, Path], tmp_path: Path) ->
     assert "silent" in skipped[2]["reason"]
     tok = SpeechTokenizer.from_pretrained(corpus[1], device="cpu")
     for row in rows:
-        assert row["speaker"] in ("a", "b") and Path(row["path"]).exists()
+        assert row["speaker"] in ("a", "b") and resolve_path(row["path"], out).exists()
         assert sum(row["durations"]) == row["n_frames"] and len(row["units"]) == len(row["durations"])
         assert all(0 <= u < 8 for u in row["units"])
-    np.testing.assert_array_equal(tok.encode(load_audio(rows[0]["path"])).units, rows[0]["units"])
+    np.testing.assert_array_equal(tok.encode(load_audio(resolve_path(rows[0]["path"], out))).units,
+                                  rows[0]["units"])
 
     tokens, offsets, meta = load_packed(tmp_path / "units")
     assert meta["dtype"] == "uint16" and meta["n_units"] == 8 and meta["dedup"] is True

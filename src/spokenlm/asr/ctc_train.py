@@ -26,7 +26,8 @@ from ..common.checkpoints import check_fits, read_state, reading, resume_trainin
 from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import store_path, stored_fields
 from ..common.progress import log, progress
 from ..lm.optim import make_optimizer, warmup_cosine
 from ..ssl.data import DataState
@@ -183,7 +184,8 @@ def train_asr(opts: ASRTrainOptions) -> Path:
     write_jsonl(log_path, [r for r in iter_jsonl(log_path) if r["step"] <= state["step"]]
                 if ckpt is not None and log_path.exists() else [])
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    write_json(run / "options.json", {**to_dict(opts), "trainable_parameters": n_params,
+    write_json(run / "options.json", {**stored_fields(opts, run / "options.json"),
+                                      "trainable_parameters": n_params,
                                       "vocab_size": len(vocab)})
     minutes = sum(float(r.get("duration") or 0) for r in rows) / 60
     log(f"asr train: {opts.encoder} + {model.config.adapter} adapter, {n_params / 1e6:.2f}M "
@@ -246,8 +248,9 @@ def train_asr(opts: ASRTrainOptions) -> Path:
     write_json(run / "metrics.json", {
         "metric": "asr_ctc", **metrics, "train_loss": state["loss"], "steps": state["step"],
         "train_minutes_audio": minutes, "train_seconds": state["time_s"],
-        "inputs": {"manifest": opts.manifest, "valid_manifest": opts.valid_manifest,
-                   "encoder_path": opts.encoder_path}})
+        "inputs": {k: store_path(v, run / "metrics.json") for k, v in
+                   (("manifest", opts.manifest), ("valid_manifest", opts.valid_manifest),
+                    ("encoder_path", opts.encoder_path))}})
     log(f"CTC model written to {final} {metrics}")
     return final
 
@@ -271,7 +274,8 @@ def eval_asr(opts: ASREvalOptions) -> dict[str, Any]:
     if opts.hypotheses is not None:
         write_jsonl(opts.hypotheses, hyps)
     result = {"metric": "asr", **metrics,
-              "inputs": {"model": str(opts.model), "manifest": str(opts.manifest)}}
+              "inputs": {"model": store_path(opts.model, opts.output),
+                         "manifest": store_path(opts.manifest, opts.output)}}
     write_json(opts.output, result)
     log(f"{opts.manifest}: {metrics}")
     return result

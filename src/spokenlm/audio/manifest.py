@@ -27,6 +27,7 @@ from typing import Literal
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_jsonl
 from ..common.options import arg, command
+from ..common.paths import store_row
 from ..common.progress import log, progress
 from .constants import MAX_DURATION_S, MIN_DURATION_S
 from .load import AudioError, audio_info, decode_audio, printable, validate_audio
@@ -103,7 +104,8 @@ def make_manifest(opts: ManifestOptions) -> Path:
                 skipped.append({"path": str(path), "reason": reason})
             else:
                 kept[path] = row
-    report = write_jsonl(skip_report_path(opts.output), skipped)
+    report = skip_report_path(opts.output)
+    write_jsonl(report, [store_row(r, report, ("path",), levels=0) for r in skipped])
     if not kept:
         raise InputError(f"{printable(root)}: all {len(files)} audio files were rejected; "
                          f"see {printable(report)}")

@@ -12,6 +12,11 @@ Three rules keep every command safe by default:
 - :func:`check_replaceable` lets a saved dir (tokenizer, LM, vocoder, ...) replace only an
   empty dir or a dir of its own :class:`ArtifactKind`; :func:`~spokenlm.common.files.atomic_dir`
   calls it for every save.
+
+And one rule keeps every run directory portable: a path written into a JSON/JSONL artifact
+(the *holder*) goes through :func:`store_path` and is read back with :func:`resolve_path`
+(see there), so a run moved, copied or evaluated from another working directory reads the
+same files.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 
@@ -149,3 +155,87 @@ def check_replaceable(path: str | os.PathLike, kind: ArtifactKind | None,
     raise InputError(f"{path}: exists and is not {what}; saving there would delete its "
                      f"files; choose another output path, or pass --overwrite to replace it")
 
+
+
+def run_root(holder: str | os.PathLike, levels: int = 1) -> Path:
+    """The run a holder file belongs to: the folder ``levels`` above the holder's folder
+    (symlinks resolved). Never a filesystem root or the home folder: where the count would
+    reach one, the holder's own folder is the run."""
+    folder = Path(os.path.realpath(holder)).parent
+    root = folder.parents[levels - 1] if 0 < levels <= len(folder.parents) else folder
+    if root == Path(root.anchor) or root == Path(os.path.realpath(Path.home())):
+        return folder
+    return root
+
+
+def store_path(path: str | os.PathLike | None, holder: str | os.PathLike, *,
+               levels: int = 1) -> str | None:
+    """How ``path`` is written into the JSON/JSONL file ``holder``.
+
+    ``path`` means what it means to the writing process (absolute, or relative to the
+    working directory). Inside the holder's run (:func:`run_root`: by default the folder
+    holding the holder's folder, i.e. the run dir around a command's ``--output``; a saved
+    dir in ``<training run>/final`` passes ``levels=2``) it is stored relative to the
+    holder's folder (``../corpus/wavs/a.wav``), so the run can move as a whole; anything
+    outside the run (a shared corpus or tokenizer beside it) is stored absolute, so the run
+    can move without it. The folders on the way are taken with symlinks resolved (so a
+    linked-in folder counts where it really is), the last part as named (a symlinked file
+    stays the link); ``/`` separators. None stays None.
+    """
+    if path is None:
+        return None
+    given = os.path.abspath(path)
+    target = Path(os.path.realpath(os.path.dirname(given))) / os.path.basename(given)
+    root = run_root(holder, levels)
+    if target != root and root not in target.parents:
+        return str(target)
+    return Path(os.path.relpath(target, Path(os.path.realpath(holder)).parent)).as_posix()
+
+
+def resolve_path(stored: str | os.PathLike | None, holder: str | os.PathLike) -> Path | None:
+    """The file a path read from ``holder`` names: absolute as stored, else joined to the
+    holder's folder (:func:`store_path` wrote it so). Artifacts written before paths were
+    stored relative to their file held them relative to the writer's working directory:
+    when the holder-relative file does not exist but that one does, it is taken (so older
+    runs still read from where they were made). None stays None."""
+    if stored is None:
+        return None
+    given = Path(stored)
+    if given.is_absolute():
+        return given
+    local = Path(os.path.normpath(Path(os.path.realpath(holder)).parent / given))
+    if not os.path.lexists(local) and os.path.lexists(given):
+        return Path(os.path.abspath(given))
+    return local
+
+
+def store_row(row: dict, holder: str | os.PathLike, keys: Iterable[str], *,
+              levels: int = 1) -> dict:
+    """``row`` with the string/path values of ``keys`` through :func:`store_path`."""
+    keys = frozenset(keys)
+    return {k: store_path(v, holder, levels=levels)
+            if k in keys and isinstance(v, (str, os.PathLike)) else v for k, v in row.items()}
+
+
+def resolve_row(row: dict, holder: str | os.PathLike, keys: Iterable[str]) -> dict:
+    """``row`` with the string values of ``keys`` through :func:`resolve_path` (as str)."""
+    keys = frozenset(keys)
+    return {k: str(resolve_path(v, holder)) if k in keys and isinstance(v, str) and v else v
+            for k, v in row.items()}
+
+
+def stored_fields(options: Any, holder: str | os.PathLike, *, levels: int = 1,
+                  drop_none: bool = False) -> dict[str, Any]:
+    """An options dataclass as a JSON-ready dict for ``holder`` (a metrics or config file
+    recording its inputs): ``Path`` values (also inside lists) through :func:`store_path`."""
+    assert is_dataclass(options), options
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Path):
+            return store_path(value, holder, levels=levels)
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        return value
+
+    out = {f.name: convert(getattr(options, f.name)) for f in fields(options)}
+    return {k: v for k, v in out.items() if v is not None} if drop_none else out

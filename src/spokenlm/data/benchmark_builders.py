@@ -40,8 +40,8 @@ from ..audio.load import header_fields
 from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
-from ..common.paths import unique_names
+from ..common.options import arg, command
+from ..common.paths import store_path, stored_fields, unique_names
 from ..common.progress import log
 from .grammar import Sentence, generate_parsed
 from .pseudowords import arpabet_to_espeak, make_pseudowords
@@ -266,7 +266,8 @@ def build_benchmark(opts: BenchBuildOptions) -> Path:
     else:
         speakers = speaker_table(opts.n_voices)
     if opts.items is not None:
-        items, source = read_jsonl(opts.items), str(opts.items)
+        items = read_jsonl(opts.items)
+        source = store_path(opts.items, opts.output / "config.json")
     elif opts.generate == "acceptability":
         items, source = acceptability_pairs(opts.n_items, opts.seed), "grammar"
     elif opts.generate == "story_cloze":
@@ -284,5 +285,5 @@ def build_benchmark(opts: BenchBuildOptions) -> Path:
                                  voices_per_item=opts.voices_per_item, jobs=opts.jobs,
                                  source=source)
     cfg = read_json(out / "config.json")
-    write_json(out / "config.json", {**cfg, "options": to_dict(opts)})
+    write_json(out / "config.json", {**cfg, "options": stored_fields(opts, out / "config.json")})
     return out

@@ -16,8 +16,8 @@ from ..audio.load import header_fields
 from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
-from ..common.paths import unique_names
+from ..common.options import arg, command
+from ..common.paths import stored_fields, unique_names
 from ..common.progress import log
 from .pseudowords import arpabet_to_espeak, make_pseudowords
 from .tts import Speaker, speak_many
@@ -75,7 +75,9 @@ def build_spot_the_word(opts: SpotTheWordBuildOptions) -> Path:
         row.update(header_fields(row["path"]))
     write_manifest(audio, opts.output / "manifest.jsonl")
     write_jsonl(opts.output / "items.jsonl", items)
-    write_json(opts.output / "config.json", {"kind": "spot_the_word", "options": to_dict(opts),
+    write_json(opts.output / "config.json", {"kind": "spot_the_word",
+                                             "options": stored_fields(opts, opts.output
+                                                                      / "config.json"),
                                              "speakers": [s.id for s in speakers]})
     log(f"{opts.output}: {len(items)} word/pseudo-word pairs spoken by {len(speakers)} voices")
     return opts.output

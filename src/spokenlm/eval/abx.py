@@ -28,7 +28,8 @@ import torch
 
 from ..common.errors import InputError
 from ..common.files import write_json
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import stored_fields
 from ..common.progress import log
 from .dtw import dtw_pairs
 from .skips import Skips, fmt, set_or_reason
@@ -240,6 +241,6 @@ def evaluate_abx(opts: ABXOptions) -> dict:
                          f"{NO_TRIPLET['within']}, and {NO_TRIPLET['across']}")
     metrics = {"metric": "abx", "mode": "phone" if opts.item_file else "word",
                "n_items": len(tokens), **skips.report(), **results,
-               "inputs": {k: v for k, v in to_dict(opts).items() if v is not None}}
+               "inputs": stored_fields(opts, opts.output, drop_none=True)}
     write_json(opts.output, metrics)
     return metrics

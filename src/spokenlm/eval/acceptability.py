@@ -31,7 +31,7 @@ class LikelihoodBenchOptions:
 
 def _run(opts: LikelihoodBenchOptions, name: str) -> dict:
     metrics, scored = evaluate_benchmark(opts.benchmark, opts.tokenizer, opts.lm,
-                                         opts.batch_tokens)
+                                         opts.batch_tokens, output=opts.output)
     metrics["metric"] = name
     write_json(opts.output, metrics)
     write_jsonl(Path(opts.output).with_suffix(".items.jsonl"), scored)

@@ -33,7 +33,8 @@ from pathlib import Path
 from ..common.errors import InputError
 from ..common.failures import bug_message, debug_enabled, describe_failure
 from ..common.files import read_json, write_json
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import store_path, stored_fields
 from ..common.progress import log
 
 
@@ -67,6 +68,7 @@ def _need(*paths: Path) -> None:
 def evaluate_all(opts: EvalAllOptions) -> dict:
     """Run every available metric on a run directory and print one table."""
     run, out = opts.run, opts.run / "eval"
+    summary_path = out / "all.json"  # paths in it are relative to it (see store_path)
     out.mkdir(parents=True, exist_ok=True)
     tok, lm, corpus = run / "tokenizer", run / "lm" / "final", run / "corpus"
     results: dict[str, dict] = {}
@@ -91,12 +93,13 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
             _need(opts.aligner)
             path = ctc_align(model=opts.aligner, manifest=corpus / "test.jsonl",
                              output=out / "alignments.jsonl", max_utterances=opts.n_align)
-            return {"alignments": str(path), "aligner": str(opts.aligner)}
+            return {"alignments": store_path(path, summary_path),
+                    "aligner": store_path(opts.aligner, summary_path)}
         from ..asr.sphinx_align import align_manifest
 
         path = align_manifest(manifest=corpus / "test.jsonl", output=out / "alignments.jsonl",
                               limit=opts.n_align)
-        return {"alignments": str(path), "aligner": "pocketsphinx"}
+        return {"alignments": store_path(path, summary_path), "aligner": "pocketsphinx"}
 
     def pnmi() -> dict:
         from .pnmi import evaluate_pnmi
@@ -145,7 +148,7 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
             _need(tok, lm)
             path = run / "bench" / name if generate is None else bench_dir(name, generate)
             _need(path / "items.jsonl")
-            metrics, _ = evaluate_benchmark(path, tok, lm)
+            metrics, _ = evaluate_benchmark(path, tok, lm, output=out / f"{name}.json")
             metrics["metric"] = name
             write_json(out / f"{name}.json", metrics)
             return metrics
@@ -177,9 +180,9 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
     step("generation", generation)
     step("resynthesis", resynthesis)
     table = summary_rows(results)
-    summary = {"metric": "all", "run": str(run), "table": table, "results": results,
-               "inputs": to_dict(opts)}
-    write_json(out / "all.json", summary)
+    summary = {"metric": "all", "run": store_path(run, summary_path), "table": table,
+               "results": results, "inputs": stored_fields(opts, summary_path)}
+    write_json(summary_path, summary)
     print(markdown_table(table))
     if not any("skipped" not in r for name, r in results.items() if name != "alignment"):
         raise InputError(f"{run}: no metric could be computed, every step was skipped (reasons "

@@ -25,6 +25,7 @@ from ..audio.load import AudioError, load_audio
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl
+from ..common.paths import store_path
 from ..common.progress import log, progress
 from ..lm.model import UnitLM
 from ..tokenize.tokenizer import SpeechTokenizer
@@ -141,8 +142,11 @@ def accuracy(scored: list[dict]) -> dict:
 
 
 def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,
-                       batch_tokens: int | None = None) -> tuple[dict, list[dict]]:
-    """Load, tokenize and score a benchmark; return (metrics, per-item scores)."""
+                       batch_tokens: int | None = None, output: Path | None = None
+                       ) -> tuple[dict, list[dict]]:
+    """Load, tokenize and score a benchmark; return (metrics, per-item scores). The inputs
+    are recorded relative to ``output``, the metrics file to be written (see
+    :func:`~spokenlm.common.paths.store_path`; absolute without one)."""
     bench = Benchmark.load(bench_dir)
     tokenizer = SpeechTokenizer.from_pretrained(tokenizer_dir)
     lm = UnitLM.from_pretrained(lm_dir)
@@ -159,6 +163,8 @@ def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,
     scored = score_items(bench, units, lm, batch_tokens)
     metrics = {"metric": bench.kind, **accuracy(scored),
                "n_items_skipped": len(bench.items) - len(scored), **skips.report(),
-               "inputs": {"benchmark": str(bench_dir), "tokenizer": str(tokenizer_dir),
-                          "lm": str(lm_dir)}}
+               "inputs": {k: str(Path(v).resolve()) if output is None else
+                          store_path(v, output) for k, v in
+                          (("benchmark", bench_dir), ("tokenizer", tokenizer_dir),
+                           ("lm", lm_dir))}}
     return metrics, scored

@@ -28,7 +28,8 @@ from ..audio.constants import MIN_DURATION_S
 from ..audio.load import AudioError, load_audio
 from ..common.errors import InputError
 from ..common.files import read_jsonl, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import resolve_path, stored_fields
 from ..common.progress import log
 from .bleu import distinct_n, entropy, vert
 from .skips import Skips, fmt, set_or_reason
@@ -101,8 +102,8 @@ def evaluate_generation(opts: GenerationEvalOptions) -> dict:
                       "every continuation is empty")
     metrics["units"] = sequence_metrics(conts, n_units)
     if opts.asr is not None:
-        metrics.update(_transcript_metrics(rows, opts, path.parent))
-    metrics["inputs"] = {k: v for k, v in to_dict(opts).items() if v is not None}
+        metrics.update(_transcript_metrics(rows, opts, path))
+    metrics["inputs"] = stored_fields(opts, opts.output, drop_none=True)
     write_json(opts.output, metrics)
     u = metrics["units"]
     log(f"generation: unit auto-BLEU2 {fmt(u['auto_bleu2'])}, self-BLEU2 {fmt(u['self_bleu2'])}, "
@@ -120,7 +121,9 @@ def _has_units(row: dict, skips: Skips) -> bool:
     return False
 
 
-def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, out_dir: Path) -> dict:
+def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, path: Path) -> dict:
+    """BLEU/VERT of transcripts of the generated audio (paths in ``rows`` are relative to
+    ``path``, the generations JSONL), and PPX / GenPPL with a text LM."""
     from ..asr import load_asr
 
     skips = Skips("generation transcripts", "samples")
@@ -132,22 +135,23 @@ def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, out_dir: 
         # An empty continuation (the LM ended the utterance at once) transcribes to "".
         spoken = r.get("continuation_seconds", 1.0) >= MIN_DURATION_S
         try:
-            fulls.append(load_audio(r["path"]))
+            fulls.append(load_audio(resolve_path(r["path"], path)))
         except AudioError as e:
             skips.add("unreadable audio", e)
             continue
         try:
-            conts.append(load_audio(r["continuation_path"]) if spoken else None)
+            conts.append(load_audio(resolve_path(r["continuation_path"], path))
+                         if spoken else None)
         except AudioError as e:
             fulls.pop()
             skips.add("unreadable audio", e)
             continue
         usable.append(r)
-    if not usable:
+    if not usable and not skips.counts["unreadable audio"]:  # generated without a vocoder
         reason = f"all {skips.total} samples skipped: {skips.summary()}"
         log(f"generation: transcript metrics skipped: {reason}")
         return {"transcripts": {"skipped": reason, **skips.report()}}
-    skips.require(len(usable), out_dir)
+    skips.require(len(usable), path)  # audio named but none readable: an error
     asr = load_asr(opts.asr)
     spoken_idx = [i for i, w in enumerate(conts) if w is not None]
     texts = dict(zip(spoken_idx, asr.transcribe_many([conts[i] for i in spoken_idx],

@@ -33,7 +33,8 @@ import numpy as np
 from ..audio.constants import HOP_LENGTH, SAMPLE_RATE, WIN_LENGTH
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_json
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import stored_fields
 from ..common.progress import log
 from ..data.alignments import (ALIGNMENTS_HELP, SILENCE, SILENCE_HELP, STRESS_HELP, TIER_HELP,
                                normalize_label, read_alignments)
@@ -138,7 +139,7 @@ def evaluate_pnmi(opts: PNMIOptions) -> dict:
     metrics = {"metric": "pnmi", **scores, "n_utterances": n_utts,
                "n_utterances_without_labels": skips.counts[NO_LABELS],
                "labels_format": labels.format,
-               **skips.report(), "inputs": to_dict(opts)}
+               **skips.report(), "inputs": stored_fields(opts, opts.output)}
     write_json(opts.output, metrics)
     log(f"PNMI {fmt(scores['pnmi'])}, phone purity {scores['phone_purity']:.3f}, cluster "
         f"purity {scores['cluster_purity']:.3f} over {scores['n_frames']} frames")

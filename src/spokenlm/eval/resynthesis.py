@@ -22,7 +22,8 @@ import numpy as np
 from ..audio.load import AudioError, load_audio
 from ..common.errors import InputError
 from ..common.files import read_jsonl, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import resolve_path, stored_fields
 from ..common.progress import log
 from .edit_distance import error_rate
 from .skips import Skips, fmt, set_or_reason
@@ -84,11 +85,12 @@ def _speaker_block(encoder: SpeakerEncoder, src: list, wavs: list,
 
 
 def _row_audio(row: dict, key: str, results: Path) -> np.ndarray:
-    """The audio a results row names under ``key``; :class:`AudioError` if it cannot."""
+    """The audio a results row names under ``key`` (a relative path is relative to the
+    ``results`` file); :class:`AudioError` if it cannot."""
     value = row.get(key)
     if not isinstance(value, str) or not value:
         raise AudioError(f"{results}: row {row.get('id')!r} has no `{key}` audio path")
-    return load_audio(value)
+    return load_audio(resolve_path(value, results))
 
 
 @command("eval resynthesis", ResynthEvalOptions)
@@ -151,7 +153,7 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
         _speaker_block(speaker, src, wavs, per_row) if speaker else
         {"skipped": "no --speaker-encoder given (a local Hugging Face x-vector model dir, "
                     "e.g. microsoft/wavlm-base-plus-sv)"})
-    metrics["inputs"] = {k: v for k, v in to_dict(opts).items() if v is not None}
+    metrics["inputs"] = stored_fields(opts, opts.output, drop_none=True)
     write_json(opts.output, metrics)
     write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"), per_row)
     log(f"resynthesis: WER {fmt(metrics['wer'])}, CER {fmt(metrics['cer'])}"

@@ -25,7 +25,8 @@ class SpotTheWordOptions:
 @command("eval spot-the-word", SpotTheWordOptions)
 def spot_the_word(opts: SpotTheWordOptions) -> dict:
     """Spot-the-word accuracy of a unit LM on spoken word/pseudo-word pairs."""
-    metrics, scored = evaluate_benchmark(opts.benchmark, opts.tokenizer, opts.lm, opts.batch_tokens)
+    metrics, scored = evaluate_benchmark(opts.benchmark, opts.tokenizer, opts.lm, opts.batch_tokens,
+                                         output=opts.output)
     metrics["metric"] = "spot_the_word"
     write_json(opts.output, metrics)
     write_jsonl(Path(opts.output).with_suffix(".items.jsonl"), scored)

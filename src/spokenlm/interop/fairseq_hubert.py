@@ -30,7 +30,7 @@ import torch
 from ..common.errors import InputError
 from ..common.files import atomic_dir, write_json
 from ..common.options import arg, command
-from ..common.paths import check_replaceable
+from ..common.paths import check_replaceable, store_path
 from ..common.progress import log
 from .checkpoint import load_fairseq_checkpoint, model_config
 from .fairseq_config import fairseq_value, hf_hubert_kwargs
@@ -172,7 +172,8 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
                                  do_normalize=normalize, return_attention_mask=normalize
                                  ).save_pretrained(str(tmp))
         write_json(tmp / "spokenlm_conversion.json", {
-            "source": str(checkpoint.resolve()), "format": "fairseq-hubert",
+            "source": store_path(checkpoint, tmp / "spokenlm_conversion.json"),
+            "format": "fairseq-hubert",
             "normalize": normalize, "dropped_keys": dropped,
             "fairseq_model_cfg": {k: v for k, v in model_cfg.items()
                                   if isinstance(v, (str, int, float, bool, type(None)))}})

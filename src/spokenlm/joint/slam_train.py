@@ -30,7 +30,8 @@ from ..audio.load import audio_info
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import write_json
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import stored_fields
 from ..common.progress import log
 from ..ssl.data import CropBatches
 from ..ssl.masking import span_mask
@@ -190,7 +191,8 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
     final = model.cpu().save_pretrained(opts.output / "final")
     vocab.save(final / "vocab.json")
     write_json(opts.output / "metrics.json", {"metric": "slam_train", **metrics,
-                                              "options": to_dict(opts)})
+                                              "options": stored_fields(
+                                                  opts, opts.output / "metrics.json")})
     log(f"SLAM written to {final}; fine-tune with `spokenlm asr train --encoder joint "
         f"--encoder-path {final}`")
     return final

@@ -26,7 +26,8 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import stored_fields
 from ..common.progress import log
 from ..data.phoneme_units import DurationModel, phone_inventory
 from ..data.phonemes import split_phones
@@ -164,7 +165,8 @@ def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
     final = model.cpu().save_pretrained(opts.output / "final")
     vocab.save(final / "vocab.json")
     write_json(opts.output / "metrics.json", {"metric": "speechlm_train", **metrics,
-                                              "options": to_dict(opts)})
+                                              "options": stored_fields(
+                                                  opts, opts.output / "metrics.json")})
     log(f"SpeechLM-{opts.variant} written to {final}; fine-tune with `spokenlm asr train "
         f"--encoder hubert --encoder-path {final / 'speech_encoder'}`")
     return final

@@ -18,7 +18,8 @@ import torch
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl, write_json
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import stored_fields
 from ..common.progress import log
 from ..data.phonemes import split_phones
 from ..ssl.targets import TargetSpec, load_labels, make_targets
@@ -141,5 +142,6 @@ def train_t2u(opts: T2UTrainOptions) -> Path:
     metrics = train_loop(model, step_fn, opts.output, settings, "t2u train")
     final = model.cpu().save_pretrained(opts.output / "final")
     write_json(opts.output / "metrics.json", {"metric": "t2u_train", **metrics,
-                                              "options": to_dict(opts)})
+                                              "options": stored_fields(
+                                                  opts, opts.output / "metrics.json")})
     return final

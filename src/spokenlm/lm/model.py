@@ -16,7 +16,7 @@ import torch
 
 from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, read_json, write_json
-from ..common.paths import ArtifactKind
+from ..common.paths import ArtifactKind, resolve_path, store_path
 from .config import LMConfig, build_llama_config, special_ids
 from .score import LogLik, log_likelihood
 from .sampling import generate
@@ -93,7 +93,8 @@ class UnitLM:
         lm.model = model.to(device).eval()
         lm.n_units, lm.unit_offset = int(meta["n_units"]), int(meta["unit_offset"])
         lm.bos_id, lm.eos_id, lm.pad_id = (int(meta[k]) for k in ("bos_id", "eos_id", "pad_id"))
-        lm.tokenizer = meta.get("tokenizer")
+        tokenizer = resolve_path(meta.get("tokenizer") or None, meta_path)
+        lm.tokenizer = None if tokenizer is None else str(tokenizer)
         lm._check_vocab(source=str(path))
         return lm
 
@@ -114,7 +115,9 @@ class UnitLM:
         finally:
             if enabled:
                 hf_logging.enable_progress_bar()
-        write_json(path / META_FILE, self.metadata())
+        meta = path / META_FILE  # the tokenizer relative to it within <run>/<lm run>/final
+        write_json(meta, {**self.metadata(),
+                          "tokenizer": store_path(self.tokenizer, meta, levels=2)})
 
     def metadata(self) -> dict[str, Any]:
         return {"n_units": self.n_units, "unit_offset": self.unit_offset, "bos_id": self.bos_id,

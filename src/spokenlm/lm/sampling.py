@@ -65,7 +65,8 @@ def generate(lm: UnitLM, prompts: Sequence[Sequence[int]], *, max_new_tokens: in
     for p in prompts:
         t = lm.to_tokens(p, add_bos=True)
         if limit and len(t) + max_new_tokens > limit:  # keep the most recent context
-            t = [lm.bos_id] + t[len(t) + max_new_tokens - limit + 1:]
+            head = [lm.bos_id] if lm.add_bos else []
+            t = head + t[len(t) + max_new_tokens - limit + len(head):]
         tokens.append(t)
     out: list[list[int]] = []
     was_training = lm.model.training

@@ -26,7 +26,8 @@ from ..common.checkpoints import load_checkpoint, resume_training, rng_state, sa
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import store_path, stored_fields
 from ..common.progress import log, progress
 from .config import LMConfig
 from .data import BlockStream, DataState, load_packed, packed_prefix, split_valid
@@ -254,7 +255,8 @@ def train_lm(opts: LMTrainOptions) -> Path:
         rows = [r for r in iter_jsonl(log_path) if r["step"] <= state["step"]] \
             if ckpt is not None and log_path.exists() else []
         write_jsonl(log_path, rows)  # drops lines logged after the checkpoint
-        write_json(run / "options.json", {**to_dict(opts), "seq_len_used": seq_len,
+        write_json(run / "options.json", {**stored_fields(opts, run / "options.json"),
+                                          "seq_len_used": seq_len,
                                           "world_size": world, "parameters": n_params})
         log(f"{'resuming from ' + ckpt.name if ckpt else 'training'}: {n_params / 1e6:.2f}M "
             f"params ({opts.size}), {device}, {amp or torch.float32}, {stream.total} tokens, "
@@ -329,8 +331,9 @@ def train_lm(opts: LMTrainOptions) -> Path:
         write_json(run / "metrics.json", train_metrics(
             train_loss=state["last_loss"], valid_loss=valid_loss, steps=state["step"],
             tokens=state["tokens"], time_s=state["time_s"], parameters=n_params,
-            inputs={"units": str(prefix), "valid_units": opts.valid_units,
-                    "tokenizer": opts.tokenizer}))
+            inputs={k: store_path(v, run / "metrics.json") for k, v in
+                    (("units", prefix), ("valid_units", opts.valid_units),
+                     ("tokenizer", opts.tokenizer))}))
         plot_losses(log_path, run / "loss.png")
         log(f"unit LM written to {final} (valid loss {valid_loss})")
     if world > 1:

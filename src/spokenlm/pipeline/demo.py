@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.files import read_json, write_json
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import stored_fields
 from ..common.progress import log
 
 
@@ -56,7 +57,7 @@ def demo(opts: DemoOptions) -> Path:
 
     run = opts.output
     run.mkdir(parents=True, exist_ok=True)
-    write_json(run / "demo_options.json", to_dict(opts))
+    write_json(run / "demo_options.json", stored_fields(opts, run / "demo_options.json"))
     timings_path = run / "timings.json"
     timings: dict[str, float] = read_json(timings_path) if timings_path.exists() else {}
     steps: list[tuple[str, Callable[[DemoOptions], object], Path]] = demo_steps.steps(opts)

@@ -5,6 +5,11 @@ Each row is appended and flushed to disk as soon as its files are written. A rer
 same settings (the same tokenizer / vocoder / LM files and options) keeps every row whose
 files still exist and skips that work; :meth:`RowIndex.finish` then rewrites the index with
 one row per input, in input order. Other settings start the index over.
+
+Paths in rows (:data:`PATH_KEYS`) are stored relative to the index file when they lie in
+its run, absolute otherwise (:func:`~spokenlm.common.paths.store_path`); read them with
+:func:`read_index`, which resolves them against the index, so a run directory can be moved
+or evaluated from any working directory.
 """
 
 from __future__ import annotations
@@ -17,8 +22,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from ..common.files import json_line, json_safe, read_json, write_json, write_jsonl
+from ..common.files import json_line, json_safe, read_json, read_jsonl, write_json, write_jsonl
+from ..common.paths import resolve_path, resolve_row, store_row
 from ..common.progress import log
+
+#: Row fields that hold paths: the output wav(s) and the input audio they were made from.
+PATH_KEYS = ("path", "continuation_path", "source")
+
+
+def read_index(path: str | os.PathLike, keys: tuple[str, ...] = PATH_KEYS) -> list[dict]:
+    """Rows of an index JSONL with the paths of ``keys`` resolved against the file (older
+    indexes with paths relative to the working directory they were made in still read)."""
+    return [resolve_row(row, path, keys) for row in read_jsonl(path)]
 
 
 def artifact_stamp(path: str | os.PathLike | None) -> str | None:
@@ -41,14 +56,18 @@ class RowIndex:
 
     Settings are kept beside it (``<stem>.settings.json``). ``file_keys`` name the row fields
     holding the files a row stands for; a previous row counts as done only while they exist.
+    ``path_keys`` fields are paths, kept in :attr:`rows` as stored (relative to the index
+    within its run) and compared so by :meth:`done`.
     Use as a context manager; call :meth:`finish` once every input was handled.
     """
 
     def __init__(self, path: str | os.PathLike, settings: dict[str, Any],
-                 file_keys: tuple[str, ...] = ("path",)) -> None:
+                 file_keys: tuple[str, ...] = ("path",),
+                 path_keys: tuple[str, ...] = PATH_KEYS) -> None:
         self.path = Path(path)
         self.settings_path = self.path.with_name(f"{self.path.stem}.settings.json")
         self.file_keys = file_keys
+        self.path_keys = tuple(dict.fromkeys((*path_keys, *file_keys)))
         settings = json.loads(json.dumps(json_safe(settings), default=str))  # as it reads back
         previous = read_json(self.settings_path) if self.settings_path.exists() else None
         self.rows: dict[str, dict] = self._read_done() if previous == settings else {}
@@ -72,21 +91,25 @@ class RowIndex:
                 except json.JSONDecodeError:
                     continue  # the line a kill cut short; its work is redone
                 if isinstance(row, dict) and "id" in row and all(
-                        row.get(k) is None or Path(row[k]).exists() for k in self.file_keys):
+                        row.get(k) is None or resolve_path(row[k], self.path).exists()
+                        for k in self.file_keys):
                     rows[row["id"]] = row
         return rows
 
     def done(self, uid: str, **expected: Any) -> dict | None:
-        """The finished row of ``uid`` if its fields match ``expected`` (e.g. its file name
-        and source), else None (the work is to be done)."""
+        """The finished row of ``uid`` (as stored) if its fields match ``expected`` (e.g. its
+        file name and source, paths as the caller names them), else None (work to do)."""
         row = self.rows.get(uid)
+        expected = self._stored(expected)
         if row is None or any(row.get(k) != v for k, v in expected.items()):
             return None
         return row
 
     def add(self, row: dict) -> None:
-        """Record a finished row: appended and flushed to disk before returning."""
+        """Record a finished row (paths as the caller names them): appended and flushed to
+        disk before returning."""
         assert self._file is not None, "RowIndex used after finish()"
+        row = self._stored(row)
         self._file.write(json_line(row))
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -98,6 +121,9 @@ class RowIndex:
         rows = [self.rows[i] for i in ids if i in self.rows]
         write_jsonl(self.path, rows)
         return rows
+
+    def _stored(self, row: dict) -> dict:
+        return store_row(row, self.path, self.path_keys)
 
     def close(self) -> None:
         if self._file is not None:

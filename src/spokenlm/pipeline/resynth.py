@@ -13,7 +13,7 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.load import AudioError, load_audio, save_wav
 from ..common.files import write_jsonl
 from ..common.options import arg, command
-from ..common.paths import unique_names
+from ..common.paths import store_row, unique_names
 from ..common.progress import log, progress
 from ..tokenize.tokenizer import SpeechTokenizer
 from ..vocoder.base import load_vocoder
@@ -74,7 +74,7 @@ def resynth(opts: ResynthOptions) -> Path:
         done = index.finish(row["id"] for row in rows)
     skipped_path = opts.output / "resynth.skipped.jsonl"
     if skipped:
-        write_jsonl(skipped_path, skipped)
+        write_jsonl(skipped_path, [store_row(r, skipped_path, ("path",)) for r in skipped])
     elif skipped_path.exists():
         skipped_path.unlink()  # from an earlier run; nothing was skipped this time
     log(f"resynthesised {len(done)} files into {opts.output} ({len(skipped)} skipped)")

@@ -35,7 +35,8 @@ from ..common.checkpoints import check_fits, read_state, read_weights, reading, 
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import store_path, stored_fields
 from ..common.progress import log, progress
 from ..lm.optim import make_optimizer, warmup_cosine
 from .config import HeadConfig, SSLSize, default_final_dim, hubert_config
@@ -186,7 +187,8 @@ def train_ssl(opts: SSLTrainOptions) -> Path:
     rows = ([r for r in iter_jsonl(log_path) if r["step"] <= state["step"]]
             if ckpt is not None and log_path.exists() else [])
     write_jsonl(log_path, rows)
-    write_json(run / "options.json", {**to_dict(opts), "parameters": n_params})
+    write_json(run / "options.json", {**stored_fields(opts, run / "options.json"),
+                                      "parameters": n_params})
     log(f"{'resuming from ' + ckpt.name if ckpt else 'ssl train'}: {n_params / 1e6:.2f}M "
         f"encoder params ({opts.size}), {len(data.rows)} utterances, {opts.n_clusters} "
         f"targets from {opts.target_encoder}, {device}")
@@ -246,7 +248,8 @@ def train_ssl(opts: SSLTrainOptions) -> Path:
     write_json(run / "metrics.json", {
         "metric": "ssl_train", **state["last"], **metrics, "steps": state["step"],
         "train_seconds": state["time_s"], "parameters": n_params,
-        "inputs": {"manifest": opts.manifest, "targets": tokenizer}})
+        "inputs": {"manifest": store_path(opts.manifest, run / "metrics.json"),
+                   "targets": store_path(tokenizer, run / "metrics.json")}})
     log(f"SSL encoder written to {final} (loss {state['last'].get('loss', float('nan')):.3f}, "
         f"masked acc {state['last'].get('acc_masked', float('nan')):.3f})")
     return final

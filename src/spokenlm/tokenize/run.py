@@ -8,7 +8,8 @@ Files written for ``--output data/units.jsonl``:
 - ``data/units.shard-I-of-N.jsonl`` (+ ``.skipped.jsonl``): one shard's rows (N > 1).
 - once every shard exists (or N = 1): ``data/units.jsonl``, ``data/units.skipped.jsonl``
   (files that could not be read, with the reason) and, with ``pack``, ``data/units.bin``,
-  ``data/units.idx.npy``, ``data/units.meta.json``.
+  ``data/units.idx.npy``, ``data/units.meta.json``. Their audio ``path`` is relative to
+  the file within its run (:func:`~spokenlm.common.paths.store_path`).
 
 Shard I of N takes manifest rows I, I + N, I + 2N, ...; the merged JSONL is in manifest
 order, identical to an unsharded run.
@@ -31,6 +32,7 @@ from ..audio.load import AudioError, load_audio
 from ..common.errors import ArtifactError, InputError
 from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
 from ..common.options import arg, command
+from ..common.paths import store_path, store_row
 from ..common.progress import log, progress
 from ._manifest import COPIED_COLUMNS, read_rows
 from .features import DEFAULT_BATCH_SECONDS
@@ -100,13 +102,14 @@ def tokenize_manifest(opts: TokenizeOptions) -> Path:
 def _check_run_state(opts: TokenizeOptions, root: Path, n_rows: int) -> None:
     """Refuse to resume from parts written with other settings or another tokenizer."""
     cfg, centroids = opts.tokenizer / CONFIG_NAME, opts.tokenizer / CENTROIDS_NAME
-    state = {"manifest": str(Path(opts.manifest).resolve()), "n_rows": n_rows,
+    path = root / "run.json"  # <output folder>/<stem>.parts/run.json: levels=2 is the run
+    state = {"manifest": store_path(opts.manifest, path, levels=2), "n_rows": n_rows,
              "tokenizer": read_json(cfg) if cfg.exists() else None,
              "centroids_sha256": (hashlib.sha256(centroids.read_bytes()).hexdigest()
                                   if centroids.exists() else None),
              "dedup": opts.dedup, "part_size": opts.part_size}
-    path = root / "run.json"
-    if path.exists() and read_json(path) != state:
+    before = {**state, "manifest": str(Path(opts.manifest).resolve())}  # older run.json
+    if path.exists() and read_json(path) not in (state, before):
         raise InputError(f"{root}: holds parts of a run with other settings (manifest, "
                          f"tokenizer, dedup or part_size differ); delete {root} to start over "
                          f"or choose another --output")
@@ -193,9 +196,11 @@ def _finish(opts: TokenizeOptions, rows: list[dict], units: list[Iterator[dict]]
     """Merge shard streams into the final JSONL + skip report, then pack."""
     output = Path(opts.output)
     skipped_rows = list(_interleave(rows, skipped))
-    write_jsonl(skipped_path(output), skipped_rows)
+    # parts and shards hold absolute paths; the final files hold them relative to the file
+    write_jsonl(skipped_path(output), [store_row(r, skipped_path(output), ("path",))
+                                       for r in skipped_rows])
     n_skipped = len(skipped_rows)
-    write_jsonl(output, _interleave(rows, units))
+    write_jsonl(output, (store_row(r, output, ("path",)) for r in _interleave(rows, units)))
     n_done = sum(1 for _ in iter_jsonl(output))
     if n_done + n_skipped != len(rows):
         raise ArtifactError(f"{output}: merged {n_done} units rows + {n_skipped} skipped, but "

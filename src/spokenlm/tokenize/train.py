@@ -18,8 +18,8 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.load import AudioError, load_audio
 from ..common.errors import InputError
 from ..common.files import write_json
-from ..common.options import arg, command, to_dict
-from ..common.paths import check_replaceable
+from ..common.options import arg, command
+from ..common.paths import check_replaceable, store_row, stored_fields
 from ..common.progress import log, progress
 from ._manifest import read_rows
 from .encoders import ENCODERS, build_encoder, encoder_options
@@ -105,7 +105,8 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
         "n_files": len(chosen) - len(skipped), "audio_hours": seconds / 3600,
         "seconds_features": t_feat - t0, "seconds_kmeans": t_km - t_feat,
         "seconds_total": time.perf_counter() - t0,
-        "skipped": skipped, "options": to_dict(opts)})
+        "skipped": [store_row(r, opts.output / STATS_NAME, ("path",)) for r in skipped],
+        "options": stored_fields(opts, opts.output / STATS_NAME)})
     log(f"tokenizer written to {opts.output} (inertia/frame {inertia / len(x):.4g})")
     return opts.output
 

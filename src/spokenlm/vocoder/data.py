@@ -19,6 +19,7 @@ from ..audio.constants import HOP_LENGTH, WIN_LENGTH
 from ..audio.load import load_audio
 from ..common.errors import InputError
 from ..common.files import iter_jsonl
+from ..common.paths import resolve_path
 from ..common.progress import progress
 
 
@@ -86,9 +87,7 @@ def load_utterances(units_path: Path, min_frames: int = 1) -> list[Utterance]:
         if not row.get("path"):
             raise InputError(f"{where}: no 'path' to the audio; vocoder training needs units "
                              f"made from a manifest with audio paths (`spokenlm tokenize run`)")
-        path = Path(row["path"])
-        if not path.is_absolute() and not path.exists():
-            path = units_path.parent / path
+        path = resolve_path(row["path"], units_path)
         frames, u, d = _row_units(row, where)
         wav = load_audio(path)
         n = int(row.get("n_frames", len(frames)))

@@ -28,7 +28,8 @@ from ..common.checkpoints import load_checkpoint, resume_checkpoint, save_checkp
 from ..common.device import resolve_device
 from ..common.errors import ArtifactError, InputError
 from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
+from ..common.paths import stored_fields
 from ..common.progress import log, progress
 from .data import SegmentSampler, load_utterances
 from .tasks import TASKS, Task
@@ -95,7 +96,7 @@ def train_vocoder(opts: VocoderTrainOptions) -> Path:
     sampler = SegmentSampler(utts, opts.batch_size, segment, speakers, seed=opts.seed,
                              hop_length=framing.hop_length)
     step = _resume(run, task, sampler)
-    write_json(run / "options.json", to_dict(opts))
+    write_json(run / "options.json", stored_fields(opts, run / "options.json"))
     log(f"vocoder: {opts.type}/{opts.size}, {sum(p.numel() for p in model.parameters()):,} "
         f"params, {len(utts)} utterances, {n_units} units at {framing.describe()}, "
         f"{len(speakers)} speakers, "
