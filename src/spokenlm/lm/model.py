@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
+from ..audio.framing import Framing
 from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, read_json, write_json
+from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind, resolve_path, store_path
 from .config import LMConfig, build_llama_config, special_ids
 from .score import LogLik, log_likelihood
@@ -31,7 +33,8 @@ class UnitLM:
 
     def __init__(self, model: torch.nn.Module, n_units: int, *, unit_offset: int = 0,
                  bos_id: int | None = None, eos_id: int | None = None,
-                 pad_id: int | None = None, tokenizer: str | None = None) -> None:
+                 pad_id: int | None = None, tokenizer: str | None = None,
+                 frame_rate: float | None = None, add_bos: bool = True) -> None:
         ids = special_ids(n_units, unit_offset)
         self.model = model
         self.n_units = int(n_units)
@@ -40,6 +43,12 @@ class UnitLM:
         self.eos_id = int(ids["eos_id"] if eos_id is None else eos_id)
         self.pad_id = int(ids["pad_id"] if pad_id is None else pad_id)
         self.tokenizer = None if tokenizer is None else str(tokenizer)
+        #: frames per second of the units it models (None: not recorded, read as 50 Hz)
+        self.frame_rate = None if frame_rate is None else float(frame_rate)
+        #: whether sequences start with BOS (False for TWIST, fed units alone)
+        self.add_bos = bool(add_bos)
+        #: "twist" / "slam" for a released checkpoint loaded as it is, else None
+        self.release: str | None = None
         self._check_vocab(source="UnitLM(...)")
 
     # ---- construction, saving, loading -------------------------------------------------
@@ -62,15 +71,20 @@ class UnitLM:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None) -> UnitLM:
-        """Load a unit LM dir (HF model files + ``spokenlm_lm.json``)."""
+        """Load a unit LM dir (HF model files + ``spokenlm_lm.json``), or a hub id."""
         from transformers import AutoModelForCausalLM
 
-        path = Path(path)
+        path = local_or_hub(path, "unit LM")
         if not path.is_dir():
             raise ArtifactError(f"{path}: unit LM directory not found; train one with "
                                 "`spokenlm lm train` or pass the run's final/ folder")
         meta_path = path / META_FILE
         if not meta_path.exists():
+            from .released import load_released
+
+            released = load_released(path, device=device, dtype=dtype)
+            if released is not None:
+                return released
             raise ArtifactError(
                 f"{path}: no {META_FILE}, so this is not a spokenlm unit LM dir (a plain HF "
                 "text LM needs a warm start first: `spokenlm lm train --init-from TEXT_LM_DIR`); "
@@ -95,6 +109,8 @@ class UnitLM:
         lm.bos_id, lm.eos_id, lm.pad_id = (int(meta[k]) for k in ("bos_id", "eos_id", "pad_id"))
         tokenizer = resolve_path(meta.get("tokenizer") or None, meta_path)
         lm.tokenizer = None if tokenizer is None else str(tokenizer)
+        lm.frame_rate = None if meta.get("frame_rate") is None else float(meta["frame_rate"])
+        lm.add_bos, lm.release = bool(meta.get("add_bos", True)), None
         lm._check_vocab(source=str(path))
         return lm
 
@@ -121,7 +137,13 @@ class UnitLM:
 
     def metadata(self) -> dict[str, Any]:
         return {"n_units": self.n_units, "unit_offset": self.unit_offset, "bos_id": self.bos_id,
-                "eos_id": self.eos_id, "pad_id": self.pad_id, "tokenizer": self.tokenizer}
+                "eos_id": self.eos_id, "pad_id": self.pad_id, "tokenizer": self.tokenizer,
+                "frame_rate": self.frame_rate, "add_bos": self.add_bos}
+
+    @property
+    def framing(self) -> Framing:
+        """The frame rate of the units this LM models (50 Hz when not recorded)."""
+        return Framing.from_json({"frame_rate": self.frame_rate}, "unit LM")
 
     # ---- vocabulary ----------------------------------------------------------------------
     @property
@@ -160,8 +182,9 @@ class UnitLM:
 
     def to_tokens(self, units: Sequence[int], add_bos: bool = True,
                   add_eos: bool = False) -> list[int]:
-        """Unit ids -> token ids (offset added, optional BOS/EOS); checks the unit range."""
-        out = [self.bos_id] if add_bos else []
+        """Unit ids -> token ids (offset added, optional BOS/EOS); checks the unit range.
+        LMs trained without BOS (``self.add_bos`` False: TWIST) never get one."""
+        out = [self.bos_id] if add_bos and self.add_bos else []
         for u in units:
             u = int(u)
             if not 0 <= u < self.n_units:

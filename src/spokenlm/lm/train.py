@@ -26,6 +26,7 @@ from ..common.checkpoints import load_checkpoint, resume_training, rng_state, sa
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
+from ..common.hub import local_or_hub
 from ..common.options import arg, command
 from ..common.paths import store_path, stored_fields
 from ..common.progress import log, progress
@@ -33,6 +34,7 @@ from .config import LMConfig
 from .data import BlockStream, DataState, load_packed, packed_prefix, split_valid
 from .model import META_FILE, UnitLM
 from .optim import make_optimizer, warmup_cosine
+from .released import released_family
 from .report import plot_losses, train_metrics
 
 Size = Literal["tiny", "small", "base", "350m", "1b"]
@@ -99,13 +101,14 @@ def build_model(opts: LMTrainOptions, n_units: int) -> UnitLM:
     TWIST warm start, see :mod:`spokenlm.lm.twist`) or a fresh preset."""
     tokenizer = None if opts.tokenizer is None else str(opts.tokenizer)
     if opts.init_from is not None:
-        if not (opts.init_from / META_FILE).exists():
+        init_from = local_or_hub(opts.init_from, "--init-from model")
+        if not (init_from / META_FILE).exists() and released_family(init_from) is None:
             from .twist import warm_start
 
-            return warm_start(opts.init_from, n_units, init=opts.init_embeddings,
+            return warm_start(init_from, n_units, init=opts.init_embeddings,
                               keep_text_vocab=opts.keep_text_vocab, seed=opts.seed,
                               tokenizer=tokenizer)
-        lm = UnitLM.from_pretrained(opts.init_from)
+        lm = UnitLM.from_pretrained(init_from)
         lm.check_tokenizer(n_units)
         lm.tokenizer = tokenizer or lm.tokenizer
         return lm
