@@ -16,6 +16,7 @@ from spokenlm.audio import load
 from spokenlm.audio.constants import SAMPLE_RATE
 from spokenlm.audio.load import (AudioError, audio_info, check_header, load_audio, printable,
                                  resample, save_wav, validate_audio)
+from spokenlm.common.errors import InputError
 
 
 def _tone(seconds: float, sr: int, freq: float = 220.0) -> np.ndarray:
@@ -212,3 +213,68 @@ def test_non_utf8_file_name_loads_and_errors_print(tmp_path):
     assert "bad-\\xff.wav: not readable as audio" in str(e.value)
     str(e.value).encode("utf-8")  # printable: no lone surrogates
     assert printable(bad).endswith("bad-\\xff.wav")
+
+
+# --- segments: rows with start/duration read only their part of the file --------------------
+
+def _noise_file(path: Path, seconds: float, sr: int = SAMPLE_RATE, channels: int = 1) -> Path:
+    data = 0.1 * np.random.default_rng(0).standard_normal((int(seconds * sr), channels))
+    sf.write(path, data.astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+def test_segment_is_the_slice_of_the_whole_file(tmp_path):
+    path = _noise_file(tmp_path / "a.flac", 3.0)
+    whole = load_audio(path)
+    seg = load.load_row({"id": "a_0", "path": str(path), "start": 0.5, "duration": 1.25})
+    np.testing.assert_array_equal(seg, whole[8000:8000 + 20000])
+    tail = load.load_row({"id": "a_1", "path": str(path), "start": 2.0})  # to the end
+    np.testing.assert_array_equal(tail, whole[32000:])
+    # without start, a row is the whole file whatever its duration says
+    assert len(load.load_row({"id": "a", "path": str(path), "duration": 0.2})) == len(whole)
+
+
+def test_segment_of_a_44k_stereo_file_is_mixed_and_resampled(tmp_path):
+    path = _noise_file(tmp_path / "st.wav", 2.0, sr=44_100, channels=2)
+    whole = load_audio(path)
+    row = {"id": "s", "path": str(path), "start": 0.5, "duration": 1.0}
+    seg = load.load_row(row)
+    assert len(seg) == load.row_num_samples(row) == SAMPLE_RATE
+    # away from the segment's edges (resampler transients) it is the slice of the whole
+    np.testing.assert_allclose(seg[400:-400], whole[8400:24000 - 400], atol=2e-3)
+    assert load.row_num_samples({"path": str(path)}) == len(whole)
+
+
+def test_segment_outside_the_file_is_a_clear_error(tmp_path):
+    path = _noise_file(tmp_path / "b.wav", 2.0)
+    with pytest.raises(AudioError, match=r"b.wav: segment \[1.500, 2.500\] s lies outside the "
+                                         r"file \(2.000 s long\)"):
+        load.load_row({"id": "b", "path": str(path), "start": 1.5, "duration": 1.0})
+    with pytest.raises(AudioError, match="lies outside"):
+        load_audio(path, start=2.0)
+    # rounding of stored values: a few ms past the end is cut at the end
+    assert len(load_audio(path, start=1.0, duration=1.005)) == SAMPLE_RATE
+    with pytest.raises(AudioError, match="over the 0.5 s limit"):
+        load_audio(path, start=0.0, duration=1.0, max_duration=0.5)
+    for bad in ("1.0", -0.5, float("nan"), True):
+        with pytest.raises(InputError, match="start"):
+            load.load_row({"id": "b", "path": str(path), "start": bad, "duration": 1.0})
+
+
+def test_segment_of_a_long_file_does_not_decode_the_rest(tmp_path):
+    path = _noise_file(tmp_path / "long.flac", 120.0)  # 7.7 MB as float32
+    tracemalloc.start()
+    try:
+        seg = load_audio(path, start=100.0, duration=1.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(seg) == SAMPLE_RATE and peak < 1_000_000
+
+
+def test_stream_audio_blocks_join_to_the_whole_file(tmp_path):
+    for name, sr, ch in (("m.wav", SAMPLE_RATE, 1), ("s.flac", 22_050, 2)):
+        path = _noise_file(tmp_path / name, 3.1, sr=sr, channels=ch)
+        blocks = list(load.stream_audio(path, block_seconds=0.7))
+        assert len(blocks) >= 4 and all(b.dtype == np.float32 and b.ndim == 1 for b in blocks)
+        np.testing.assert_allclose(np.concatenate(blocks), load_audio(path), atol=1e-6)

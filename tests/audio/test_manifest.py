@@ -192,3 +192,19 @@ def test_non_utf8_names_are_kept_and_round_trip(tmp_path):
     assert load_audio(row["path"]).shape == (int(0.4 * 16_000),)
     skipped = _report(out)  # path as stored (round-trips), reason printable
     assert "spk-\\xff/bad-\\xfe.wav: empty file" in skipped[os.fsdecode(b"bad-\xfe.wav")]
+
+
+def test_segment_columns_are_checked_on_write_and_read(tmp_path):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, _tone(1.0, 16_000), 16_000)
+    base = {"path": str(wav), "sample_rate": 16_000, "num_channels": 1}
+    good = [{"id": "a_0", **base, "start": 0.0, "duration": 0.5},
+            {"id": "a_1", **base, "start": 0.5, "duration": 0.5}]
+    rows = read_manifest(write_manifest(good, tmp_path / "m.jsonl"))
+    assert [(r["start"], r["duration"]) for r in rows] == [(0.0, 0.5), (0.5, 0.5)]
+    with pytest.raises(InputError, match=r"row 0 \(id 'x'\): start='1'; start is in seconds"):
+        write_manifest([{"id": "x", **base, "start": "1", "duration": 0.5}], tmp_path / "w.jsonl")
+    (tmp_path / "r.jsonl").write_text(json.dumps({"id": "y", **base, "start": 0.1,
+                                                  "duration": -2}) + "\n")
+    with pytest.raises(InputError, match=r"r.jsonl: row 1 \(id 'y'\): duration=-2"):
+        read_manifest(tmp_path / "r.jsonl")

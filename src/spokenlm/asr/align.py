@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..audio.constants import FRAME_RATE
-from ..audio.load import AudioError, load_audio
+from ..audio.load import AudioError, load_row
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import write_jsonl
@@ -145,7 +145,7 @@ def align_manifest(opts: AlignOptions) -> Path:
     for row in progress(rows, desc="align", unit="utt"):
         tokens = [t for t in row_tokens(row, "phonemes", opts.manifest) if t in model.vocab.index]
         try:
-            lp = model.log_probs(load_audio(row["path"]))
+            lp = model.log_probs(load_row(row))
             ali = forced_align(lp, model.vocab.encode(tokens))
         except (AudioError, InputError) as e:
             log(f"skipping {row['id']}: {e}")

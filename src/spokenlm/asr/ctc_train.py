@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..audio.load import load_audio
+from ..audio.load import load_row
 from ..audio.manifest import read_manifest
 from ..common.checkpoints import check_fits, read_state, reading, resume_training, rng_state, \
     save_checkpoint
@@ -107,7 +107,7 @@ class CTCBatches:
         return [batches[i] for i in perm]
 
     def load(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
-        wavs = [load_audio(self.rows[i]["path"]) for i in idx]
+        wavs = [load_row(self.rows[i]) for i in idx]
         lengths = torch.tensor([len(w) for w in wavs])
         wav = torch.zeros(len(wavs), int(lengths.max()))
         for b, w in enumerate(wavs):
@@ -129,7 +129,7 @@ def evaluate_rows(model: CTCModel, rows: list[dict], desc: str = "asr eval"
     """Error rates of ``model`` on manifest rows, and per-utterance hypotheses."""
     refs, hyps, out = [], [], []
     for r in progress(rows, desc=desc, unit="utt"):
-        hyp = model.transcribe(load_audio(r["path"]))
+        hyp = model.transcribe(load_row(r))
         ref = reference_text(r, model.vocab.unit)
         refs.append(ref)
         hyps.append(hyp)

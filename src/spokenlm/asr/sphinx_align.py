@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio.load import AudioError, load_audio
+from ..audio.load import AudioError, load_row
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import write_jsonl
@@ -35,7 +35,7 @@ def align_manifest(opts: AlignOptions) -> Path:
     out, failed = [], []
     for row in progress(rows, desc="align", unit="utt"):
         try:
-            intervals = aligner.align(load_audio(row["path"]), row["text"])
+            intervals = aligner.align(load_row(row), row["text"])
         except (AudioError, InputError) as e:
             failed.append({"id": row["id"], "reason": str(e)})
             continue

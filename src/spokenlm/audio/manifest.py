@@ -3,6 +3,8 @@
 Row keys: ``id``, ``path`` (absolute, or relative to the manifest's folder), ``duration``
 (seconds), ``sample_rate`` and ``num_channels`` (of the file as stored; it is mixed to mono
 and resampled when loaded), and when known ``speaker``, ``text``, ``phonemes``, ``split``.
+A row with ``start`` (seconds) names the segment [start, start + duration) of its file
+(see :func:`spokenlm.audio.load.load_row`, which every reader of rows uses).
 
 :func:`make_manifest` scans a folder, validates every file by loading it, and writes the
 manifest plus a skip report ``<name>.skipped.jsonl`` listing each rejected file and why
@@ -17,6 +19,7 @@ such bytes as ``\\xff`` text, so they are plain valid Unicode wherever they are 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +33,8 @@ from ..common.options import arg, command
 from ..common.paths import store_row
 from ..common.progress import log, progress
 from .constants import MAX_DURATION_S, MIN_DURATION_S
-from .load import AudioError, audio_info, decode_audio, printable, validate_audio
+from .load import (SEGMENT_KEYS, AudioError, audio_info, decode_audio, printable,
+                   validate_audio)
 
 #: Keys every manifest row written by spokenlm has.
 REQUIRED_KEYS = ("id", "path", "duration", "sample_rate", "num_channels")
@@ -50,7 +54,8 @@ class ManifestOptions:
                                                    "their header; later stages load whole "
                                                    "files, so split longer ones")
     speaker_from: Literal["folder", "none"] = arg(
-        "folder", help="folder: speaker = first sub-folder under root (LibriSpeech layout)")
+        "folder", help="folder: speaker = first sub-folder under root (LibriSpeech layout; "
+                       "in a root of LibriSpeech split folders, <split>/<speaker>/<chapter>)")
     transcripts: bool = arg(True, help="read text from LibriSpeech *.trans.txt files or a "
                                        "sibling <stem>.txt / <stem>.lab")
     jobs: int = arg(2, help="files validated in parallel")
@@ -78,6 +83,7 @@ def make_manifest(opts: ManifestOptions) -> Path:
         raise InputError(f"{printable(root)}: no audio files with extensions {sorted(exts)}; "
                          f"check the folder or pass --extensions")
     texts = _transcripts(root, files) if opts.transcripts else {}
+    splits = _librispeech_splits(root)
 
     def check(path: Path) -> tuple[dict | None, str | None]:
         try:
@@ -87,9 +93,8 @@ def make_manifest(opts: ManifestOptions) -> Path:
             return None, str(e)
         row = {"path": path.resolve(), "duration": round(info.frames / info.samplerate, 4),
                "sample_rate": info.samplerate, "num_channels": info.channels}
-        rel = path.relative_to(root)
-        if opts.speaker_from == "folder" and len(rel.parts) > 1:
-            row["speaker"] = printable(rel.parts[0])
+        if opts.speaker_from == "folder":
+            row.update(_folder_labels(path, root, splits))
         if path in texts:
             row["text"] = texts[path]
         return row, None
@@ -116,6 +121,33 @@ def make_manifest(opts: ManifestOptions) -> Path:
     log(f"{printable(opts.output)}: {len(rows)} files, {hours:.2f} h; {len(skipped)} skipped "
         f"(listed in {printable(report)})")
     return opts.output
+
+
+def _librispeech_splits(root: Path) -> tuple[Path, list[str]] | None:
+    """The split folders of a LibriSpeech root (see
+    :func:`spokenlm.data.corpora.librispeech.multi_split_root`), announced in the log."""
+    from ..data.corpora.librispeech import multi_split_root  # data builds on audio
+
+    found = multi_split_root(root)
+    if found is not None:
+        log(f"{printable(root)}: a LibriSpeech root with splits {found[1]}; speaker, chapter "
+            f"and split are taken from <split>/<speaker>/<chapter>/ (`spokenlm data "
+            f"librispeech` imports it from the headers alone, with --splits)")
+    return found
+
+
+def _folder_labels(path: Path, root: Path, splits: tuple[Path, list[str]] | None
+                   ) -> dict[str, str]:
+    """``speaker`` = first sub-folder under ``root``; in a LibriSpeech root with split folders
+    ``split``, ``speaker`` and ``chapter`` from ``<split>/<speaker>/<chapter>/<file>``."""
+    if splits is not None:
+        base, names = splits
+        parts = path.relative_to(base).parts if base in path.parents else ()
+        if len(parts) >= 4 and parts[0] in names:
+            return {"speaker": printable(parts[1]), "chapter": printable(parts[2]),
+                    "split": printable(parts[0])}
+    rel = path.relative_to(root)
+    return {"speaker": printable(rel.parts[0])} if len(rel.parts) > 1 else {}
 
 
 def _unique_ids(files: list[Path], root: Path) -> dict[Path, str]:
@@ -176,6 +208,7 @@ def write_manifest(rows: Iterable[dict], path: str | os.PathLike) -> Path:
         if row["id"] in seen:
             raise InputError(f"{path}: duplicate utterance id {row['id']!r}; ids must be unique")
         seen.add(row["id"])
+        _check_numbers(row, f"{path}: row {i}")
         audio = Path(row["path"])
         if audio.is_absolute():
             try:
@@ -202,7 +235,21 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
             raise InputError(f"{path}: row {lineno}: duplicate id {row['id']!r}; ids must be "
                              f"unique")
         seen.add(row["id"])
+        _check_numbers(row, f"{path}: row {lineno}")
         audio = Path(row["path"])
         row["path"] = str(audio if audio.is_absolute() else base / audio)
         rows.append(row)
     return rows
+
+
+def _check_numbers(row: dict, where: str) -> None:
+    """Raise :class:`InputError` unless the row's ``start`` and ``duration``, when given
+    (not None), are numbers >= 0 (seconds)."""
+    for key in SEGMENT_KEYS:
+        value = row.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            raise InputError(f"{where} (id {row.get('id')!r}): {key}={value!r}; {key} is in "
+                             f"seconds, a number >= 0 (fix the row or regenerate the manifest)")

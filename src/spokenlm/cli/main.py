@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "spokenlm.audio.manifest",
     "spokenlm.data.synth",
     "spokenlm.data.spoken_benchmark",
+    "spokenlm.data.corpora.librispeech",
+    "spokenlm.data.corpora.librilight",
     "spokenlm.data.corpora.lhotse",
     "spokenlm.data.corpora.kaldi",
     "spokenlm.data.corpora.hf_datasets",

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..audio.constants import FRAME_RATE
-from ..audio.load import AudioError, load_audio
+from ..audio.load import AudioError, load_row
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import atomic_path
@@ -143,7 +143,7 @@ def representations(segments: list[Segment], audio: dict[str, dict],
             skips.add("file not in the manifest", file, len(segs))
             continue
         try:
-            feats = tokenizer.features(load_audio(row["path"]))
+            feats = tokenizer.features(load_row(row))
         except AudioError as e:
             skips.add("unreadable audio", e, len(segs))
             continue

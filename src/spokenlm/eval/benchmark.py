@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.load import AudioError, load_audio
+from ..audio.load import AudioError, load_row
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl
@@ -69,7 +69,7 @@ def encode_audio(rows: dict[str, dict], tokenizer: SpeechTokenizer, desc: str = 
     units: dict[str, list[int]] = {}
     for aid, row in progress(rows.items(), desc=desc, total=len(rows), unit="file"):
         try:
-            wav = load_audio(row["path"])
+            wav = load_row(row)
         except AudioError as e:
             log(f"skipping {e}")
             if failed is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.load import AudioError, load_audio
+from ..audio.load import AudioError, load_row
 from ..common.errors import InputError
 from ..common.files import read_jsonl, write_json, write_jsonl
 from ..common.options import arg, command
@@ -90,7 +90,8 @@ def _row_audio(row: dict, key: str, results: Path) -> np.ndarray:
     value = row.get(key)
     if not isinstance(value, str) or not value:
         raise AudioError(f"{results}: row {row.get('id')!r} has no `{key}` audio path")
-    return load_audio(resolve_path(value, results))
+    return load_row({"id": row.get("id"), "path": resolve_path(value, results),
+                     "start": row.get(f"{key}_start"), "duration": row.get(f"{key}_duration")})
 
 
 @command("eval resynthesis", ResynthEvalOptions)

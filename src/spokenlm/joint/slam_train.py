@@ -26,7 +26,7 @@ import torch
 
 from ..asr.ctc_train import CTCBatches
 from ..audio.constants import SAMPLE_RATE
-from ..audio.load import audio_info
+from ..audio.load import row_num_samples
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import write_json
@@ -100,8 +100,7 @@ def frame_placeholders(rows: list[dict]) -> dict[str, np.ndarray]:
     its own quantiser's codes)."""
     out = {}
     for r in rows:
-        info = audio_info(r["path"])
-        n = int(info.frames * SAMPLE_RATE / info.samplerate)
+        n = row_num_samples(r, SAMPLE_RATE)
         out[r["id"]] = np.zeros(num_frames(n), dtype=np.int64)
     return out
 

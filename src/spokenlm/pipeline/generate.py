@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.constants import SAMPLE_RATE
-from ..audio.load import AudioError, load_audio, save_wav
+from ..audio.load import AudioError, load_row, save_wav
 from ..common.errors import ArtifactError
 from ..common.options import arg, command, to_dict
 from ..common.paths import unique_names
@@ -110,7 +110,7 @@ def _prompts(opts: GenerateOptions, tokenizer: SpeechTokenizer, rows: list[dict]
                          "done": True} for p in previous]
             continue
         try:
-            wav = load_audio(row["path"])
+            wav = load_row(row)
         except AudioError as e:
             log(f"skipping {e}")
             continue

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio.constants import SAMPLE_RATE
-from ..audio.load import AudioError, load_audio, save_wav
+from ..audio.load import AudioError, load_row, save_wav, segment_columns
 from ..common.files import write_jsonl
 from ..common.options import arg, command
 from ..common.paths import store_row, unique_names
@@ -55,7 +55,7 @@ def resynth(opts: ResynthOptions) -> Path:
             if index.done(row["id"], path=str(path), source=str(row["path"])):
                 continue
             try:
-                wav = load_audio(row["path"])
+                wav = load_row(row)
             except AudioError as e:
                 log(f"skipping {e}")
                 skipped.append({"id": row["id"], "path": row["path"], "reason": str(e)})
@@ -67,6 +67,7 @@ def resynth(opts: ResynthOptions) -> Path:
             audio = vocoder.synthesize(units.units, durations, f0=f0)
             save_wav(path, audio, vocoder.sample_rate)
             index.add({"id": row["id"], "source": str(row["path"]), "path": str(path),
+                       **{f"source_{k}": v for k, v in segment_columns(row).items()},
                        "text": row.get("text"), "units": units.units.tolist(),
                        "durations": None if durations is None else units.durations.tolist(),
                        "duration_in": len(wav) / SAMPLE_RATE,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio.load import load_audio
+from ..audio.load import load_row
 from ..common.errors import InputError
 from ..tokenize.encoders.base import RECEPTIVE_FIELD, STRIDE, num_frames
 
@@ -86,7 +86,7 @@ class CropBatches:
                                                                            torch.Tensor]:
         """Crop rows ``idx`` to a common length: wav (B, T) float32, labels (B, F) int64."""
         rng = np.random.default_rng(list(seed))
-        wavs = [load_audio(self.rows[i]["path"]) for i in idx]
+        wavs = [load_row(self.rows[i]) for i in idx]
         length = min(min(len(w) for w in wavs), self.max_samples)
         n = num_frames(length)
         length = (n - 1) * STRIDE + RECEPTIVE_FIELD  # drop samples no frame covers

@@ -8,7 +8,7 @@ from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 
 #: manifest columns copied into every units row
-COPIED_COLUMNS = ("speaker", "text", "phonemes", "split", "path")
+COPIED_COLUMNS = ("speaker", "text", "phonemes", "split", "path", "start", "duration")
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..audio.constants import SAMPLE_RATE
-from ..audio.load import AudioError, load_audio
+from ..audio.load import AudioError, load_row
 from ..common.errors import ArtifactError, InputError
 from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
 from ..common.options import arg, command
@@ -155,7 +155,7 @@ def _tokenize_rows(tokenizer: SpeechTokenizer, rows: list[dict], opts: TokenizeO
 
     for row in rows:
         try:
-            wav = load_audio(row["path"])
+            wav = load_row(row)
         except AudioError as e:
             log(f"skipping {e}")
             skipped.append({"id": row.get("id"), "path": row["path"], "reason": str(e)})

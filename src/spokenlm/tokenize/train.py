@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from ..audio.constants import SAMPLE_RATE
-from ..audio.load import AudioError, load_audio
+from ..audio.load import AudioError, load_row
 from ..common.errors import InputError
 from ..common.files import write_json
 from ..common.options import arg, command
@@ -72,7 +72,7 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     bar = progress(chosen, desc=f"features ({opts.encoder})", unit="file")
     for row in bar:
         try:
-            wav = load_audio(row["path"])
+            wav = load_row(row)
         except AudioError as e:
             log(f"skipping {e}")
             skipped.append({"id": row.get("id"), "path": row["path"], "reason": str(e)})

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..audio.constants import HOP_LENGTH, WIN_LENGTH
-from ..audio.load import load_audio
+from ..audio.load import load_row
 from ..common.errors import InputError
 from ..common.files import iter_jsonl
 from ..common.paths import resolve_path
@@ -89,7 +89,7 @@ def load_utterances(units_path: Path, min_frames: int = 1) -> list[Utterance]:
                              f"made from a manifest with audio paths (`spokenlm tokenize run`)")
         path = resolve_path(row["path"], units_path)
         frames, u, d = _row_units(row, where)
-        wav = load_audio(path)
+        wav = load_row(row, path=path)
         n = int(row.get("n_frames", len(frames)))
         if len(frames) != n:
             raise InputError(f"{where}: {len(frames)} frames of units but n_frames={n}")
