@@ -132,8 +132,9 @@ def check_header(info: sf._SoundFileInfo, path: str | os.PathLike, *,
     duration = info.frames / info.samplerate
     if max_duration is not None and duration > max_duration:
         raise AudioError(f"{name}: header says {duration:.1f} s long, over the "
-                         f"{max_duration:g} s limit; split it into shorter files (or raise "
-                         f"the limit, e.g. `spokenlm data manifest --max-duration`)")
+                         f"{max_duration:g} s limit; split it into shorter files, or raise "
+                         f"the limit (`spokenlm data manifest --max-duration`) and cut it "
+                         f"into segments (`spokenlm data segment`)")
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *,
@@ -288,15 +289,21 @@ def _mono_blocks(f: sf.SoundFile, sample_rate: int, frames: int, block_frames: i
 
 
 def stream_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *,
-                 block_seconds: float = 30.0) -> Iterator[np.ndarray]:
-    """A file of any length as consecutive float32 mono blocks (B,) at ``sample_rate``
-    (about ``block_seconds`` each; the last shorter), so memory stays one block however
-    long the file is. The header is checked first (:func:`audio_info`, no length limit)."""
+                 block_seconds: float = 30.0, start: float | None = None,
+                 duration: float | None = None) -> Iterator[np.ndarray]:
+    """A file of any length (or its segment [start, start + duration) s) as consecutive
+    float32 mono blocks (B,) at ``sample_rate``, about ``block_seconds`` each (the last
+    shorter), so memory stays one block however long the file is. The header is checked
+    first (:func:`audio_info`, no length limit)."""
     info = audio_info(path, max_duration=None)
+    first, frames = ((0, info.frames) if start is None and duration is None else
+                     segment_frames(info, path, start or 0.0, duration))
     block_frames = max(1, int(block_seconds * info.samplerate))
     try:
         with sf.SoundFile(os.fsencode(path)) as f:
-            for block in _mono_blocks(f, sample_rate, info.frames, block_frames):
+            if first:
+                f.seek(first)
+            for block in _mono_blocks(f, sample_rate, frames, block_frames):
                 if len(block):
                     yield np.ascontiguousarray(block)
     except (sf.LibsndfileError, RuntimeError) as e:

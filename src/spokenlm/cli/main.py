@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "spokenlm.data.spoken_benchmark",
     "spokenlm.data.corpora.librispeech",
     "spokenlm.data.corpora.librilight",
+    "spokenlm.data.corpora.vad",
     "spokenlm.data.corpora.lhotse",
     "spokenlm.data.corpora.kaldi",
     "spokenlm.data.corpora.hf_datasets",

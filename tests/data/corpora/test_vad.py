@@ -10,9 +10,12 @@ import pytest
 import soundfile as sf
 import soxr
 
+from spokenlm.audio.manifest import read_manifest, skip_report_path, write_manifest
+from spokenlm.cli.main import main
 from spokenlm.common.errors import InputError
-from spokenlm.data.corpora.vad import (SileroVad, VadOptions, cut_segments, silero_model_path,
-                                       speech_intervals)
+from spokenlm.common.files import read_jsonl
+from spokenlm.data.corpora.vad import (SileroVad, VadOptions, cut_segments, segment_manifest,
+                                       silero_model_path, speech_intervals)
 from spokenlm.data.tts import SPEAKERS, synthesize
 
 SR = 16_000
@@ -99,3 +102,29 @@ def test_missing_faster_whisper_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "faster_whisper", None)
     with pytest.raises(InputError, match="pip install faster-whisper"):
         SileroVad()
+
+
+def test_data_segment_cuts_a_manifest_of_recordings(bursts, tmp_path: Path) -> None:
+    path, spans = bursts
+    length = sf.info(path).duration
+    rows = [{"id": "rec", "path": str(path), "duration": length, "sample_rate": 44_100,
+             "num_channels": 2, "speaker": "s1", "text": "the whole recording"},
+            {"id": "part", "path": str(path), "start": 3.0, "duration": length - 3.0,
+             "sample_rate": 44_100, "num_channels": 2, "speaker": "s1"},
+            {"id": "gone", "path": str(tmp_path / "gone.wav"), "duration": 1.0,
+             "sample_rate": SR, "num_channels": 1}]
+    manifest = write_manifest(rows, tmp_path / "long.jsonl")
+    out = segment_manifest(manifest=manifest, output=tmp_path / "seg.jsonl", max_gap=1.0)
+    segs = read_manifest(out)
+    whole = [r for r in segs if r["recording"] == "rec"]
+    assert [r["id"] for r in whole] == ["rec_0000", "rec_0001"]  # the 2.5 s pause ends one
+    for r, (s, e) in zip(whole, spans):
+        assert s - 0.35 <= r["start"] <= s + 0.3
+        assert e - 0.3 <= r["start"] + r["duration"] <= e + 0.35
+        assert r["speaker"] == "s1" and "text" not in r and r["sample_rate"] == 44_100
+    # a row that is itself a segment: VAD over that part only, times still in the file
+    (part,) = [r for r in segs if r["recording"] == "part"]
+    assert part["start"] == pytest.approx(whole[1]["start"], abs=0.05)
+    assert read_jsonl(skip_report_path(out))[0]["id"] == "gone"
+    assert main(["data", "segment", str(manifest), "--output", str(tmp_path / "c.jsonl"),
+                 "--min-segment", "30"]) == 1  # no segment that long: a one-line error

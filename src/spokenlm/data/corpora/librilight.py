@@ -31,7 +31,7 @@ from ...common.errors import InputError
 from ...common.files import write_jsonl
 from ...common.options import arg, command
 from ...common.progress import log, progress
-from .vad import VadOptions, cut_segments, shared_vad
+from .vad import MAX_GAP_S, MAX_SEGMENT_S, MIN_SEGMENT_S, VadOptions, cut_segments, shared_vad
 
 #: Libri-Light's split folders.
 SPLITS = ("small", "medium", "large", "duplicate")
@@ -43,14 +43,14 @@ class LibriLightOptions:
     root: Path = arg(positional=True, help="Libri-Light root holding small/ medium/ large/, "
                                            "or one split folder (<speaker>/<book>/*.flac)")
     output: Path = arg(Path("manifest.jsonl"), short="-o", help="where to write the manifest")
-    splits: list[str] = arg([], help="splits to import, e.g. small (default: every split "
-                                     "found)")
+    splits: list[str] = arg([], help="splits to import, e.g. small; none given: every "
+                                     "split found")
     vad: Literal["auto", "json", "silero"] = arg(
         "auto", help="speech intervals from: auto (the file's .json voice_activity, else "
                      "Silero VAD), json (only files that have one), silero (always run VAD)")
-    min_segment: float = arg(2.0, help="shortest segment kept (s)")
-    max_segment: float = arg(20.0, help="longest segment (s); longer speech is split")
-    max_gap: float = arg(3.0, help="a silence longer than this (s) ends a segment")
+    min_segment: float = arg(MIN_SEGMENT_S, help="shortest segment kept (s)")
+    max_segment: float = arg(MAX_SEGMENT_S, help="longest segment (s); longer speech is split")
+    max_gap: float = arg(MAX_GAP_S, help="a silence longer than this (s) ends a segment")
     vad_threshold: float = arg(VadOptions.threshold, help="Silero speech probability "
                                                            "threshold")
     jobs: int = arg(2, help="files segmented in parallel")

@@ -41,8 +41,8 @@ class LibriSpeechOptions:
     root: Path = arg(positional=True, help="LibriSpeech root: the folder holding LibriSpeech/, "
                                            "LibriSpeech/ itself, or one split folder")
     output: Path = arg(Path("manifest.jsonl"), short="-o", help="where to write the manifest")
-    splits: list[str] = arg([], help="splits to import, e.g. dev-clean test-clean (default: "
-                                     "every split found)")
+    splits: list[str] = arg([], help="splits to import, e.g. dev-clean test-clean; none "
+                                     "given: every split found")
     min_duration: float = arg(MIN_DURATION_S, help="reject files shorter than this (s)")
     max_duration: float = arg(MAX_DURATION_S, help="reject files longer than this (s)")
     validate: bool = arg(False, help="also decode every file and reject silent or corrupt "

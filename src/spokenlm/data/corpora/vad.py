@@ -11,6 +11,8 @@ speech intervals (hysteresis, minimum speech and silence lengths, padding), and
 Libri-Light ``.json``) into segments between ``min_segment`` and ``max_segment`` seconds, in
 the spirit of Libri-Light's ``cut_by_vad.py`` but as (start, end) spans of the original file
 (silences inside a segment are kept, gaps longer than ``max_gap`` end a segment).
+``spokenlm data segment`` (:func:`segment_manifest`) does both for any manifest of long
+recordings, writing rows with ``start``/``duration``.
 """
 
 from __future__ import annotations
@@ -19,19 +21,29 @@ import math
 import os
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ...audio.load import stream_audio
+from ...audio.load import AudioError, audio_info, printable, row_segment, stream_audio
+from ...audio.manifest import read_manifest, skip_report_path, write_manifest
 from ...common.errors import InputError
+from ...common.files import write_jsonl
+from ...common.options import arg, command
+from ...common.progress import log, progress
 
 #: Silero VAD's input: 16 kHz mono, scored in windows of 512 samples (32 ms), each with the
 #: 64 samples before it as context.
 VAD_SAMPLE_RATE = 16_000
 WINDOW = 512
 CONTEXT = 64
+#: Default segment lengths (s) and the pause (s) that ends a segment, as in Libri-Light's
+#: cut_by_vad (which targets a length; here segments are spans of the recording).
+MIN_SEGMENT_S = 2.0
+MAX_SEGMENT_S = 20.0
+MAX_GAP_S = 3.0
 #: Windows per onnxruntime call (the LSTM runs over them in order): 8 s of audio, so the
 #: buffers of one call stay small (larger calls are no faster and grow the heap).
 WINDOWS_PER_CALL = 256
@@ -118,19 +130,24 @@ class SileroVad:
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def detect(self, path: str | os.PathLike, opts: VadOptions = VadOptions(), *,
-               block_seconds: float = 8.0) -> list[tuple[float, float]]:
-        """Speech intervals (start, end) in seconds of the file ``path``, read in blocks of
-        ``block_seconds`` (any rate or channel count: mixed to mono, resampled to 16 kHz)."""
+               block_seconds: float = 8.0, start: float | None = None,
+               duration: float | None = None) -> list[tuple[float, float]]:
+        """Speech intervals (start, end) in seconds of the file ``path`` (of its segment
+        [start, start + duration) when given; times still count from the file's start),
+        read in blocks of ``block_seconds`` (any rate or channel count: mixed to mono,
+        resampled to 16 kHz)."""
         n = 0
 
         def counted() -> Iterable[np.ndarray]:
             nonlocal n
-            for block in stream_audio(path, VAD_SAMPLE_RATE, block_seconds=block_seconds):
+            for block in stream_audio(path, VAD_SAMPLE_RATE, block_seconds=block_seconds,
+                                      start=start, duration=duration):
                 n += len(block)
                 yield block
 
         probs = self.probabilities(counted())
-        return speech_intervals(probs, opts, n_samples=n)
+        offset = start or 0.0
+        return [(offset + s, offset + e) for s, e in speech_intervals(probs, opts, n_samples=n)]
 
 
 _SHARED: dict[str, SileroVad] = {}
@@ -219,3 +236,76 @@ def cut_segments(intervals: Iterable[tuple[float, float]], *, min_segment: float
         else:
             spans.append([s, e])
     return [(s, e) for s, e in spans if e - s >= min_segment]
+
+
+@dataclass
+class SegmentOptions:
+    manifest: Path = arg(positional=True, help="audio manifest (JSONL) of long recordings")
+    output: Path = arg(Path("segments.jsonl"), short="-o", help="manifest of segments to write")
+    min_segment: float = arg(MIN_SEGMENT_S, help="shortest segment kept (s)")
+    max_segment: float = arg(MAX_SEGMENT_S, help="longest segment (s); longer speech is split")
+    max_gap: float = arg(MAX_GAP_S, help="a silence longer than this (s) ends a segment")
+    vad_threshold: float = arg(VadOptions.threshold, help="Silero speech probability "
+                                                           "threshold")
+    jobs: int = arg(2, help="recordings segmented in parallel")
+
+
+#: Columns of a recording's row that do not hold for its segments.
+NOT_INHERITED = ("id", "path", "start", "duration", "text", "phonemes")
+
+
+@command("data segment", SegmentOptions)
+def segment_manifest(opts: SegmentOptions) -> Path:
+    """Cut each recording of a manifest into speech segments by Silero VAD: one row per
+    segment (``id`` ``<id>_<k>``, ``start``/``duration`` into the recording, ``recording``
+    = its id, its other columns but text), and a skip report of the rows left out."""
+    if not 0 < opts.min_segment <= opts.max_segment:
+        raise InputError(f"--min-segment {opts.min_segment} / --max-segment "
+                         f"{opts.max_segment}: need 0 < min <= max")
+    rows = read_manifest(opts.manifest)
+    if not rows:
+        raise InputError(f"{opts.manifest}: the manifest lists no audio")
+    vad, vad_opts = shared_vad(), VadOptions(threshold=opts.vad_threshold)
+
+    def one(row: dict) -> list[dict]:
+        start, duration = row_segment(row, where=str(opts.manifest))
+        info = audio_info(row["path"], max_duration=None)
+        end = (info.frames / info.samplerate if duration is None or start is None
+               else start + duration)
+        intervals = vad.detect(row["path"], vad_opts, start=start, duration=duration)
+        spans = cut_segments(intervals, min_segment=opts.min_segment,
+                             max_segment=opts.max_segment, max_gap=opts.max_gap,
+                             file_duration=end)
+        if not spans:
+            raise AudioError(f"{printable(row['path'])}: no speech segment of at least "
+                             f"{opts.min_segment:g} s found; lower --min-segment")
+        keep = {k: v for k, v in row.items() if k not in NOT_INHERITED}
+        return [{"id": f"{row['id']}_{k:04d}", "path": row["path"], "start": round(s, 6),
+                 "duration": round(e - s, 6), **keep, "recording": row["id"]}
+                for k, (s, e) in enumerate(spans)]
+
+    def safe(row: dict) -> tuple[list[dict], str | None]:
+        try:
+            return one(row), None
+        except AudioError as e:
+            return [], str(e)
+
+    out: list[dict] = []
+    skipped: list[dict] = []
+    with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
+        for row, (segs, reason) in zip(rows, progress(pool.map(safe, rows), total=len(rows),
+                                                      desc="vad", unit="file")):
+            if reason is not None:
+                log(f"skipped {reason}")
+                skipped.append({"id": row["id"], "path": row["path"], "reason": reason})
+            out += segs
+    report = write_jsonl(skip_report_path(opts.output), skipped)
+    if not out:
+        raise InputError(f"{opts.manifest}: no speech segment in {len(rows)} recordings; see "
+                         f"{printable(report)}")
+    write_manifest(out, opts.output)
+    hours = sum(r["duration"] for r in out) / 3600
+    log(f"{printable(opts.output)}: {len(out)} segments, {hours:.2f} h of speech from "
+        f"{len(rows) - len(skipped)} recordings; {len(skipped)} skipped (listed in "
+        f"{printable(report)})")
+    return opts.output
