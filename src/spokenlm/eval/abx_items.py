@@ -8,8 +8,9 @@ ZeroSpeech item file (space separated, one header line)::
     1272-128104-0000 0.6000 0.8300 T AE IH 1272
 
 ``#file`` is a manifest ``id`` (or the audio file's stem); onset/offset in seconds. The
-frames of a token are those whose index i satisfies ceil(50 * onset - 0.5) <= i <=
-floor(50 * offset - 0.5) (libri-light's ``ABXFeatureLoader`` at 50 Hz).
+frames of a token are those whose index i satisfies ceil(r * onset - 0.5) <= i <=
+floor(r * offset - 0.5) at the tokenizer's frame rate r (libri-light's ``ABXFeatureLoader``;
+r = 50 Hz for HuBERT Base, 25 Hz for mHuBERT-25Hz).
 
 ``spokenlm eval abx-items`` (:func:`abx_items`) writes such a file from alignments of any
 format :func:`~spokenlm.data.alignments.read_alignments` reads, laid out like the ZeroSpeech
@@ -35,7 +36,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
-from ..audio.constants import FRAME_RATE
+from ..audio.framing import DEFAULT_FRAMING
 from ..audio.load import AudioError, load_row
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
@@ -109,10 +110,12 @@ def word_segments(bench_dir: Path) -> tuple[list[Segment], dict[str, set[str]], 
     return segs, dict(partners), bench.audio
 
 
-def frame_span(onset: float, offset: float, n_frames: int) -> tuple[int, int]:
-    """[start, end) frame indices of a segment (libri-light convention, at 50 Hz)."""
-    start = max(0, int(math.ceil(FRAME_RATE * onset - 0.5)))
-    end = min(n_frames, int(math.floor(FRAME_RATE * offset - 0.5)) + 1)
+def frame_span(onset: float, offset: float, n_frames: int,
+               frame_rate: float = DEFAULT_FRAMING.frame_rate) -> tuple[int, int]:
+    """[start, end) frame indices of a segment (libri-light convention: frame i is taken
+    when ceil(rate * onset - 0.5) <= i <= floor(rate * offset - 0.5))."""
+    start = max(0, int(math.ceil(frame_rate * onset - 0.5)))
+    end = min(n_frames, int(math.floor(frame_rate * offset - 0.5)) + 1)
     return start, end
 
 
@@ -151,7 +154,7 @@ def representations(segments: list[Segment], audio: dict[str, dict],
         feats_t = torch.from_numpy(np.asarray(feats, np.float32))
         for seg in segs:
             start, end = (0, len(feats)) if seg.onset is None else frame_span(
-                seg.onset, seg.offset, len(feats))
+                seg.onset, seg.offset, len(feats), tokenizer.frame_rate)
             if end <= start or units is None:
                 skips.add("shorter than one frame", file if seg.onset is None
                           else f"{file} {seg.onset}-{seg.offset} s")

@@ -17,9 +17,10 @@ which ``spokenlm eval align`` (pocketsphinx) and ``spokenlm align`` (CTC) write.
 are normalised on reading (silences, MFA's ``sp``/``spn`` and empty intervals -> ``SIL``;
 ARPAbet stress digits stripped), so ``--ignore SIL`` leaves out every silence.
 
-Frame i (50 Hz) gets the phone whose interval holds its centre,
-(320 i + 200) / 16000 s; frames outside every interval are left out, as are phones in
-``ignore`` (default: none).
+Frame i gets the phone whose interval holds its centre, (hop i + window / 2) / 16000 s:
+(320 i + 200) / 16000 s for 50 Hz units; the units' ``frame_rate`` (recorded by ``tokenize``)
+sets the hop. Frames outside every interval are left out, as are phones in ``ignore``
+(default: none).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.constants import HOP_LENGTH, SAMPLE_RATE, WIN_LENGTH
+from ..audio.framing import DEFAULT_FRAMING, Framing, UnitsFraming
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, write_json
 from ..common.options import arg, command
@@ -41,9 +42,10 @@ from ..data.alignments import (ALIGNMENTS_HELP, SILENCE, SILENCE_HELP, STRESS_HE
 from .skips import Skips, fmt, set_or_reason
 
 
-def frame_labels(intervals: Sequence[Sequence], n_frames: int) -> list[str | None]:
+def frame_labels(intervals: Sequence[Sequence], n_frames: int,
+                 framing: Framing = DEFAULT_FRAMING) -> list[str | None]:
     """Phone of each of ``n_frames`` 50 Hz frames from ``[[start_s, end_s, phone], ...]``."""
-    centres = (np.arange(n_frames) * HOP_LENGTH + WIN_LENGTH / 2) / SAMPLE_RATE
+    centres = framing.centres(n_frames)
     out: list[str | None] = [None] * n_frames
     if not intervals:
         return out
@@ -120,12 +122,14 @@ def evaluate_pnmi(opts: PNMIOptions) -> dict:
     all_p: list[str] = []
     skips = Skips("PNMI", "utterances")
     n_utts = 0
+    rates = UnitsFraming(opts.units)
     for row in iter_jsonl(opts.units):
+        rates.add(row)
         if row.get("id") not in labels:
             skips.add(NO_LABELS, row.get("id"))
             continue
         u = frame_units(row)
-        lab = frame_labels(labels[row["id"]], len(u))
+        lab = frame_labels(labels[row["id"]], len(u), rates.framing)
         keep = np.array([x is not None and x not in ignore for x in lab], dtype=bool)
         if not keep.any():
             skips.add("no labelled frame (outside every interval, or an ignored phone)",

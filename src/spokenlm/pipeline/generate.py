@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.constants import SAMPLE_RATE
+from ..audio.framing import check_same_framing
 from ..audio.load import AudioError, load_row, save_wav
 from ..common.errors import ArtifactError
 from ..common.options import arg, command, to_dict
@@ -59,7 +60,12 @@ def generate(opts: GenerateOptions) -> Path:
     if lm.n_units != tokenizer.n_units:
         raise ArtifactError(f"{opts.lm}: LM has {lm.n_units} units but tokenizer {opts.tokenizer} "
                             f"has {tokenizer.n_units}; train the LM on this tokenizer's units")
+    check_same_framing(lm.framing, f"LM {opts.lm}", tokenizer.framing,
+                       f"tokenizer {opts.tokenizer}")
     vocoder = load_vocoder(opts.vocoder) if opts.vocoder is not None else None
+    if vocoder is not None:
+        check_same_framing(tokenizer.framing, f"tokenizer {opts.tokenizer}", vocoder.framing,
+                           f"vocoder {opts.vocoder}")
     rows = audio_inputs(opts.prompt, opts.limit, opts.split)
     samples = {row["id"]: [f"{row['id']}" + (f"_s{s}" if opts.samples_per_prompt > 1 else "")
                            for s in range(opts.samples_per_prompt)] for row in rows}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio.constants import SAMPLE_RATE
+from ..audio.framing import check_same_framing
 from ..audio.load import AudioError, load_row, save_wav, segment_columns
 from ..common.files import write_jsonl
 from ..common.options import arg, command
@@ -44,6 +45,8 @@ def resynth(opts: ResynthOptions) -> Path:
     """
     tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
     vocoder = load_vocoder(opts.vocoder)
+    check_same_framing(tokenizer.framing, f"tokenizer {opts.tokenizer}", vocoder.framing,
+                       f"vocoder {opts.vocoder}")
     rows = audio_inputs(opts.input, opts.limit, opts.split)
     names = unique_names(row["id"] for row in rows)
     settings = {"tokenizer": artifact_stamp(opts.tokenizer),

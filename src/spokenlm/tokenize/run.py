@@ -148,7 +148,7 @@ def _tokenize_rows(tokenizer: SpeechTokenizer, rows: list[dict], opts: TokenizeO
     def flush() -> None:
         units = tokenizer.encode_batch([w for _, w in group], opts.dedup, opts.batch_seconds)
         for (row, _), u in zip(group, units):
-            out.append({"id": row["id"], **u.to_row(),
+            out.append({"id": row["id"], **u.to_row(), "frame_rate": tokenizer.frame_rate,
                         **{c: row[c] for c in COPIED_COLUMNS if c in row}})
         bar.update(len(group))
         group.clear()

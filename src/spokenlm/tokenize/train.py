@@ -7,6 +7,7 @@ and the tokenizer directory is written with ``kmeans_stats.json`` beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..common.paths import check_replaceable, store_row, stored_fields
 from ..common.progress import log, progress
 from ._manifest import read_rows
 from .encoders import ENCODERS, build_encoder, encoder_options
-from .encoders.base import parse_encoder_options
+from .encoders.base import encoder_path_spec, parse_encoder_options
 from .features import FeatureExtractor
 from .kmeans import KMeans, subsample
 from .tokenizer import TOKENIZER_KIND, SpeechTokenizer
@@ -40,6 +41,9 @@ class TokenizerTrainOptions:
     layer: int = arg(6, help="transformer layer to read (hubert, wav2vec2)")
     encoder_option: list[str] = arg([], help="more encoder options as KEY=VALUE, e.g. "
                                     "cmn=true (mfcc: per-utterance mean normalisation)")
+    frame_rate: float | None = arg(None, help="frames per second of a spectral encoder (mfcc, "
+                                   "logmel): 50 (default), 25, 12.5 or any rate giving a whole "
+                                   "hop at 16 kHz; SSL encoders have their model's rate")
     n_units: int = arg(100, help="number of k-means clusters (units), e.g. 50-2000")
     max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
     max_files: int | None = arg(None, help="use at most this many files (random subset)")
@@ -61,9 +65,15 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     rows = read_rows(opts.manifest)
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
-    path = str(opts.encoder_path.resolve()) if opts.encoder_path is not None else None
+    path = encoder_path_spec(opts.encoder_path)
+    extra = parse_encoder_options(opts.encoder, opts.encoder_option)
+    if opts.frame_rate is not None:
+        if "frame_rate" not in {f.name for f in dataclasses.fields(ENCODERS[opts.encoder].Options)}:
+            raise InputError(f"--frame-rate: the {opts.encoder} encoder's frame rate is fixed by "
+                             f"its model's conv front-end; drop --frame-rate (or use mfcc/logmel)")
+        extra["frame_rate"] = opts.frame_rate
     encoder = build_encoder({**encoder_options(opts.encoder, path=path, layer=opts.layer),
-                             **parse_encoder_options(opts.encoder, opts.encoder_option)})
+                             **extra})
     extractor = FeatureExtractor(encoder, device=opts.device, precision=opts.precision)
 
     chosen = _choose_files(rows, opts)

@@ -1,7 +1,8 @@
 """Training data for vocoders: units JSONL rows + their audio, cut into aligned segments.
 
-Frame i of an utterance covers samples ``[i * 320, (i + 1) * 320)``; the audio is padded
-or cropped to ``n_frames * 320``. Each batch holds random fixed-length segments (one per
+Frame i of an utterance covers samples ``[i * hop, (i + 1) * hop)`` (hop 320 at 50 Hz;
+the units' ``frame_rate`` sets it); the audio is padded or cropped to ``n_frames * hop``.
+Each batch holds random fixed-length segments (one per
 drawn utterance, as in HiFi-GAN) and, for the duration predictor, the whole utterances'
 deduplicated units and durations.
 """
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..audio.constants import HOP_LENGTH, WIN_LENGTH
+from ..audio.framing import DEFAULT_FRAMING, Framing, units_framing
 from ..audio.load import load_row
 from ..common.errors import InputError
 from ..common.files import iter_jsonl
@@ -28,10 +29,10 @@ class Utterance:
     """One training utterance: frame-level units aligned with audio."""
 
     id: str
-    frames: np.ndarray      # int64 (F,) unit per 20 ms frame
+    frames: np.ndarray      # int64 (F,) unit per frame
     units: np.ndarray       # int64 (N,) deduplicated units
     durations: np.ndarray   # int64 (N,) frames per unit, sum = F
-    wav: np.ndarray         # float32 (F * 320,)
+    wav: np.ndarray         # float32 (F * hop,)
     speaker: str
 
 
@@ -40,16 +41,16 @@ class Batch:
     """A training batch (tensors on one device)."""
 
     frames: Tensor           # (B, S) int64 segment units
-    wav: Tensor              # (B, S * 320) float32 segment audio
+    wav: Tensor              # (B, S * hop) float32 segment audio
     speaker: Tensor | None   # (B,) int64 speaker rows, None for single-speaker models
     units: Tensor            # (B, N) int64 whole-utterance dedup units (0-padded)
     durations: Tensor        # (B, N) int64 frames per unit (0-padded)
     mask: Tensor             # (B, N) bool, True on real units
 
 
-def expected_frames(n_samples: int) -> int:
-    """Unit frames an encoder gives for ``n_samples`` (400-sample window, 320 hop)."""
-    return max(0, (n_samples - WIN_LENGTH) // HOP_LENGTH + 1)
+def expected_frames(n_samples: int, framing: Framing = DEFAULT_FRAMING) -> int:
+    """Unit frames an encoder gives for ``n_samples`` (400-sample window, 320 hop at 50 Hz)."""
+    return framing.num_frames(n_samples)
 
 
 def _dedup(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,10 +78,13 @@ def _row_units(row: dict, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def load_utterances(units_path: Path, min_frames: int = 1) -> list[Utterance]:
     """Read a units JSONL and the audio each row's ``path`` names (relative paths resolve
     against the JSONL's folder). Rows whose audio length disagrees with ``n_frames`` by
-    more than 2 frames are an error: the units were not made from that file."""
+    more than 2 frames are an error: the units were not made from that file. The frame
+    hop comes from the rows' ``frame_rate`` (:func:`~spokenlm.audio.framing.units_framing`)."""
     rows = list(iter_jsonl(units_path))
     if not rows:
         raise InputError(f"{units_path}: no rows; tokenize some audio first")
+    framing = units_framing(rows, units_path)
+    hop = framing.hop_length
     out = []
     for lineno, row in enumerate(progress(rows, desc="vocoder: loading audio"), 1):
         where = f"{units_path}:{lineno} (id {row.get('id')!r})"
@@ -93,13 +97,14 @@ def load_utterances(units_path: Path, min_frames: int = 1) -> list[Utterance]:
         n = int(row.get("n_frames", len(frames)))
         if len(frames) != n:
             raise InputError(f"{where}: {len(frames)} frames of units but n_frames={n}")
-        if abs(expected_frames(len(wav)) - n) > 2:
+        if abs(expected_frames(len(wav), framing) - n) > 2:
             raise InputError(f"{where}: {path} has {len(wav)} samples "
-                             f"({expected_frames(len(wav))} frames) but the row has {n} frames; "
+                             f"({expected_frames(len(wav), framing)} frames at "
+                             f"{framing.describe()}) but the row has {n} frames; "
                              f"re-tokenize this audio")
         if n < min_frames:
             continue
-        wav = np.pad(wav, (0, max(0, n * HOP_LENGTH - len(wav))))[: n * HOP_LENGTH]
+        wav = np.pad(wav, (0, max(0, n * hop - len(wav))))[: n * hop]
         out.append(Utterance(str(row.get("id", lineno)), frames, u, d,
                              wav.astype(np.float32), str(row.get("speaker") or "")))
     if not out:
@@ -114,8 +119,10 @@ class SegmentSampler:
     """
 
     def __init__(self, utterances: list[Utterance], batch_size: int, segment_frames: int,
-                 speakers: list[str], seed: int = 0) -> None:
+                 speakers: list[str], seed: int = 0, hop_length: int | None = None) -> None:
         self.utts, self.batch_size, self.segment = utterances, batch_size, segment_frames
+        #: samples per frame (from the utterances: len(wav) / len(frames))
+        self.hop = hop_length or (len(utterances[0].wav) // max(1, len(utterances[0].frames)))
         self.speakers = {s: i for i, s in enumerate(speakers)}
         self.rng = np.random.default_rng(seed)
         self.consumed = 0
@@ -147,9 +154,9 @@ class SegmentSampler:
         if n >= s:
             start = int(self.rng.integers(0, n - s + 1))
             return (utt.frames[start:start + s],
-                    utt.wav[start * HOP_LENGTH:(start + s) * HOP_LENGTH])
+                    utt.wav[start * self.hop:(start + s) * self.hop])
         frames = np.pad(utt.frames, (0, s - n), mode="edge")
-        return frames, np.pad(utt.wav, (0, (s - n) * HOP_LENGTH))
+        return frames, np.pad(utt.wav, (0, (s - n) * self.hop))
 
     def next_batch(self, device: torch.device) -> Batch:
         utts = [self.utts[self._next_index()] for _ in range(self.batch_size)]
