@@ -1,4 +1,5 @@
-"""Speaker encoder (local x-vector model dir) and resynthesis speaker similarity."""
+"""Speaker encoders (local x-vector model dir; GE2E in tests/eval/test_speaker_ge2e.py) and
+resynthesis speaker similarity."""
 
 from __future__ import annotations
 
@@ -159,15 +160,17 @@ def test_resynthesis_reports_speaker_similarity(resynth_dir: Path, wavlm_dir: Pa
     assert block["mean"] == pytest.approx(np.mean(sims)) and block["std"] == pytest.approx(
         np.std(sims))
     assert str(wavlm_dir) in block["encoder"]
-    assert read_json(out)["inputs"]["speaker_encoder"] == str(wavlm_dir)
+    stored = Path(read_json(out)["inputs"]["speaker_encoder"])  # may be stored relative to out
+    assert (stored if stored.is_absolute() else out.parent / stored).resolve() == \
+        wavlm_dir.resolve()
 
 
 def test_resynthesis_reports_skip_without_encoder(resynth_dir: Path, tmp_path: Path) -> None:
     m = evaluate_resynthesis(resynth=resynth_dir, asr="fixed-speaker-test",
-                             output=tmp_path / "r.json")
-    assert "no --speaker-encoder" in m["speaker_similarity"]["skipped"]
+                             speaker_encoder="none", output=tmp_path / "r.json")
+    assert m["speaker_similarity"] == {"skipped": "--speaker-encoder none"}
     assert "speaker_similarity" not in read_jsonl(tmp_path / "r.transcripts.jsonl")[0]
-    assert "speaker_encoder" not in m["inputs"]
+    assert m["inputs"]["speaker_encoder"] == "none"
 
 
 def test_eval_all_passes_the_speaker_encoder(resynth_dir: Path, wavlm_dir: Path) -> None:

@@ -15,7 +15,7 @@ Steps, each skipped with a stated reason when what it needs is missing:
 4. word ABX on word pairs spoken by several held-out voices (built if missing)
 5. spot-the-word, acceptability and story cloze (the last two built from the grammar if missing)
 6. generation metrics (units; transcripts and PPX/GenPPL with an ASR and ``--text-lm``)
-7. resynthesis WER / CER (and speaker similarity with ``--speaker-encoder``)
+7. resynthesis WER / CER and speaker similarity (``--speaker-encoder``, default GE2E)
 
 Outputs ``<run>/eval/<metric>.json``, ``<run>/eval/all.json`` and a markdown table. A step
 that fails (bad inputs, every item dropped) is reported as skipped with its reason and the
@@ -43,8 +43,8 @@ class EvalAllOptions:
     run: Path = arg(positional=True, help="run directory (spokenlm demo output)")
     asr: str = arg("pocketsphinx", help="ASR for resynthesis / generation transcripts")
     text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
-    speaker_encoder: Path | None = arg(None, help="local HF x-vector model dir for resynthesis "
-                                       "speaker similarity")
+    speaker_encoder: str = arg("auto", help="resynthesis speaker similarity: auto (ge2e if "
+                               "Resemblyzer is installed), ge2e, ge2e:PATH, HF x-vector dir, none")
     aligner: Path | None = arg(None, help="CTC phoneme model dir (`spokenlm asr train --unit "
                                "phonemes`) to align with instead of pocketsphinx")
     n_align: int = arg(60, help="test utterances to align for PNMI and phone ABX")

@@ -5,11 +5,11 @@ transcribed and compared with the reference transcript: corpus WER and CER (edit
 reference tokens, see :mod:`spokenlm.eval.edit_distance`). The source audio is transcribed
 too (``source_wer``), so the ASR's own error on this voice/domain is visible next to
 what the units lose. With a phone recogniser (``--phone-asr pocketsphinx-phones``) PER
-compares phones of the resynthesis with phones of the source. With a speaker encoder
-(``--speaker-encoder DIR``, a local Hugging Face x-vector model, see
-:mod:`spokenlm.eval.speaker`) the cosine similarity of each source and its resynthesis is
-reported (``speaker_similarity``: mean, std, per file); without one the block says it was
-skipped and why.
+compares phones of the resynthesis with phones of the source. A speaker encoder
+(``--speaker-encoder``: by default Resemblyzer's pretrained GE2E when installed; ``ge2e:PATH``,
+a local Hugging Face x-vector model dir, or ``none``, see :mod:`spokenlm.eval.speaker`) gives
+the cosine similarity of each source and its resynthesis (``speaker_similarity``: mean, std,
+per file, and the encoder used); without one the block says it was skipped and why.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..common.paths import resolve_path, stored_fields
 from ..common.progress import log
 from .edit_distance import error_rate
 from .skips import Skips, fmt, set_or_reason
-from .speaker import SpeakerEncoder
+from .speaker import AUTO, SpeakerEmbedder, load_speaker_encoder, no_encoder_reason
 
 
 @dataclass
@@ -35,8 +35,8 @@ class ResynthEvalOptions:
     resynth: Path = arg(positional=True, help="resynth output dir (resynth.jsonl) or the file")
     asr: str = arg("pocketsphinx", help="ASR spec: pocketsphinx, ctc:DIR, or a CTC model dir")
     phone_asr: str | None = arg(None, help="phone recogniser for PER (pocketsphinx-phones)")
-    speaker_encoder: Path | None = arg(None, help="local Hugging Face x-vector model dir "
-                                       "(e.g. wavlm-base-plus-sv) for speaker similarity")
+    speaker_encoder: str = arg(AUTO, help="speaker similarity: auto (ge2e if Resemblyzer is "
+                               "installed), ge2e, ge2e:PATH, an HF x-vector model dir, none")
     source: bool = arg(True, help="also transcribe the source audio (ASR's own WER)")
     limit: int | None = arg(None, help="evaluate at most this many files")
     output: Path = arg(Path("resynthesis.json"), help="metrics JSON to write")
@@ -57,7 +57,7 @@ def _rates(refs: list[str], hyps: list[str], prefix: str = "") -> dict[str, floa
     return out
 
 
-def _speaker_block(encoder: SpeakerEncoder, src: list, wavs: list,
+def _speaker_block(encoder: SpeakerEmbedder, src: list, wavs: list,
                    per_row: list[dict]) -> dict:
     """Mean / std cosine similarity of source and resynthesis embeddings; per-file values
     go into ``per_row`` (None with a reason where a pair gives no similarity)."""
@@ -111,7 +111,7 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
         raise InputError(f"{path}: no row with a reference `text`; resynthesise a manifest "
                          f"that has transcripts")
     rows = rows[:opts.limit] if opts.limit is not None else rows
-    speaker = SpeakerEncoder(opts.speaker_encoder) if opts.speaker_encoder else None
+    speaker = load_speaker_encoder(opts.speaker_encoder)
     need_source = bool(opts.source or opts.phone_asr or speaker)
     wavs, src, kept = [], [], []
     for r in rows:
@@ -152,8 +152,7 @@ def evaluate_resynthesis(opts: ResynthEvalOptions) -> dict:
         metrics["phone_asr"] = pasr.describe()
     metrics["speaker_similarity"] = (
         _speaker_block(speaker, src, wavs, per_row) if speaker else
-        {"skipped": "no --speaker-encoder given (a local Hugging Face x-vector model dir, "
-                    "e.g. microsoft/wavlm-base-plus-sv)"})
+        {"skipped": no_encoder_reason(opts.speaker_encoder)})
     metrics["inputs"] = stored_fields(opts, opts.output, drop_none=True)
     write_json(opts.output, metrics)
     write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"), per_row)

@@ -11,7 +11,10 @@ An F0-conditioned ``CodeGenerator`` has, beyond the units-only one:
   only when the generator has none;
 - F0 options ``f0_normalize`` / ``f0_median`` / ``f0_interp`` / ``f0_feats`` and the
   ``f0_stats`` file, which spokenlm copies into the vocoder's config so that the vocoder
-  directory is self-contained (:class:`~spokenlm.vocoder.f0_norm.F0Config`).
+  directory is self-contained (:class:`~spokenlm.vocoder.f0_norm.F0Config`);
+- the F0 tracker: speech-resynthesis trains on YAAPT F0 (``get_yaapt_f0``), so an imported
+  vocoder's config says ``"tracker": "yaapt"`` and resynthesis extracts the source's F0 with
+  :mod:`spokenlm.vocoder.f0_yaapt` (``--f0 yin`` overrides it, faster but less voiced).
 
 Relative paths in a config (``checkpoints/lj_f0_vq/g_00400000``, relative to the
 speech-resynthesis checkout the trainer ran in) are looked up beside the config, in its
@@ -28,6 +31,7 @@ import torch
 from ..common.errors import InputError
 from ..common.files import atomic_path, write_json
 from ..common.progress import log
+from ..vocoder.f0 import VOCODER_F0_TRACKER
 from ..vocoder.f0_norm import F0Config, load_f0_stats
 from ..vocoder.f0_quantizer import check_quantizer_params, downsampling
 from ..vocoder.hifigan import UnitHifiGan
@@ -116,7 +120,7 @@ def f0_config(h: dict[str, Any], state: dict[str, torch.Tensor], config: Path,
                    interp=bool(h.get("f0_interp")),
                    feats=bool(h.get("f0_feats")) and normalize,  # the dataset adds them then
                    stats=stats, fallback=fallback)  # type: ignore[arg-type]
-    return cfg.to_json(), extra
+    return {**cfg.to_json(), "tracker": VOCODER_F0_TRACKER}, extra
 
 
 def f0_hop_and_channels(f0: dict[str, Any] | None, dim: int) -> tuple[int | None, int]:
@@ -175,4 +179,5 @@ def describe(model: UnitHifiGan) -> str:
     c = model.f0.config
     kind = "quantized F0" if c.quantizer is not None else "raw F0"
     opts = [n for n in ("normalize", "median", "interp", "feats") if getattr(c, n)]
-    return f"{kind} ({', '.join(opts) or 'Hz'}; no-F0 fallback: {c.fallback})"
+    return (f"{kind} ({', '.join(opts) or 'Hz'}; no-F0 fallback: {c.fallback}; "
+            f"source F0 by {model.f0.tracker})")

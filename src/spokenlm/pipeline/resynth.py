@@ -18,7 +18,7 @@ from ..common.paths import store_row, unique_names
 from ..common.progress import log, progress
 from ..tokenize.tokenizer import SpeechTokenizer
 from ..vocoder.base import load_vocoder
-from ..vocoder.f0 import extract_f0
+from ..vocoder.f0 import track_f0, vocoder_f0_tracker
 from .index import RowIndex, artifact_stamp
 from .inputs import audio_inputs
 
@@ -34,6 +34,8 @@ class ResynthOptions:
                                           "--no-keep-durations predicts them")
     split: str | None = arg(None, help="with a manifest: only rows of this split")
     limit: int | None = arg(None, help="resynthesise at most this many files")
+    f0: str | None = arg(None, help="F0 tracker for F0-conditioned vocoders: yaapt or yin "
+                                    "(fast); default: the vocoder's (yaapt when imported)")
 
 
 @command("resynth", ResynthOptions)
@@ -51,6 +53,9 @@ def resynth(opts: ResynthOptions) -> Path:
     names = unique_names(row["id"] for row in rows)
     settings = {"tokenizer": artifact_stamp(opts.tokenizer),
                 "vocoder": artifact_stamp(opts.vocoder), "keep_durations": opts.keep_durations}
+    tracker = vocoder_f0_tracker(vocoder, opts.f0) if vocoder.needs_f0 else None
+    if tracker:
+        settings["f0"] = tracker
     skipped: list[dict] = []
     with RowIndex(opts.output / "resynth.jsonl", settings) as index:
         for row in progress(rows, desc="resynth", unit="file"):
@@ -66,7 +71,7 @@ def resynth(opts: ResynthOptions) -> Path:
             units = tokenizer.encode(wav, dedup=True)
             durations = units.durations if opts.keep_durations else None
             # F0 vocoders get the source's pitch (aligned only with the measured durations)
-            f0 = extract_f0(wav) if vocoder.needs_f0 and durations is not None else None
+            f0 = track_f0(wav, tracker) if tracker and durations is not None else None
             audio = vocoder.synthesize(units.units, durations, f0=f0)
             save_wav(path, audio, vocoder.sample_rate)
             index.add({"id": row["id"], "source": str(row["path"]), "path": str(path),

@@ -1,5 +1,10 @@
 """Pitch (F0) tracking at the frame rate of speech-resynthesis' F0-conditioned vocoders.
 
+Two trackers share one output contract (below), chosen by name (:func:`track_f0`, CLI
+``--f0 yin|yaapt``): ``yaapt`` (:mod:`.f0_yaapt`, pYAAPT with speech-resynthesis' settings:
+the F0 its vocoders were trained on, so the default for them, :data:`VOCODER_F0_TRACKER`)
+and ``yin`` (:func:`extract_f0`, this module: about 10x faster, calls fewer frames voiced).
+
 speech-resynthesis extracts F0 with YAAPT (``amfm_decompy``) on the 16 kHz waveform padded
 by 10 ms on each side, with a 20 ms analysis frame every 5 ms: frame ``k`` is centred on
 sample ``80 k`` and a clip of ``T`` samples gives ``ceil(T / 80)`` values, four per 320-sample
@@ -15,7 +20,9 @@ and more single-frame voicing / octave slips on noisy speech.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +35,13 @@ F0_HOP = 80
 F0_FRAME_RATE = SAMPLE_RATE / F0_HOP
 #: F0 frames per 50 Hz unit frame
 F0_PER_FRAME = HOP_LENGTH // F0_HOP
+#: the tracker F0-conditioned vocoders get unless their config or the user names another:
+#: YAAPT, what speech-resynthesis extracts when training them
+VOCODER_F0_TRACKER = "yaapt"
+
+#: tracker name -> fn(16 kHz wav (T,)) -> F0 Hz float32 (ceil(T / 80),), unvoiced 0
+F0Tracker = Callable[[np.ndarray], np.ndarray]
+F0_TRACKERS: dict[str, F0Tracker] = {}
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,44 @@ def extract_f0(wav: np.ndarray, sample_rate: int = SAMPLE_RATE,
     f0[~loud] = 0.0
     f0[(f0 < opts.f0_min * 0.9) | (f0 > opts.f0_max * 1.1)] = 0.0
     return f0.astype(np.float32)
+
+
+def register_f0_tracker(name: str) -> Callable[[F0Tracker], F0Tracker]:
+    """Register an F0 tracker (16 kHz (T,) -> (ceil(T / 80),) Hz, unvoiced 0) by name."""
+
+    def deco(fn: F0Tracker) -> F0Tracker:
+        F0_TRACKERS[name] = fn
+        return fn
+
+    return deco
+
+
+register_f0_tracker("yin")(extract_f0)
+
+
+def f0_tracker(name: str, what: str = "--f0") -> F0Tracker:
+    """The tracker registered as ``name``; :class:`InputError` (starting with ``what``, where
+    the name came from) listing the known ones."""
+    from . import f0_yaapt  # noqa: F401 - registers yaapt
+
+    if name not in F0_TRACKERS:
+        raise InputError(f"{what} {name!r}: unknown F0 tracker; use one of "
+                         f"{', '.join(sorted(F0_TRACKERS))}")
+    return F0_TRACKERS[name]
+
+
+def track_f0(wav: np.ndarray, tracker: str = "yin") -> np.ndarray:
+    """16 kHz mono (T,) -> F0 in Hz float32 (ceil(T / 80),), unvoiced 0, by ``tracker``."""
+    return f0_tracker(tracker)(wav)
+
+
+def vocoder_f0_tracker(vocoder: Any, tracker: str | None = None) -> str:
+    """The tracker for an F0-conditioned vocoder: ``tracker`` when given, else the one its
+    config names (``"f0": {"tracker": ...}``), else :data:`VOCODER_F0_TRACKER`."""
+    name = tracker or getattr(getattr(vocoder, "f0", None), "tracker", None) \
+        or VOCODER_F0_TRACKER
+    f0_tracker(name)  # refuse an unknown name before any audio is read
+    return name
 
 
 def fit_f0_length(f0: np.ndarray, n_frames: int) -> np.ndarray:

@@ -11,6 +11,10 @@ channels. F0 comes at 200 Hz, 4 values per unit frame (see :mod:`.f0`):
 
 Whichever of units and F0 features is shorter is repeated to the other's length, and that
 length must be an exact multiple, as in the original ``_upsample``.
+
+The F0 of source audio comes from the tracker the config names (``"tracker"`` in the
+``"f0"`` block; YAAPT, what speech-resynthesis trains on, when absent), see
+:func:`.f0.vocoder_f0_tracker`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch import Tensor, nn
 
 from ..audio.constants import HOP_LENGTH
 from ..common.errors import InputError
-from .f0 import F0_HOP, F0_PER_FRAME
+from .f0 import F0_HOP, F0_PER_FRAME, VOCODER_F0_TRACKER, f0_tracker
 from .f0_norm import F0Config
 from .f0_quantizer import F0Quantizer
 
@@ -43,12 +47,15 @@ class F0Conditioning(nn.Module):
 
     ``channels``: F0 feature channels (1 raw, E quantized); ``extra_channels``: 2 with
     ``f0_feats``; ``generator_hop``: samples per generator input step (80 raw, 320 with the
-    published quantizer); ``frame_multiple``: unit frames per F0 code (1 raw, 4 quantized).
+    published quantizer); ``frame_multiple``: unit frames per F0 code (1 raw, 4 quantized);
+    ``tracker``: the F0 tracker to run on source audio (``yaapt`` unless the config says).
     """
 
     def __init__(self, config: dict[str, Any], dim: int) -> None:
         super().__init__()
         self.config = F0Config.from_json(config)
+        self.tracker = str(config.get("tracker") or VOCODER_F0_TRACKER)
+        f0_tracker(self.tracker, what="vocoder config f0.tracker")  # fails on unknown names
         self.quantizer: F0Quantizer | None = None
         self.embedding: nn.Embedding | None = None
         down = 1
