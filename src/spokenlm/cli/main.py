@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "spokenlm.tokenize.train",
     "spokenlm.tokenize.run",
     "spokenlm.lm.train",
+    "spokenlm.lm.dpo",
     "spokenlm.lm.text_lm",
     "spokenlm.pipeline.generate",
     "spokenlm.vocoder.train",

@@ -209,8 +209,10 @@ class UnitLM:
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int = 150,
                  temperature: float = 0.8, top_k: int = 25, top_p: float = 1.0, seed: int = 0,
-                 stop_at_eos: bool = True, batch_size: int = 64) -> list[list[int]]:
-        """Continue each unit prompt; returns only the new units (temperature 0 = greedy)."""
+                 stop_at_eos: bool = True, batch_size: int = 64,
+                 repetition_penalty: float = 1.0) -> list[list[int]]:
+        """Continue each unit prompt; returns only the new units (temperature 0 = greedy;
+        ``repetition_penalty`` 1.0 = off, see :func:`~spokenlm.lm.sampling.repetition_penalty`)."""
         return generate(self, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, stop_at_eos=stop_at_eos,
-                        batch_size=batch_size)
+                        batch_size=batch_size, repetition_penalty=repetition_penalty)

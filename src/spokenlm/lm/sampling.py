@@ -3,6 +3,10 @@
 Prompts are left-padded into one batch (attention mask + position ids that skip the pads),
 the prompt is run once, then one token per step is fed with ``past_key_values``. Only unit
 tokens (and EOS, when ``stop_at_eos``) can be drawn; BOS/PAD never are.
+
+A repetition penalty (Keskar et al. 2019, CTRL; the definition of Hugging Face's
+``RepetitionPenaltyLogitsProcessor``) can discourage units already in the prompt or the
+continuation; Slam generates with 1.1 after DPO, which makes continuations repetitive.
 """
 
 from __future__ import annotations
@@ -33,6 +37,16 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
+def repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Divide the logits of ``seen`` tokens by ``penalty`` where positive, multiply them where
+    negative (so ``penalty > 1`` always lowers them); 1.0 returns ``logits`` itself.
+    logits (B, V), seen (B, V) bool -> (B, V)"""
+    if penalty == 1.0:
+        return logits
+    penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
+    return torch.where(seen, penalised, logits)
+
+
 def next_token(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
                generator: torch.Generator | None) -> torch.Tensor:
     """Greedy when ``temperature <= 0``, else sample from filtered softmax. (B, V) -> (B,)"""
@@ -55,8 +69,14 @@ def allowed_mask(lm: UnitLM, vocab: int, stop_at_eos: bool, device: torch.device
 @torch.inference_mode()
 def generate(lm: UnitLM, prompts: Sequence[Sequence[int]], *, max_new_tokens: int = 150,
              temperature: float = 0.8, top_k: int = 25, top_p: float = 1.0, seed: int = 0,
-             stop_at_eos: bool = True, batch_size: int = 64) -> list[list[int]]:
-    """New units for each prompt (unit ids, offset removed), in prompt order."""
+             stop_at_eos: bool = True, batch_size: int = 64,
+             repetition_penalty: float = 1.0) -> list[list[int]]:
+    """New units for each prompt (unit ids, offset removed), in prompt order.
+    ``repetition_penalty``: see :func:`repetition_penalty` (over the prompt as fed, after any
+    cut to the model's context, and the units drawn so far); 1.0 = off."""
+    if not repetition_penalty > 0:
+        raise ValueError(f"repetition_penalty={repetition_penalty}: must be > 0 (1.0 = off, "
+                         "Slam used 1.1)")
     device = lm.device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
@@ -74,7 +94,8 @@ def generate(lm: UnitLM, prompts: Sequence[Sequence[int]], *, max_new_tokens: in
     try:
         for start in range(0, len(tokens), batch_size):
             out += _generate_batch(lm, tokens[start: start + batch_size], max_new_tokens,
-                                   temperature, top_k, top_p, stop_at_eos, generator)
+                                   temperature, top_k, top_p, stop_at_eos, generator,
+                                   repetition_penalty)
     finally:
         lm.model.train(was_training)
     return out
@@ -82,7 +103,7 @@ def generate(lm: UnitLM, prompts: Sequence[Sequence[int]], *, max_new_tokens: in
 
 def _generate_batch(lm: UnitLM, tokens: list[list[int]], max_new_tokens: int,
                     temperature: float, top_k: int, top_p: float, stop_at_eos: bool,
-                    generator: torch.Generator) -> list[list[int]]:
+                    generator: torch.Generator, penalty: float = 1.0) -> list[list[int]]:
     device, model = lm.device, lm.model
     b, width = len(tokens), max(len(t) for t in tokens)
     ids = torch.full((b, width), lm.pad_id, dtype=torch.long)
@@ -94,7 +115,7 @@ def _generate_batch(lm: UnitLM, tokens: list[list[int]], max_new_tokens: int,
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): pads do not shift positions
     new = torch.empty((b, 0), dtype=torch.long, device=device)
     done = torch.zeros(b, dtype=torch.bool, device=device)
-    past, allowed = None, None
+    past, allowed, seen = None, None, None
     for _ in range(max_new_tokens):
         outputs = model(input_ids=ids, attention_mask=mask, position_ids=positions,
                         past_key_values=past, use_cache=True)
@@ -102,9 +123,16 @@ def _generate_batch(lm: UnitLM, tokens: list[list[int]], max_new_tokens: int,
         logits = outputs.logits[:, -1].float()  # (B, V)
         if allowed is None:
             allowed = allowed_mask(lm, logits.shape[-1], stop_at_eos, device)
+        if penalty != 1.0:
+            if seen is None:  # (B, V): the prompt's tokens, pads left out
+                seen = torch.zeros(logits.shape, dtype=torch.long, device=device)
+                seen = seen.scatter_add_(1, ids, mask) > 0
+            logits = repetition_penalty(logits, seen, penalty)
         logits = logits.masked_fill(~allowed, float("-inf"))
         token = next_token(logits, temperature, top_k, top_p, generator)  # (B,)
         token = torch.where(done, torch.full_like(token, lm.pad_id), token)
+        if seen is not None:
+            seen[torch.arange(b, device=device), token] = True
         new = torch.cat([new, token[:, None]], dim=1)
         done |= token == lm.eos_id
         if bool(done.all()):

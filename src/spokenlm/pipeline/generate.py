@@ -14,7 +14,7 @@ import numpy as np
 from ..audio.constants import SAMPLE_RATE
 from ..audio.framing import check_same_framing
 from ..audio.load import AudioError, load_row, save_wav
-from ..common.errors import ArtifactError
+from ..common.errors import ArtifactError, InputError
 from ..common.options import arg, command, to_dict
 from ..common.paths import unique_names
 from ..common.progress import log, progress
@@ -38,6 +38,10 @@ class GenerateOptions:
     temperature: float = arg(0.8, help="sampling temperature (0 = greedy)")
     top_k: int = arg(25, help="sample among the k most likely units (0 = off)")
     top_p: float = arg(1.0, help="nucleus sampling mass (1.0 = off)")
+    repetition_penalty: float = arg(1.0, help="divide the logits of units already in the "
+                                    "prompt or continuation by this (multiply when negative), "
+                                    "as CTRL / Hugging Face do; 1.0 = off; Slam uses 1.1 after "
+                                    "DPO")
     stop_at_eos: bool = arg(True, help="end a continuation when the LM ends the utterance; "
                                        "--no-stop-at-eos always generates max_new_tokens")
     samples_per_prompt: int = arg(1, help="continuations per prompt")
@@ -55,6 +59,9 @@ def generate(opts: GenerateOptions) -> Path:
     written; a rerun with the same settings resumes (see :class:`RowIndex`). Batches are
     formed as in an uninterrupted run, so resumed continuations are the same.
     """
+    if not opts.repetition_penalty > 0:
+        raise InputError(f"--repetition-penalty {opts.repetition_penalty}: must be > 0 "
+                         "(1.0 = off, 1.1 as Slam)")
     tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
     lm = UnitLM.from_pretrained(opts.lm)
     if lm.n_units != tokenizer.n_units:
@@ -72,6 +79,8 @@ def generate(opts: GenerateOptions) -> Path:
     names = unique_names(sid for sids in samples.values() for sid in sids)
     settings = {k: v for k, v in to_dict(opts).items()
                 if k not in ("prompt", "output", "split", "limit")}
+    if opts.repetition_penalty == 1.0:  # off: runs from before the option resume as they were
+        settings.pop("repetition_penalty")
     settings.update(tokenizer=artifact_stamp(opts.tokenizer), lm=artifact_stamp(opts.lm),
                     vocoder=artifact_stamp(opts.vocoder))
     file_keys = ("path", "continuation_path") if vocoder is not None else ()
@@ -86,7 +95,8 @@ def generate(opts: GenerateOptions) -> Path:
                                     max_new_tokens=opts.max_new_tokens,
                                     temperature=opts.temperature, top_k=opts.top_k,
                                     top_p=opts.top_p, seed=opts.seed + start,
-                                    stop_at_eos=opts.stop_at_eos)
+                                    stop_at_eos=opts.stop_at_eos,
+                                    repetition_penalty=opts.repetition_penalty)
                 for p, cont in zip(batch, conts):
                     if p["done"]:
                         continue
