@@ -45,7 +45,7 @@ def test_save_load_roundtrip_and_plain_hf_loading(tmp_path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     meta = json.loads((path / "spokenlm_lm.json").read_text())
     assert meta == {"n_units": 20, "unit_offset": 0, "bos_id": 20, "eos_id": 21, "pad_id": 22,
-                    "tokenizer": "/some/tokenizer", "frame_rate": None}
+                    "tokenizer": "/some/tokenizer", "frame_rate": None, "add_bos": True}
     ids = [20, 1, 2, 3, 19]
     loaded = UnitLM.from_pretrained(path)
     assert torch.equal(_logits(loaded.model, ids), _logits(lm.model, ids))
