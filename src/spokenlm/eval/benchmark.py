@@ -42,11 +42,11 @@ class Benchmark:
     @classmethod
     def load(cls, root: Path) -> Benchmark:
         root = Path(root)
-        from .zerospeech import is_zr2021, load_zr2021
+        from .releases import load_release
 
-        if is_zr2021(root):  # ZeroSpeech 2021 lexical/syntactic folder (wavs + gold.csv)
-            kind, audio, items = load_zr2021(root)
-            return cls(root, kind, audio, items)
+        release = load_release(root)  # a released layout: sLM21 / ProsAudit, sSC/tSC, SALMon
+        if release is not None:
+            return cls(root, release.kind, release.audio, release.items)
         for name in ("manifest.jsonl", "items.jsonl"):
             if not (root / name).exists():
                 raise InputError(f"{root}: no {name}; build the benchmark with "
