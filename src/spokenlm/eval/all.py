@@ -41,7 +41,8 @@ from ..common.progress import log
 @dataclass
 class EvalAllOptions:
     run: Path = arg(positional=True, help="run directory (spokenlm demo output)")
-    asr: str = arg("pocketsphinx", help="ASR for resynthesis / generation transcripts")
+    asr: str = arg("auto", help="ASR for resynthesis / generation transcripts: auto (whisper "
+                   "if installed, else pocketsphinx), whisper:DIR, pocketsphinx, ...")
     text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
     speaker_encoder: str = arg("auto", help="resynthesis speaker similarity: auto (ge2e if "
                                "Resemblyzer is installed), ge2e, ge2e:PATH, HF x-vector dir, none")

@@ -4,12 +4,22 @@ Over units (always): auto-BLEU2 and self-BLEU2 of the continuations, their VERT,
 (n = 1..3), unit entropy (bits, and normalised by log2 K), mean continuation length.
 With ``--lm``: unit perplexity of each continuation given its prompt under that reference
 unit LM, exp(-sum log p / n) over all continuation units.
-With ``--asr`` (and wavs written by generate with a vocoder): the same BLEU/VERT metrics
-over word transcripts of the continuations, and with ``--text-lm``:
+With an ASR (``--asr``, default ``auto``: Whisper tiny.en when installed, else pocketsphinx;
+and wavs written by generate with a vocoder): the same BLEU/VERT metrics over word
+transcripts of the continuations, and with ``--text-lm``:
 
-- PPX (GSLM): perplexity of the continuations' transcripts under the text LM;
-- GenPPL (TWIST / slamkit convention): perplexity of the transcript of the whole generated
-  audio (spoken prompt + continuation), so a continuation that ignores its prompt costs.
+- PPX (GSLM): perplexity of the continuations' normalised transcripts under the text LM,
+  exp(total NLL / total tokens);
+- GenPPL as slamkit computes it (``asr_perplexity`` in slp-rl/slamkit
+  ``slamkit/metric/generative_metric.py``, with ``get_llm_preplexity`` and ``calc_nll`` of
+  ``metric_utils.py`` / ``utils/calculation_utils.py``; config ``config/metric/
+  asr_perplexity.yaml``): Whisper transcribes the whole generated audio (vocoded prompt +
+  continuation), the text LM scores that text as Whisper wrote it (case and punctuation
+  kept, the tokenizer's BOS first), each transcript gives its mean token NLL, and GenPPL =
+  exp(mean over transcripts). slamkit uses whisper-large-v3-turbo (transformers pipeline,
+  greedy) and Llama-3.2-1B on 3 s prompts; pass ``--asr whisper:DIR`` and ``--text-lm DIR``
+  with local copies of those to match it (the default Whisper here is tiny.en with beam 5).
+  Empty transcripts are left out (``gen_ppl_n`` counts those scored; slamkit's would be NaN).
 
 All BLEU variants follow :mod:`spokenlm.eval.bleu` (GSLM: bigrams, geometric, no brevity
 penalty); VERT = sqrt(self-BLEU2 x auto-BLEU2), lower = more diverse.
@@ -74,7 +84,9 @@ class GenerationEvalOptions:
     lm: Path | None = arg(None, help="reference unit LM dir for unit perplexity")
     n_units: int | None = arg(None, help="unit vocabulary size for normalised entropy "
                                          "(default: the reference LM's)")
-    asr: str | None = arg(None, help="ASR spec for transcripts (pocketsphinx, ctc:DIR)")
+    asr: str | None = arg("auto", help="ASR spec for transcripts: auto (whisper if installed, "
+                          "else pocketsphinx), whisper:DIR, pocketsphinx, ctc:DIR; none "
+                          "to skip transcripts")
     text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
     output: Path = arg(Path("generation.json"), help="metrics JSON to write")
 
@@ -101,7 +113,7 @@ def evaluate_generation(opts: GenerationEvalOptions) -> dict:
                       unit_perplexity(lm, [r.get("prompt_units") or [] for r in rows], conts),
                       "every continuation is empty")
     metrics["units"] = sequence_metrics(conts, n_units)
-    if opts.asr is not None:
+    if opts.asr not in (None, "none"):
         metrics.update(_transcript_metrics(rows, opts, path))
     metrics["inputs"] = stored_fields(opts, opts.output, drop_none=True)
     write_json(opts.output, metrics)
@@ -121,10 +133,18 @@ def _has_units(row: dict, skips: Skips) -> bool:
     return False
 
 
+def gen_perplexity(tlm, texts: Sequence[str]) -> float:
+    """slamkit's GenPPL over a :class:`~spokenlm.eval.textlm.TextLM`: exp of the mean over
+    ``texts`` of each text's mean token NLL (nan when no text has a scored token)."""
+    per_text = [nll / n for nll, n in tlm.nll(texts) if n]
+    return math.exp(sum(per_text) / len(per_text)) if per_text else float("nan")
+
+
 def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, path: Path) -> dict:
     """BLEU/VERT of transcripts of the generated audio (paths in ``rows`` are relative to
     ``path``, the generations JSONL), and PPX / GenPPL with a text LM."""
     from ..asr import load_asr
+    from ..asr.base import normalize_text
 
     skips = Skips("generation transcripts", "samples")
     usable, conts, fulls = [], [], []
@@ -160,7 +180,8 @@ def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, path: Pat
         log(f"generation: {len(usable) - len(spoken_idx)} continuations shorter than "
             f"{MIN_DURATION_S} s, transcribed as empty")
     cont_text = [texts.get(i, "") for i in range(len(usable))]
-    full_text = asr.transcribe_many(fulls, desc="asr full")
+    full_raw = asr.transcribe_raw_many(fulls, desc="asr full")
+    full_text = [normalize_text(t) for t in full_raw]
     out: dict = {"asr": asr.describe(),
                  "transcripts": {**sequence_metrics([t.split() for t in cont_text]),
                                  "n_samples": len(usable), **skips.report()}}
@@ -170,9 +191,11 @@ def _transcript_metrics(rows: list[dict], opts: GenerationEvalOptions, path: Pat
         tlm = TextLM(opts.text_lm)
         set_or_reason(out, "ppx", tlm.perplexity([t for t in cont_text if t]),
                       "every continuation transcript is empty")
-        set_or_reason(out, "gen_ppl", tlm.perplexity([t for t in full_text if t]),
+        scored = [t for t in full_raw if t]
+        set_or_reason(out, "gen_ppl", gen_perplexity(tlm, scored),
                       "every transcript of the generated audio is empty")
+        out["gen_ppl_n"] = len(scored)
     write_jsonl(Path(opts.output).with_suffix(".transcripts.jsonl"),
-                [{"id": r["id"], "continuation": c, "full": f}
-                 for r, c, f in zip(usable, cont_text, full_text)])
+                [{"id": r["id"], "continuation": c, "full": f, "full_raw": fr}
+                 for r, c, f, fr in zip(usable, cont_text, full_text, full_raw)])
     return out

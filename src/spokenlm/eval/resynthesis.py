@@ -33,7 +33,8 @@ from .speaker import AUTO, SpeakerEmbedder, load_speaker_encoder, no_encoder_rea
 @dataclass
 class ResynthEvalOptions:
     resynth: Path = arg(positional=True, help="resynth output dir (resynth.jsonl) or the file")
-    asr: str = arg("pocketsphinx", help="ASR spec: pocketsphinx, ctc:DIR, or a CTC model dir")
+    asr: str = arg("auto", help="ASR spec: auto (whisper if installed, else pocketsphinx), "
+                   "whisper, whisper:DIR, pocketsphinx, ctc:DIR")
     phone_asr: str | None = arg(None, help="phone recogniser for PER (pocketsphinx-phones)")
     speaker_encoder: str = arg(AUTO, help="speaker similarity: auto (ge2e if Resemblyzer is "
                                "installed), ge2e, ge2e:PATH, an HF x-vector model dir, none")
