@@ -43,10 +43,20 @@ def perplexity(loss: float | None) -> float | None:
 
 
 def train_metrics(*, train_loss: float | None, valid_loss: float | None, steps: int,
-                  tokens: int, time_s: float, parameters: int,
-                  inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"metric": "lm_train", "train_loss": train_loss, "valid_loss": valid_loss,
-            "valid_perplexity": perplexity(valid_loss), "steps": steps, "tokens": tokens,
-            "time_s": round(time_s, 3),
-            "tokens_per_s": round(tokens / time_s, 1) if time_s > 0 else None,
-            "parameters": parameters, "inputs": inputs}
+                  tokens: int, time_s: float, parameters: int, inputs: dict[str, Any],
+                  stopped_by: str | None = None, wall_s: float | None = None,
+                  mix: dict[str, float] | None = None) -> dict[str, Any]:
+    """``metrics.json`` of an LM run; ``stopped_by`` names the budget that ended it
+    (max_steps, max_tokens, max_hours) and ``mix`` the share of rows drawn per source."""
+    out = {"metric": "lm_train", "train_loss": train_loss, "valid_loss": valid_loss,
+           "valid_perplexity": perplexity(valid_loss), "steps": steps, "tokens": tokens,
+           "time_s": round(time_s, 3),
+           "tokens_per_s": round(tokens / time_s, 1) if time_s > 0 else None,
+           "parameters": parameters, "inputs": inputs}
+    if stopped_by is not None:
+        out["stopped_by"] = stopped_by
+    if wall_s is not None:
+        out["wall_s"] = round(wall_s, 3)
+    if mix is not None:
+        out["mix"] = mix
+    return out

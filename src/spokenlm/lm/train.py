@@ -30,10 +30,12 @@ from ..common.hub import local_or_hub
 from ..common.options import arg, command
 from ..common.paths import store_path, stored_fields
 from ..common.progress import log, progress
+from .budget import Budget, budget_schedule
 from .config import LMConfig
 from .data import BlockStream, DataState, load_packed, packed_prefix, split_valid
+from .mixture import MixState, MixtureStream, parse_mix
 from .model import META_FILE, UnitLM
-from .optim import make_optimizer, warmup_cosine
+from .optim import make_optimizer
 from .released import released_family
 from .report import plot_losses, train_metrics
 
@@ -78,6 +80,15 @@ class LMTrainOptions:
     min_lr_ratio: float = arg(0.1, help="final learning rate as a fraction of --lr")
     warmup_steps: int = arg(100, help="linear warmup steps (at most a fifth of --max-steps)")
     max_steps: int = arg(2000, help="optimizer steps")
+    max_tokens: int | None = arg(None, help="token budget: stop after this many training "
+                                 "tokens (the schedule is fitted to it)")
+    max_hours: float | None = arg(None, help="wall-clock budget in hours, counted across "
+                                  "resumes: the cosine decays on the time used and the run "
+                                  "stops cleanly with a final checkpoint when it is spent")
+    mix: list[str] = arg([], help="more packed unit sets mixed into training, each "
+                         "PATH:WEIGHT (e.g. data/synth/units.jsonl:0.3); the positional "
+                         "units get --units-weight")
+    units_weight: float = arg(1.0, help="sampling weight of the positional units in a --mix")
     weight_decay: float = arg(0.1, help="AdamW weight decay on weight matrices")
     beta2: float = arg(0.95, help="AdamW beta2")
     clip_grad: float = arg(1.0, help="gradient norm clip (0 disables)")
@@ -236,21 +247,37 @@ def train_lm(opts: LMTrainOptions) -> Path:
     lm = build_model(opts, n_units)
     lm.frame_rate = _units_frame_rate(opts, prefix, packed[2], lm)
     stream, valid_blocks, seq_len = _data(opts, prefix, packed, lm, rank)
+    if opts.mix:
+        stream = _mixture(opts, prefix, stream, lm)
     model = lm.model.to(device)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = make_optimizer(model, opts.lr, opts.weight_decay, (0.9, opts.beta2), device)
-    warmup = min(opts.warmup_steps, max(1, opts.max_steps // 5))
+    step_tokens = opts.batch_size * opts.grad_accum * seq_len
+    budget = Budget(opts.max_steps, step_tokens, opts.max_tokens, opts.max_hours)
+    clock = {"base": 0.0, "since": time.perf_counter()}
+
+    def elapsed() -> float:  # wall-clock seconds of the run, over every resume
+        return clock["base"] + time.perf_counter() - clock["since"]
+
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(warmup, opts.max_steps, opts.min_lr_ratio))
+        optimizer, budget_schedule(budget, opts.warmup_steps, opts.min_lr_ratio, elapsed))
     # everything a resumed run needs besides weights, optimizer, scheduler and RNG
-    state: dict[str, Any] = {"step": 0, "tokens": 0, "time_s": 0.0, "last_loss": None,
-                             "window": [0.0, 0, 0], "data": DataState()}
+    mixed = isinstance(stream, MixtureStream)
+    state: dict[str, Any] = {"step": 0, "tokens": 0, "time_s": 0.0, "wall_s": 0.0,
+                             "last_loss": None, "window": [0.0, 0, 0],
+                             "data": stream.initial_state() if mixed else DataState()}
     tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else ()
     ckpt, saved = resume_training(run, opts.resume, lambda path: load_checkpoint(path, model, tied),
                                   optimizer, scheduler)
     if ckpt is not None:
-        state = {**saved["state"], "data": DataState.from_dict(saved["state"]["data"])}
+        data_cls = MixState if mixed else DataState
+        if ("sources" in saved["state"]["data"]) != mixed:
+            raise InputError(f"{run}: its checkpoints were written {'without' if mixed else 'with'}"
+                             f" --mix; resume with the same data options or use a new --output")
+        state = {"wall_s": saved["state"].get("time_s", 0.0), **saved["state"],
+                 "data": data_cls.from_dict(saved["state"]["data"])}
+        clock["base"], clock["since"] = float(state["wall_s"]), time.perf_counter()
     else:
         torch.manual_seed(opts.seed + rank)
     log_path = run / "log.jsonl"
@@ -263,7 +290,7 @@ def train_lm(opts: LMTrainOptions) -> Path:
                                           "world_size": world, "parameters": n_params})
         log(f"{'resuming from ' + ckpt.name if ckpt else 'training'}: {n_params / 1e6:.2f}M "
             f"params ({opts.size}), {device}, {amp or torch.float32}, {stream.total} tokens, "
-            f"{world} process(es)")
+            f"{world} process(es), budget {budget.describe()}")
     train_model = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
@@ -271,12 +298,11 @@ def train_lm(opts: LMTrainOptions) -> Path:
     if opts.compile:
         train_model = torch.compile(train_model)
 
-    step_tokens = opts.batch_size * opts.grad_accum * seq_len
-    valid_loss, t_window = None, time.perf_counter()
-    bar = progress(desc="lm train", total=opts.max_steps, unit="step") if rank == 0 else None
+    valid_loss, t_window, last_saved = None, time.perf_counter(), state["step"]
+    bar = progress(desc="lm train", total=budget.steps, unit="step") if rank == 0 else None
     if bar is not None:
         bar.update(state["step"])
-    while state["step"] < opts.max_steps:
+    while (stopped_by := _stop(budget, state["step"], elapsed(), world, device)) is None:
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         for micro in range(opts.grad_accum):
@@ -306,10 +332,14 @@ def train_lm(opts: LMTrainOptions) -> Path:
         if evaluate_now and valid_blocks is not None:
             valid_loss = evaluate(model, valid_blocks, lm.bos_id, opts.batch_size, device, amp,
                                   rank, world)
-        if step % opts.log_every == 0 or step == opts.max_steps or evaluate_now:
+        state["wall_s"] = elapsed()
+        last = budget.exhausted(step, state["wall_s"]) is not None
+        if step % opts.log_every == 0 or last or evaluate_now:
             now = time.perf_counter()
             row = {"step": step, "loss": w[0] / w[1], "lr": lr,
                    "tokens_per_s": round(w[2] / max(now - t_window, 1e-9), 1)}
+            if mixed:
+                row["mix"] = stream.shares(state["data"])
             if evaluate_now and valid_loss is not None:
                 row["valid_loss"] = valid_loss
             if rank == 0:
@@ -319,10 +349,16 @@ def train_lm(opts: LMTrainOptions) -> Path:
             state["window"], t_window = [0.0, 0, 0], now
         if bar is not None:
             bar.update(1)
-        if step % opts.save_every == 0 or step == opts.max_steps:
+        if step % opts.save_every == 0:
             _save(ckpt_dir, lm, optimizer, scheduler, state, opts.keep_checkpoints, rank, world)
+            last_saved = step
     if bar is not None:
         bar.close()
+    if state["step"] > last_saved:  # the final checkpoint of a budget that ended mid-interval
+        _save(ckpt_dir, lm, optimizer, scheduler, state, opts.keep_checkpoints, rank, world)
+    if rank == 0:
+        log(f"stopped by --{stopped_by.replace('_', '-')} after {state['step']} steps, "
+            f"{state['tokens']:,} tokens, {state['wall_s'] / 3600:.3f} h")
 
     if valid_blocks is not None:
         valid_loss = evaluate(model, valid_blocks, lm.bos_id, opts.batch_size, device, amp,
@@ -334,6 +370,8 @@ def train_lm(opts: LMTrainOptions) -> Path:
         write_json(run / "metrics.json", train_metrics(
             train_loss=state["last_loss"], valid_loss=valid_loss, steps=state["step"],
             tokens=state["tokens"], time_s=state["time_s"], parameters=n_params,
+            stopped_by=stopped_by, wall_s=state["wall_s"],
+            mix=stream.shares(state["data"]) if mixed else None,
             inputs={k: store_path(v, run / "metrics.json") for k, v in
                     (("units", prefix), ("valid_units", opts.valid_units),
                      ("tokenizer", opts.tokenizer))}))
@@ -342,6 +380,40 @@ def train_lm(opts: LMTrainOptions) -> Path:
     if world > 1:
         dist.barrier()
     return final
+
+
+def _stop(budget: Budget, step: int, elapsed_s: float, world: int,
+          device: torch.device) -> str | None:
+    """Which budget ends the run now (None: go on). With a time budget, rank 0's clock
+    decides for every process, so they all stop after the same step."""
+    if world > 1 and budget.seconds is not None:
+        t = torch.tensor([elapsed_s], dtype=torch.float64, device=device)
+        dist.broadcast(t, src=0)
+        elapsed_s = float(t)
+    return budget.exhausted(step, elapsed_s)
+
+
+def _mixture(opts: LMTrainOptions, prefix: Path, main: BlockStream, lm: UnitLM
+             ) -> MixtureStream:
+    """The positional units (``main``, after the validation hold-out) mixed with ``--mix``."""
+    streams, weights, names = [main], [opts.units_weight], [prefix.name]
+    ids = dict(bos_id=lm.bos_id, eos_id=lm.eos_id, unit_offset=lm.unit_offset)
+    data = Framing.from_json(load_packed(prefix)[2], str(prefix))
+    for i, spec in enumerate(opts.mix):
+        path, weight = parse_mix(spec)
+        tokens, offsets, meta = load_packed(path)
+        if int(meta["n_units"]) != lm.n_units:
+            raise InputError(f"--mix {path}: {meta['n_units']} units, but {prefix} has "
+                             f"{lm.n_units}; mix units of one tokenizer")
+        check_same_framing(data, f"training units {prefix}", Framing.from_json(meta, path),
+                           f"--mix {path}")
+        streams.append(BlockStream(tokens, offsets, np.arange(len(offsets) - 1),
+                                   main.block_len, seed=opts.seed + 1 + i, **ids))
+        weights.append(weight)
+        names.append(packed_prefix(path).name)
+    if len(set(names)) != len(names):
+        names = [f"{i}:{n}" for i, n in enumerate(names)]
+    return MixtureStream(streams, weights, names, seed=opts.seed)
 
 
 def _save(ckpt_dir: Path, lm: UnitLM, optimizer: torch.optim.Optimizer, scheduler: Any,
