@@ -13,9 +13,9 @@ On LJSpeech and AN4 clips (``../shared/data/real``; skipped with a message when 
    vocoder trained on a few LJSpeech clips, then GE2E similarity of held-out LJSpeech and
    AN4 clips with their resynthesis (the vocoder speaks only the LJSpeech voice).
 
-    python benchmarks/judges_real.py                  # ~20 min on 2 busy cores
-    python benchmarks/judges_real.py --no-resynth     # 1-2 min
-    python benchmarks/judges_real.py --only resynthesis --vocoder-steps 300
+    python benchmarks/judges_real.py                  # ~25 min on 2 busy cores (README numbers)
+    python benchmarks/judges_real.py --no-resynth     # 2 min
+    python benchmarks/judges_real.py --only resynthesis --workdir runs/judges
 
 Prints one JSON line per part.
 """
@@ -179,7 +179,7 @@ def main() -> None:
     p.add_argument("--resynth", action=argparse.BooleanOptionalAction, default=True,
                    help="--no-resynth: leave the resynthesis part out")
     p.add_argument("--train-clips", type=int, default=60, help="LJSpeech clips to train on")
-    p.add_argument("--vocoder-steps", type=int, default=600)
+    p.add_argument("--vocoder-steps", type=int, default=400)
     p.add_argument("--n-units", type=int, default=100)
     p.add_argument("--workdir", type=Path, default=None, help="keep the resynthesis run here")
     args = p.parse_args()
