@@ -16,6 +16,7 @@ import torch
 
 from ..common.device import resolve_device
 from ..common.errors import ArtifactError
+from ..common.hub import local_or_hub
 from ..common.progress import progress
 from .base import ASR, normalize_text, register_asr
 
@@ -28,7 +29,7 @@ class CTCDirASR(ASR):
     def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 8) -> None:
         from transformers import AutoModelForCTC, AutoProcessor
 
-        self.path = Path(path)
+        self.path = local_or_hub(path, "CTC model")
         if not (self.path / "config.json").exists():
             raise ArtifactError(f"{self.path}: not a transformers model directory (no "
                                 f"config.json); pass a CTC model saved with save_pretrained")

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common.errors import ArtifactError, InputError
+from ..common.hub import local_or_hub
 from ..common.progress import progress
 from .base import ASR, normalize_text, register_asr
 
@@ -90,7 +91,7 @@ def model_kind(path: Path) -> str:
     """``"ct2"`` or ``"hf"``: what kind of Whisper directory ``path`` is.
 
     Raises :class:`InputError` (naming the path and the fix) when it is neither."""
-    path = Path(path)
+    path = local_or_hub(path, "Whisper model")
     if not path.is_dir():
         raise InputError(f"{path}: Whisper model directory not found; {_FIX}")
     if (path / "model.bin").is_file():
@@ -114,7 +115,7 @@ class WhisperASR(ASR):
     batch_size: int = 1
 
     def __init__(self, path: Path, decoding: WhisperDecoding) -> None:
-        self.path = Path(path)
+        self.path = local_or_hub(path, "Whisper model")
         self.decoding = decoding
 
     def _raw_batch(self, wavs: Sequence[np.ndarray]) -> list[str]:

@@ -39,6 +39,7 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.normalize import do_normalize, normalize_wav
 from ..common.device import resolve_device
 from ..common.errors import InputError
+from ..common.hub import local_or_hub
 from ..common.progress import progress
 
 #: model types whose x-vector model reads a raw waveform (``input_values``)
@@ -169,7 +170,7 @@ class SpeakerEncoder(SpeakerEmbedder):
     """A local x-vector model directory: 16 kHz mono audio -> speaker embedding (D,)."""
 
     def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 16) -> None:
-        self.path = Path(path)
+        self.path = local_or_hub(path, "x-vector model")
         config = _read_config(self.path)
         self.normalize = do_normalize(self.path)
         self.model = _load_model(self.path, config)

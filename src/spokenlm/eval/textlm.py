@@ -15,6 +15,7 @@ import torch
 
 from ..common.device import resolve_device
 from ..common.errors import ArtifactError
+from ..common.hub import local_or_hub
 
 
 class TextLM:
@@ -25,7 +26,7 @@ class TextLM:
 
         from ..lm.text_lm import TOKENIZER_FILE, TextTokenizer
 
-        self.path = Path(path)
+        self.path = local_or_hub(path, "text LM")
         self.spokenlm_tokenizer: TextTokenizer | None = None
         try:
             self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True)

@@ -34,6 +34,7 @@ from ..common.checkpoints import check_fits, read_state, read_weights, reading, 
     rng_state, save_checkpoint
 from ..common.device import resolve_device, resolve_dtype
 from ..common.errors import InputError
+from ..common.hub import local_or_hub
 from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
 from ..common.options import arg, command
 from ..common.paths import store_path, stored_fields
@@ -101,7 +102,8 @@ def build_model(opts: SSLTrainOptions) -> HubertPretrainModel:
     if opts.init_from is not None:
         from transformers import HubertModel
 
-        src = HubertModel.from_pretrained(str(opts.init_from), local_files_only=True)
+        src = HubertModel.from_pretrained(str(local_or_hub(opts.init_from, "SSL model")),
+                                          local_files_only=True)
         model.hubert.load_state_dict(src.state_dict())
     return model
 
