@@ -6,7 +6,10 @@ import random
 
 import pytest
 
-from spokenlm.data.grammar import SHAPES, generate, generate_parsed, generate_sentences
+import hashlib
+
+from spokenlm.data.grammar import (SHAPES, generate, generate_parsed, generate_sentences,
+                                   generate_stories)
 from spokenlm.data.phonemes import cmudict_phonemes
 from spokenlm.data.vocabulary import vocabulary
 
@@ -82,3 +85,42 @@ def test_a_an_and_violation():
 def test_generate_takes_an_rng():
     a = generate(random.Random(7))
     assert a == generate(random.Random(7))
+
+
+def test_default_sentences_are_unchanged() -> None:
+    """The demo's corpus is made from these: stories must not touch the sentence stream."""
+    digest = hashlib.sha256("\n".join(generate_sentences(300, seed=0)).encode()).hexdigest()
+    assert digest == "90df4ff2997680b145f205f5cf973d66888ad487097d5023129a4e1b94c4ba32"
+
+
+def test_stories_follow_one_cast() -> None:
+    stories = generate_stories(40, 4, seed=0)
+    assert stories == generate_stories(40, 4, seed=0)
+    assert [s.text for s in stories] != [s.text for s in generate_stories(40, 4, seed=1)]
+    assert len({s.text for s in stories}) == 40
+    vocab = set(vocabulary().words())
+    s3 = {v.s3 for v in vocabulary().verbs_transitive + vocabulary().verbs_intransitive}
+    n_hero = 0
+    for story in stories:
+        hero, friend, thing, place = story.cast
+        assert len(story.sentences) == 4 and len({s.text for s in story.sentences}) == 4
+        assert hero.tokens[-1] != friend.tokens[-1]
+        assert story.sentences[0].tokens[:len(hero.tokens)] == hero.tokens
+        for s in story.sentences:
+            assert set(s.tokens) <= vocab and s.spoken == s.text + "."
+            subject = next(m for m in (hero, friend) if s.tokens[:len(m.tokens)] == m.tokens)
+            for a in s.agreements:  # the subject's verb agrees with the cast member
+                if a.controller == len(subject.tokens) - 1 and a.kind == "subject-verb":
+                    verb = s.tokens[a.target]
+                    assert (verb in s3 | {"is", "was"}) == (subject.feature == "3sg"), s.text
+            n_hero += s.tokens[:len(hero.tokens)] == hero.tokens
+        mentions = [sum(_says(s.tokens, m.tokens) for s in story.sentences)
+                    for m in story.cast]
+        assert max(mentions) >= 2  # someone or something comes back
+        if story.tense == "present":
+            assert not any({"was", "were"} & set(s.tokens) for s in story.sentences)
+    assert n_hero > 0.6 * 40 * 4  # the hero is the subject of most sentences
+
+
+def _says(tokens: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    return any(tokens[i:i + len(words)] == words for i in range(len(tokens)))

@@ -93,3 +93,101 @@ def test_speak_skips_existing(tmp_path):
     assert out.read_bytes() == b"keep me"
     speak(["hello there"], SPEAKERS[1], [tmp_path / "y.wav"])
     assert sf.info(tmp_path / "y.wav").samplerate == 16_000
+
+
+def test_grammar_config_is_unchanged(corpus):
+    """New options stay out of a grammar corpus's config.json (the demo's resume checks it)."""
+    config = json.loads((corpus / "config.json").read_text())
+    assert list(config) == ["n_utterances", "n_speakers", "n_valid_speakers", "n_test_speakers",
+                            "seed", "sample_rate", "spokenlm_version"]
+    with pytest.raises(InputError, match="--split-by: used only with --text"):
+        synth_corpus(output=corpus, split_by="document", **TINY)
+
+
+STORY_TEXT = """Lily had a red ball. She threw it high!
+
+Tom saw a cat. "Hello, cat!" said Tom.
+...
+
+<|endoftext|>
+Sam ran to the lake, and he swam with the ducks until the sun went down.
+
+Max slept.
+The end.
+"""
+TEXT_OPTS = dict(n_speakers=4, n_valid_speakers=1, n_test_speakers=1, valid_fraction=0.25,
+                 test_fraction=0.25, max_words=8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def text_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text")
+    (root / "stories.txt").write_text(STORY_TEXT)
+    return synth_corpus(output=root / "corpus", text=root / "stories.txt", **TEXT_OPTS)
+
+
+def test_text_corpus_rows_and_document_splits(text_corpus):
+    rows = read_manifest(text_corpus / "all.jsonl")
+    assert [r["text"] for r in rows] == [
+        "Lily had a red ball.", "She threw it high!", "Tom saw a cat.", '"Hello, cat!" said Tom.',
+        "Sam ran to the lake,", "and he swam with the ducks", "until the sun went down.",
+        "Max slept.", "The end."]
+    assert [(r["document"], r["position"]) for r in rows] == [
+        (0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1)]
+    speakers = {s["id"]: s["split"] for s in json.loads((text_corpus / "speakers.json").read_text())}
+    doc_split = {}
+    for r in rows:
+        assert doc_split.setdefault(r["document"], r["split"]) == r["split"]  # by document
+        assert speakers[r["speaker"]] == r["split"]  # spoken by that split's voices
+        assert r["id"] == f"doc{r['document']:05d}_{r['position']:03d}"
+        assert r["path"].endswith(f"wavs/{r['speaker']}/{r['id']}.wav") and r["phonemes"]
+        assert 0.3 < r["duration"] < 6 and sf.info(r["path"]).samplerate == 16_000
+    assert sorted(doc_split.values()) == ["test", "train", "train", "valid"]
+    for split in ("train", "valid", "test"):
+        assert {r["id"] for r in read_manifest(text_corpus / f"{split}.jsonl")} == {
+            r["id"] for r in rows if r["split"] == split}
+    skipped = [json.loads(x) for x in (text_corpus / "skipped.jsonl").read_text().splitlines()]
+    assert [(s["document"], s["text"]) for s in skipped] == [(1, "...")]
+    assert json.loads((text_corpus / "vocabulary.json").read_text())["lake"] == ["L", "EY", "K"]
+
+
+def test_text_corpus_resumes_and_checks_the_text(text_corpus):
+    rows = read_manifest(text_corpus / "all.jsonl")
+    kept, removed = rows[0]["path"], rows[1]["path"]
+    mtime = os.stat(kept).st_mtime_ns
+    before = (text_corpus / "all.jsonl").read_text()
+    (text_corpus / "all.jsonl").unlink()
+    os.unlink(removed)
+    text = text_corpus.parent / "stories.txt"
+    synth_corpus(output=text_corpus, text=text, jobs=1, **TEXT_OPTS)
+    assert (text_corpus / "all.jsonl").read_text() == before
+    assert os.path.exists(removed) and os.stat(kept).st_mtime_ns == mtime
+    other = text_corpus.parent / "other.txt"
+    other.write_text(STORY_TEXT.replace("Max", "Rex"))
+    with pytest.raises(InputError, match="text_sha256"):
+        synth_corpus(output=text_corpus, text=other, **TEXT_OPTS)
+
+
+def test_text_corpus_errors(tmp_path):
+    (tmp_path / "one.txt").write_text("Just one story. Two sentences.\n")
+    with pytest.raises(InputError, match="one.txt: 1 document"):
+        synth_corpus(output=tmp_path / "c", text=tmp_path / "one.txt", **TEXT_OPTS)
+    with pytest.raises(InputError, match="--text and --stories"):
+        synth_corpus(output=tmp_path / "c", text=tmp_path / "one.txt", stories=2)
+    with pytest.raises(InputError, match="not found"):
+        synth_corpus(output=tmp_path / "c", text=tmp_path / "nope.txt")
+
+
+def test_story_corpus(tmp_path):
+    out = synth_corpus(output=tmp_path / "s", stories=4, sentences_per_story=2,
+                       split_by="document", voice_per="document", **{
+                           **TEXT_OPTS, "max_words": 40})
+    rows = read_manifest(out / "all.jsonl")
+    assert [r["document"] for r in rows] == [0, 1, 2, 3]  # a story is one utterance
+    from spokenlm.data.grammar import generate_stories
+
+    stories = generate_stories(4, 2, seed=0)
+    assert [r["text"] for r in rows] == [" ".join(s.text for s in st.sentences)
+                                         for st in stories]
+    assert sorted(r["split"] for r in rows) == ["test", "train", "train", "valid"]
+    assert "dog" in json.loads((out / "vocabulary.json").read_text())

@@ -7,7 +7,10 @@ Item kinds (one JSON object per line of the input file):
 - cloze: ``{"prompt": "...", "endings": ["...", "..."], "answer": 0, "subset": "..."}``
   (story cloze: the likelihood of each ending given the spoken prompt);
 - word pair: ``{"word": "dog", "pseudo": ["D", "AA", "G"]}``: a spelling is spoken with
-  espeak-ng's letter-to-sound rules, a list of ARPAbet phones is spoken from phonemes.
+  espeak-ng's letter-to-sound rules, a list of ARPAbet phones is spoken from phonemes;
+- preference pair: ``{"prompt": "...", "chosen": "...", "rejected": "...",
+  "rejected_source": "..."}`` (DPO data; the folder also gets ``pairs.jsonl``, see
+  :mod:`spokenlm.data.preference`).
 
 Generators (``--generate``):
 
@@ -23,6 +26,9 @@ Generators (``--generate``):
   are equally grammatical and only keeping track of who the story is about tells them
   apart.
 - ``spot_the_word``: real words and Wuggy-style pseudo-words (phonemes).
+- ``preference``: SpokenSwag-style prompt / chosen / rejected continuations of grammar
+  stories (or of the stories of ``--text FILE``), spoken by the corpus's train voices; see
+  :mod:`spokenlm.data.preference`.
 
 The output is the directory :class:`spokenlm.eval.benchmark.Benchmark` reads; with
 ``--voices-per-item k`` every item is spoken by k voices (k items sharing a ``group``),
@@ -32,7 +38,7 @@ which word ABX (``spokenlm eval abx --benchmark``) needs.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -169,13 +175,16 @@ def word_pair_items(lexicon: dict[str, list[str]], n: int, seed: int = 0) -> lis
 
 
 def _kind(item: dict) -> str:
+    if "prompt" in item and "chosen" in item and "rejected" in item:
+        return "preference"
     if "good" in item and "bad" in item:
         return "acceptability"
     if "prompt" in item and "endings" in item:
         return "cloze"
     if "word" in item and "pseudo" in item:
         return "spot_the_word"
-    raise InputError(f"item {item}: needs good/bad, prompt/endings/answer, or word/pseudo")
+    raise InputError(f"item {item}: needs good/bad, prompt/endings/answer, word/pseudo, or "
+                     f"prompt/chosen/rejected")
 
 
 def _tts_input(value: str | list[str], sentence: bool) -> tuple[str, str]:
@@ -202,6 +211,8 @@ def build_spoken_benchmark(items: list[dict], output: Path, speakers: list[Speak
     for i, item in enumerate(items):
         roles = ({"good": item["good"], "bad": item["bad"]} if kind == "acceptability" else
                  {"word": item["word"], "pseudo": item["pseudo"]} if kind == "spot_the_word"
+                 else {r: item[r] for r in ("prompt", "chosen", "rejected")}
+                 if kind == "preference"
                  else {"prompt": item["prompt"],
                        **{f"end{j}": e for j, e in enumerate(item["endings"])}})
         for v in range(voices_per_item):
@@ -231,6 +242,10 @@ def build_spoken_benchmark(items: list[dict], output: Path, speakers: list[Speak
     for row in audio:
         row.update(header_fields(row["path"]))
     write_manifest(audio, output / "manifest.jsonl")
+    if kind == "preference":
+        from .preference import pair_rows
+
+        write_jsonl(output / "pairs.jsonl", pair_rows(out_items, items))
     write_jsonl(output / "items.jsonl", out_items)
     write_json(output / "config.json", {"kind": kind, "source": source,
                                         "speakers": [s.id for s in speakers],
@@ -244,27 +259,36 @@ class BenchBuildOptions:
     items: Path | None = arg(None, positional=True, help="text items JSONL (see --help of "
                              "spokenlm.data.benchmark_builders); or use --generate")
     generate: str | None = arg(None, help="built-in items: acceptability, story_cloze, "
-                                          "spot_the_word")
+                                          "spot_the_word, preference (DPO pairs)")
     output: Path = arg(Path("bench/custom"), help="benchmark directory to write")
     n_items: int = arg(200, help="items to generate (with --generate)")
     corpus: Path | None = arg(None, help="synthetic corpus dir: its --split speakers speak "
                                          "(and its vocabulary feeds spot_the_word)")
-    split: str = arg("test", help="speakers of this corpus split")
+    split: str | None = arg(None, help="speakers of this corpus split (default: test; train "
+                            "for --generate preference, which is training data)")
     n_voices: int = arg(4, help="without --corpus: voices from the built-in table")
     voices_per_item: int = arg(1, help="voices speaking each item (>1 for word ABX)")
     seed: int = arg(0, help="seed for item generation")
     jobs: int = arg(2, help="espeak-ng processes in parallel")
+    text: Path | None = arg(None, help="--generate preference: stories from this UTF-8 text "
+                            "(separated by blank lines) instead of the grammar's")
+    sentences_per_story: int = arg(4, help="--generate preference: sentences of each grammar "
+                                   "story (the prompt is the first 1..K-1)")
+    rejected: list[str] = arg(["other_story"], help="--generate preference: where rejected "
+                              "continuations come from, in turn: other_story, shuffled, "
+                              "ungrammatical")
+    max_auto_bleu: float | None = arg(None, help="--generate preference: leave out pairs whose "
+                                      "prompt+chosen auto-BLEU (bigrams) is at least this "
+                                      "(Slam: 0.3)")
 
 
 @command("bench build", BenchBuildOptions)
 def build_benchmark(opts: BenchBuildOptions) -> Path:
-    """Speak text minimal pairs, cloze items or word pairs into a spoken benchmark dir."""
-    if opts.corpus is not None:
-        from .spoken_benchmark import _speakers
-
-        speakers = _speakers(opts.corpus, opts.split)
-    else:
-        speakers = speaker_table(opts.n_voices)
+    """Speak text minimal pairs, cloze items, word pairs or preference pairs into a spoken
+    benchmark dir."""
+    if opts.text is not None and (opts.generate != "preference" or opts.items is not None):
+        raise InputError("--text is read by --generate preference only (without an items "
+                         "file); for other items pass a JSONL file")
     if opts.items is not None:
         items = read_jsonl(opts.items)
         source = store_path(opts.items, opts.output / "config.json")
@@ -278,12 +302,41 @@ def build_benchmark(opts: BenchBuildOptions) -> Path:
         lexicon = (read_json(opts.corpus / "vocabulary.json") if opts.corpus is not None
                    else vocabulary().lexicon())
         items, source = word_pair_items(lexicon, opts.n_items, opts.seed), "pseudowords"
+    elif opts.generate == "preference":
+        items, source = _preference_items(opts)
     else:
         raise InputError("pass a text items JSONL or --generate acceptability|story_cloze|"
-                         f"spot_the_word (got --generate {opts.generate!r})")
+                         f"spot_the_word|preference (got --generate {opts.generate!r})")
+    if opts.max_auto_bleu is not None:
+        from .preference import keep_diverse
+
+        if any(_kind(it) != "preference" for it in items):
+            raise InputError("--max-auto-bleu filters preference pairs only")
+        items = keep_diverse(items, opts.max_auto_bleu)
+    preference = bool(items) and {_kind(it) for it in items} == {"preference"}
+    opts = replace(opts, split=opts.split or ("train" if preference else "test"))
+    if opts.corpus is not None:
+        from .spoken_benchmark import _speakers
+
+        speakers = _speakers(opts.corpus, opts.split)
+    else:
+        speakers = speaker_table(opts.n_voices)
     out = build_spoken_benchmark(items, opts.output, speakers,
                                  voices_per_item=opts.voices_per_item, jobs=opts.jobs,
                                  source=source)
     cfg = read_json(out / "config.json")
     write_json(out / "config.json", {**cfg, "options": stored_fields(opts, out / "config.json")})
     return out
+
+
+def _preference_items(opts: BenchBuildOptions) -> tuple[list[dict], str]:
+    """Preference text items of ``--generate preference`` and their source."""
+    from .preference import grammar_preference_items, text_preference_items
+    from .text_split import read_text
+
+    if opts.text is not None:
+        items = text_preference_items(read_text(opts.text), opts.n_items, opts.seed,
+                                      opts.rejected, source=str(opts.text))
+        return items, store_path(opts.text, opts.output / "config.json")
+    return grammar_preference_items(opts.n_items, opts.seed, opts.sentences_per_story,
+                                    opts.rejected), "grammar stories"

@@ -10,6 +10,13 @@ minimal pair is one call away::
     s.text                      # "the dog that sees the cats runs"
     s.violate(s.agreements[0])  # "the dog that see the cats runs"
 
+Stories (:func:`generate_stories`) are a few simple clauses about one cast: a hero, a
+second character, a thing and a place, each said the same way every time ("the little
+dog", "anna", "the red ball", "the park"), in one tense; the hero is the subject of the
+first sentence and of most others. Another story's sentence has another cast, so telling a
+story's true next sentence from it takes following who and what the story is about (a
+story-cloze continuation).
+
 Deterministic: the same seed gives the same sentences.
 """
 
@@ -30,6 +37,8 @@ MAX_WORDS = 16
 _CONJ = ("and", "but")
 _SUBORD = ("because", "while", "when")
 _VOWELS = ("A", "E", "I", "O", "U")
+#: Shapes of story sentences (simple clauses, so the cast stays in view) and their weights.
+STORY_SHAPES: dict[str, float] = {"intransitive": 3.0, "transitive": 4.0, "copula": 1.5}
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,37 @@ class Sentence:
         tokens = list(self.tokens)
         tokens[agreement.target] = agreement.alternative
         return Sentence(tuple(tokens), self.shape, (), self.question)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A recurring participant of a story, always said the same way ("the little dog")."""
+
+    tokens: tuple[str, ...]
+    feature: str  # as a subject: "3sg" | "non-3sg"
+    kind: str  # "person" | "animal" | "thing" | "place"
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.tokens)
+
+    @property
+    def animate(self) -> bool:
+        return self.kind in ("person", "animal")
+
+
+@dataclass(frozen=True)
+class Story:
+    """Sentences about one cast: ``(hero, other character, thing, place)``."""
+
+    sentences: tuple[Sentence, ...]
+    cast: tuple[Mention, ...]
+    tense: str  # "past" | "present"
+
+    @property
+    def text(self) -> str:
+        """The sentences as spoken, each with its final "." (a paragraph)."""
+        return " ".join(s.spoken for s in self.sentences)
 
 
 @dataclass
@@ -216,6 +256,49 @@ class _Builder:
         self.add(self.rng.choice(self.vocab.prep_place))
         self.noun_phrase(("place",), depth=1, allow_pronoun=False, obj=True)
 
+    # --- stories -------------------------------------------------------------------------
+
+    def mention(self, m: Mention) -> _NP:
+        self.add(*m.tokens)
+        return _NP(m.feature, m.animate, len(self.tokens) - 1)
+
+    def story_clause(self, cast: tuple[Mention, ...], shape: str, tense: str, *,
+                     hero_first: bool = False) -> None:
+        """A simple clause whose subject, object and place come from ``cast`` when they fit."""
+        hero, friend, thing, place = cast
+        subj_m, other = ((hero, friend) if hero_first or self.chance(0.7)
+                         else (friend, hero))
+        subj = self.mention(subj_m)
+        if shape == "copula":
+            self.aux(("is", "are"), ("was", "were"), subj, tense)
+            if self.chance(0.4):
+                self.add(self.rng.choice(self.vocab.prep_place))
+                self.mention(place)
+            else:
+                self.add(self.rng.choice(self.vocab.adjectives["any"]
+                                         + self.vocab.adjectives["animate"]))
+            return
+        if tense == "present" and self.chance(0.1):
+            self.add(self.rng.choice(self.vocab.adv_frequency))
+        if shape == "transitive":
+            verb = self.rng.choice(self.vocab.verbs_transitive)
+            self.verb(verb, subj, tense)
+            takes_thing, takes_animate = (verb.obj in ("thing", "any"),
+                                          verb.obj in ("animate", "any"))
+            if takes_thing and (not takes_animate or self.chance(0.6)) and self.chance(0.75):
+                self.mention(thing)
+            elif takes_animate and self.chance(0.75):
+                self.mention(other)
+            else:  # something new enters the story
+                self.noun_phrase(self._object_kinds(verb), depth=1, obj=True)
+        else:
+            self.verb(self.rng.choice(self.vocab.verbs_intransitive), subj, tense)
+        if self.chance(0.35):
+            self.add(self.rng.choice(self.vocab.prep_place))
+            self.mention(place)
+        if self.chance(0.2):
+            self.add(self.rng.choice(self.vocab.adv_manner))
+
     def question(self, wh: bool) -> None:
         """"does the dog see the cat", "where do the birds sleep", "who sees the cat"."""
         tense = self.tense()
@@ -270,6 +353,79 @@ def _conjoined(rng: random.Random, vocab: Vocabulary) -> Sentence:
     if rng.random() < 0.3:
         b.add(rng.choice(vocab.adv_manner))
     return Sentence(tuple(b.tokens), "conjoined_subject", tuple(b.agreements))
+
+
+def _character(rng: random.Random, vocab: Vocabulary, avoid: set[str]) -> Mention:
+    """A name or "the [adjective] person/animal" whose head word is not in ``avoid``."""
+    while True:
+        if rng.random() < 0.3:
+            name = rng.choice(vocab.names)
+            if name not in avoid:
+                return Mention((name,), "3sg", "person")
+            continue
+        kind = rng.choice(("person", "animal"))
+        noun = rng.choice(vocab.nouns[kind])
+        number = "pl" if rng.random() < 0.2 else "sg"
+        if noun.sg in avoid or noun.pl in avoid:
+            continue
+        adj = (rng.choice(vocab.adjectives["any"] + vocab.adjectives["animate"]),
+               ) if rng.random() < 0.5 else ()
+        return Mention(("the", *adj, noun.form(number)),
+                       "3sg" if number == "sg" else "non-3sg", kind)
+
+
+def _thing(rng: random.Random, vocab: Vocabulary, kind: str) -> Mention:
+    """"the [adjective] <thing or place>", mostly singular."""
+    noun = rng.choice(vocab.nouns[kind])
+    number = "pl" if rng.random() < 0.15 else "sg"
+    pool = vocab.adjectives["any"] + (vocab.adjectives["thing"] if kind == "thing" else ())
+    adj = (rng.choice(pool),) if rng.random() < 0.4 else ()
+    return Mention(("the", *adj, noun.form(number)), "3sg" if number == "sg" else "non-3sg",
+                   kind)
+
+
+def generate_story(rng: random.Random, n_sentences: int, vocab: Vocabulary | None = None, *,
+                   max_words: int = MAX_WORDS) -> Story:
+    """One story of ``n_sentences`` distinct sentences (see the module doc)."""
+    if n_sentences < 1:
+        raise ValueError(f"n_sentences={n_sentences}: a story needs at least one sentence")
+    vocab = vocab or vocabulary()
+    hero = _character(rng, vocab, set())
+    friend = _character(rng, vocab, {hero.tokens[-1]})
+    cast = (hero, friend, _thing(rng, vocab, "thing"), _thing(rng, vocab, "place"))
+    tense = "past" if rng.random() < 0.6 else "present"
+    sentences: list[Sentence] = []
+    seen: set[str] = set()
+    for _ in range(50 * n_sentences + 100):
+        b = _Builder(rng, vocab)
+        shape = rng.choices(list(STORY_SHAPES), weights=list(STORY_SHAPES.values()))[0]
+        b.story_clause(cast, shape, tense, hero_first=not sentences)
+        s = Sentence(tuple(b.tokens), shape, tuple(b.agreements))
+        if len(s.tokens) <= max_words and s.text not in seen:
+            seen.add(s.text)
+            sentences.append(s)
+            if len(sentences) == n_sentences:
+                return Story(tuple(sentences), cast, tense)
+    raise RuntimeError(f"could not make {n_sentences} distinct sentences for one story")
+
+
+def generate_stories(n: int, n_sentences: int, seed: int = 0, *,
+                     max_words: int = MAX_WORDS) -> list[Story]:
+    """``n`` distinct stories of ``n_sentences`` sentences each, deterministic in ``seed``."""
+    rng = random.Random(seed)
+    vocab = vocabulary()
+    out: list[Story] = []
+    seen: set[str] = set()
+    if n < 1:
+        return out
+    for _ in range(50 * n + 1000):
+        story = generate_story(rng, n_sentences, vocab, max_words=max_words)
+        if story.text not in seen:
+            seen.add(story.text)
+            out.append(story)
+            if len(out) == n:
+                return out
+    raise RuntimeError(f"could not generate {n} distinct stories")
 
 
 def generate_parsed(n: int, seed: int = 0, *, unique: bool = True,

@@ -13,14 +13,21 @@ valid/test measures generalisation to new voices (12 speakers -> 9 train, 1 vali
 Utterances go to speakers in turn, so each speaker has about the same number.
 Deterministic in ``seed``; a killed run resumes (wavs already written are kept) when
 called again with the same options, and manifests are written last.
+
+Two other sources of text make a corpus of documents (an sTinyStories-style corpus):
+``--text FILE`` speaks a user's text and ``--stories N`` speaks N stories of the grammar
+(:func:`~spokenlm.data.grammar.generate_stories`); see :mod:`spokenlm.data.synth_documents`.
+Their splits are by document *and* speaker: a document's utterances all go to one split,
+spoken by that split's speakers (the same speaker split as a grammar corpus made with the
+same ``--n-speakers`` and ``--seed``), so valid/test text and voices are both unseen in train.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-
+from typing import Literal
 
 from .. import __version__
 from ..audio.constants import SAMPLE_RATE
@@ -28,7 +35,7 @@ from ..audio.load import header_fields
 from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, write_json
-from ..common.options import arg, command, to_dict
+from ..common.options import arg, command
 from ..common.paths import unique_names
 from ..common.progress import log
 from .grammar import generate_parsed
@@ -40,19 +47,49 @@ __all__ = ["SynthOptions", "synth_corpus", "split_speakers", "speak", "speaker_t
            "SPEAKERS", "Speaker"]
 
 SPLITS = ("train", "valid", "test")
-#: Options that do not change the corpus (a rerun with other values still resumes).
-_RUNTIME_OPTIONS = ("output", "jobs")
+#: Options that make a corpus of grammar sentences (recorded in its config.json).
+_GRAMMAR_OPTIONS = ("n_utterances", "n_speakers", "n_valid_speakers", "n_test_speakers", "seed")
+#: Options that make a corpus of documents (--text, --stories), in its config.json.
+_DOCUMENT_OPTIONS = ("n_speakers", "n_valid_speakers", "n_test_speakers", "seed", "split_by",
+                     "max_words", "max_seconds", "valid_fraction", "test_fraction", "voice_per")
+_TEXT_OPTIONS = ("documents",)
+_STORY_OPTIONS = ("stories", "sentences_per_story")
+#: Config entries a rerun may change and still resume (the text is checked by its hash).
+_UNCHECKED = ("spokenlm_version", "text")
 
 
 @dataclass
 class SynthOptions:
     output: Path = arg(Path("data/synthetic"), positional=True, help="corpus folder to write")
-    n_utterances: int = arg(1200, help="number of utterances (distinct sentences)")
+    n_utterances: int = arg(1200, help="number of utterances (distinct grammar sentences; "
+                            "not read with --text/--stories)")
     n_speakers: int = arg(12, help="number of espeak-ng speakers (voice, pitch, rate)")
     n_valid_speakers: int = arg(1, help="held-out speakers for the valid split")
     n_test_speakers: int = arg(2, help="held-out speakers for the test split")
-    seed: int = arg(0, help="seed for sentences and speaker splits")
+    seed: int = arg(0, help="seed for sentences (or stories), speaker and document splits")
     jobs: int = arg(2, help="espeak-ng processes in parallel")
+    text: Path | None = arg(None, help="speak this UTF-8 text file instead of grammar "
+                            "sentences (documents: see --documents)")
+    stories: int | None = arg(None, help="speak this many grammar stories instead of single "
+                              "sentences (one document per story)")
+    sentences_per_story: int = arg(5, help="with --stories: sentences in each story")
+    split_by: Literal["line", "sentence", "document"] = arg(
+        "sentence", help="with --text/--stories: an utterance per line, per sentence, or a "
+        "document's sentences packed up to the length limit")
+    documents: Literal["blank", "line"] = arg(
+        "blank", help="with --text: documents are separated by blank lines (or a line "
+        "<|endoftext|>), or each line is one")
+    max_words: int = arg(40, help="with --text/--stories: longest utterance in words; longer "
+                         "text is cut at sentence, then clause, then word boundaries")
+    max_seconds: float = arg(20.0, help="with --text/--stories: longest utterance in seconds "
+                             "(turned into words at the slowest voice's rate)")
+    valid_fraction: float = arg(0.05, help="with --text/--stories: share of documents held "
+                                "out for valid (0: none)")
+    test_fraction: float = arg(0.05, help="with --text/--stories: share of documents held out "
+                               "for test (0: none)")
+    voice_per: Literal["utterance", "document"] = arg(
+        "utterance", help="with --text/--stories: a split's speakers take turns per "
+        "utterance, or per document (one voice reads a whole story)")
 
 
 def split_speakers(speakers: list[Speaker], n_valid: int, n_test: int,
@@ -74,10 +111,15 @@ def split_speakers(speakers: list[Speaker], n_valid: int, n_test: int,
 def synth_corpus(opts: SynthOptions) -> Path:
     """Make a multi-speaker English corpus with espeak-ng: wavs, manifests per split."""
     espeak_binary()
+    out = opts.output
+    if opts.text is not None or opts.stories is not None:
+        from .synth_documents import synth_documents
+
+        return synth_documents(opts)
+    _check_grammar_only(opts)
     if opts.n_utterances < 1:
         raise InputError(f"n_utterances={opts.n_utterances}: must be at least 1")
-    out = opts.output
-    _check_config(out, opts)
+    check_config(out, {k: getattr(opts, k) for k in _GRAMMAR_OPTIONS})
     speakers = speaker_table(opts.n_speakers)
     splits = split_speakers(speakers, opts.n_valid_speakers, opts.n_test_speakers, opts.seed)
     vocab = vocabulary()
@@ -101,22 +143,29 @@ def synth_corpus(opts: SynthOptions) -> Path:
         for row, phones in zip(group, phonemize_batch([r["text"] for r in group], language)):
             row["phonemes"] = phones
 
+    manifest_rows = speak_rows(rows, out, opts.jobs)
+    hours = sum(r["duration"] for r in manifest_rows) / 3600
+    log(f"{out}: {len(rows)} utterances, {hours:.2f} h, {len(speakers)} speakers "
+        f"({', '.join(f'{s}: {sum(v == s for v in splits.values())}' for s in SPLITS)})")
+    return out
+
+
+def speak_rows(rows: list[dict], out: Path, jobs: int) -> list[dict]:
+    """Speak every row not yet spoken (a rerun keeps the wavs there), then write the split
+    manifests and ``all.jsonl``; returns the manifest rows."""
     for stale in (out / "wavs").rglob(".*.tmp") if (out / "wavs").exists() else ():
         stale.unlink()  # left by a killed run: atomic writes never got renamed
     n_done = sum(Path(r["path"]).exists() for r in rows)
     if n_done:
         log(f"{out}: resuming, {n_done}/{len(rows)} wavs already written")
-    speak_many([(r["_spoken"], r["_speaker"], Path(r["path"])) for r in rows], jobs=opts.jobs,
+    speak_many([(r["_spoken"], r["_speaker"], Path(r["path"])) for r in rows], jobs=jobs,
                desc="synthesising speech")
 
     manifest_rows = [_manifest_row(r) for r in rows]
     for split in SPLITS:
         write_manifest([r for r in manifest_rows if r["split"] == split], out / f"{split}.jsonl")
     write_manifest(manifest_rows, out / "all.jsonl")
-    hours = sum(r["duration"] for r in manifest_rows) / 3600
-    log(f"{out}: {len(rows)} utterances, {hours:.2f} h, {len(speakers)} speakers "
-        f"({', '.join(f'{s}: {sum(v == s for v in splits.values())}' for s in SPLITS)})")
-    return out
+    return manifest_rows
 
 
 def _manifest_row(row: dict) -> dict:
@@ -124,17 +173,26 @@ def _manifest_row(row: dict) -> dict:
     return {"id": row["id"], "path": row["path"], **header,
             "duration": round(header["duration"], 4),
             "speaker": row["speaker"], "text": row["text"], "phonemes": row["phonemes"],
-            "split": row["split"]}
+            "split": row["split"], **{k: row[k] for k in ("document", "position") if k in row}}
 
 
-def _check_config(out: Path, opts: SynthOptions) -> None:
+def _check_grammar_only(opts: SynthOptions) -> None:
+    """Refuse document options (--split-by, ...) without --text or --stories."""
+    doc_only = set(_DOCUMENT_OPTIONS + _TEXT_OPTIONS + _STORY_OPTIONS) - set(_GRAMMAR_OPTIONS)
+    given = [f"--{f.name.replace('_', '-')}" for f in fields(opts)
+             if f.name in doc_only and getattr(opts, f.name) != f.default]
+    if given:
+        raise InputError(f"{' '.join(given)}: used only with --text FILE or --stories N; pass "
+                         f"one of them or drop the option")
+
+
+def check_config(out: Path, config: dict) -> None:
     """Write config.json, or check a corpus already there was made with the same options."""
-    config = {k: v for k, v in to_dict(opts).items() if k not in _RUNTIME_OPTIONS}
-    config.update(sample_rate=SAMPLE_RATE, spokenlm_version=__version__)
+    config = {**config, "sample_rate": SAMPLE_RATE, "spokenlm_version": __version__}
     path = out / "config.json"
     if path.exists():
         old = read_json(path)
-        diff = sorted(k for k in config if k != "spokenlm_version" and old.get(k) != config[k])
+        diff = sorted(k for k in config if k not in _UNCHECKED and old.get(k) != config[k])
         if diff:
             raise InputError(f"{out}: holds a corpus made with other options "
                              f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); pass another "
