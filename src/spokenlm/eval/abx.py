@@ -1,24 +1,32 @@
-"""ABX discriminability (Schatz et al.), the ZeroSpeech / libri-light definition.
+"""ABX discriminability (Schatz et al.), as libri-light / ZeroSpeech 2021 compute it.
 
 Tokens are segments with a label (the phone, or the word), a context (the triphone's
-(previous, next) phones; empty for words) and a speaker. For labels a != b in the same
-context:
+(previous, next) phones; empty for words) and a speaker. For labels a != b:
 
 - within speaker: A and X are two different tokens of (c, a, s), B a token of (c, b, s);
 - across speaker: A and B are tokens of (c, a, s_A) and (c, b, s_A), X a token of
   (c, a, s_X) with s_X != s_A.
 
-A triplet is an error when d(B, X) < d(A, X) (a tie counts half); d is the DTW cost of
-frame distances, normalised by the path length. The error of a group (c, a, b, s) or
-(c, a, b, s_A, s_X) is its mean over triplets; groups are averaged over speakers (or
-speaker pairs), then over contexts, then over the (a, b) pairs, as libri-light does.
-Categories are subsampled to ``max_size_group`` tokens and X to ``max_x_across`` tokens
-per category (libri-light's defaults: 10 and 5).
+With ``context="within"`` (triphone ABX) all three share the context c; with ``"any"``
+(phone ABX) the context is ignored. A triplet is an error when d(B, X) < d(A, X) (a tie
+counts half); d is the DTW cost of frame distances, normalised by the path length
+(:mod:`spokenlm.eval.dtw`). The error of a group -- (c, a, b, s) or (c, a, b, s_A, s_X) --
+is its mean over triplets; groups are averaged over contexts (and X speakers), then over
+speakers, then over the (a, b) pairs, as libri-light does.
+
+The reference is libri-light's ABX as packaged in ``zerospeech-libriabx2`` (``zrc_abx2``,
+the ZeroSpeech toolkit): the groups, its subsampling (``max_size_group`` tokens per
+category, ``max_x_across`` X speakers per (A, B), drawn with Python's ``random`` seeded per
+condition, default seed 3459) and its DTW are reproduced exactly
+(:mod:`~spokenlm.eval.abx_groups`), so the scores match it to float rounding on the same
+frames; what differs is the cost (:mod:`~spokenlm.eval.abx_score`: distances per context
+block, each pair aligned once, everything batched). The frames of an item are chosen by
+:func:`~spokenlm.eval.abx_items.frame_span`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +34,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.files import write_json
 from ..common.options import arg, command
 from ..common.paths import stored_fields
-from ..common.progress import log
-from .dtw import dtw_pairs
+from ..common.progress import log, progress
+from .abx_groups import Categories, across_groups, encode, within_groups
+from .abx_score import score_groups
+from .dtw import FrameBank
 from .skips import Skips, fmt, set_or_reason
+
+#: speaker conditions and context modes, as libri-light names them
+SPEAKER_MODES = ("within", "across")
+CONTEXT_MODES = ("within", "any")
+#: libri-light's default seed (``zrc_abx2.eval_ABX.SEED``)
+REFERENCE_SEED = 3459
 
 
 @dataclass(frozen=True)
@@ -44,123 +61,105 @@ class Token:
     speaker: str
 
 
-def _mean_over(groups: dict[tuple, float], keep: int) -> dict[tuple, float]:
-    """Average ``groups`` over all key positions after the first ``keep`` ones."""
-    acc: dict[tuple, list[float]] = defaultdict(list)
-    for key, v in groups.items():
-        acc[key[:keep]].append(v)
-    return {k: float(np.mean(v)) for k, v in acc.items()}
+def condition_name(speaker: str, context: str) -> str:
+    """Result key: ``within`` / ``across`` for triphone ABX, ``within_any`` / ``across_any``
+    for context-free ABX."""
+    return speaker if context == "within" else f"{speaker}_any"
 
 
-def _aggregate(groups: dict[tuple, float]) -> float:
-    """(c, a, b, speakers...) -> mean over speakers, then contexts, then (a, b)."""
-    if not groups:
+def aggregate(keys: np.ndarray, errors: np.ndarray) -> float:
+    """libri-light's average of group errors: ``keys`` (G, 4) = (c, a, b, s) or (G, 5) =
+    (c, a, b, s_A, s_X). Mean over contexts (and X speakers) per (s, a, b), then over
+    speakers per (a, b), then over (a, b). NaN when there is no group."""
+    if len(errors) == 0:
         return float("nan")
-    by_cab = _mean_over(groups, 3)
-    by_ab = _mean_over({(a, b, c): v for (c, a, b), v in by_cab.items()}, 2)
-    return float(np.mean(list(by_ab.values())))
+    sab_keys, sab = _means(keys[:, [3, 1, 2]], errors)  # (s, a, b): over c (and s_X)
+    _, ab = _means(sab_keys[:, 1:], sab)  # (a, b): over speakers
+    return float(ab.mean())
 
 
-def _triplet_error(d_ax: np.ndarray, d_bx: np.ndarray, same: bool) -> float:
-    """Mean error over triplets. d_ax: (nA, nX), d_bx: (nB, nX); ``same`` means A and X
-    are drawn from the same tokens (A != X is enforced: the diagonal is left out)."""
-    diff = d_ax[:, None, :] - d_bx[None, :, :]  # (nA, nB, nX): > 0 is an error
-    err = (diff > 0) + 0.5 * (diff == 0)
-    if same:
-        keep = ~np.eye(d_ax.shape[0], dtype=bool)[:, None, :]  # (nA, 1, nX)
-        keep = np.broadcast_to(keep, err.shape)
-        return float(err[keep].mean()) if keep.any() else float("nan")
-    return float(err.mean())
+def _means(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``values`` per distinct row of ``keys`` -> (distinct rows, means)."""
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    return uniq, np.bincount(inv, values, len(uniq)) / np.bincount(inv, minlength=len(uniq))
 
 
 def abx_error(reps: Sequence[torch.Tensor], tokens: Sequence[Token], *,
               distance: str = "angular", partners: dict[str, set[str]] | None = None,
-              max_size_group: int = 10, max_x_across: int = 5, seed: int = 0,
-              modes: Sequence[str] = ("within", "across")) -> dict[str, float | int | str | None]:
-    """Within- and across-speaker ABX error rates (fractions in [0, 1]).
+              max_size_group: int | None = 10, max_x_across: int | None = 5,
+              seed: int = REFERENCE_SEED, speaker_modes: Sequence[str] = SPEAKER_MODES,
+              context_modes: Sequence[str] = ("within",),
+              id_order: Sequence[Token] | None = None, device: str | torch.device = "cpu",
+              max_cells: int = 4_000_000) -> dict[str, float | int | str | None]:
+    """ABX error rates (fractions in [0, 1]) of each speaker condition and context mode.
 
     Args:
         reps: per token, frames (L_i, D) float (``angular``/``euclidean``) or (L_i,) int
             unit ids (``onehot``); L_i >= 1.
-        tokens: label, context and speaker of each token.
+        tokens: label, context and speaker of each token, in item-file order.
         partners: if given, B's label must be in ``partners[a]`` (e.g. a word's
             pseudo-word); by default every other label of the same context.
+        max_size_group, max_x_across: libri-light's subsampling; None keeps everything.
+        id_order: the tokens whose first appearances number contexts, labels and speakers
+            (libri-light numbers them over every line of the item file, dropped ones
+            included, and that order decides its sampling); default ``tokens``.
+        device: where distances and DTW run (``cuda`` for a GPU).
     Returns:
-        ``{"within", "across", "n_within_groups", "n_across_groups", "n_pairs"}``; an error
-        with no triplet to average is None, with ``within_reason`` / ``across_reason``.
+        ``{"within", "across"}`` (triphone ABX) and/or ``{"within_any", "across_any"}``,
+        ``n_<condition>_groups``, ``n_pairs`` (DTWs run); an error with no triplet to
+        average is None, with a ``<condition>_reason``.
     """
-    rng = np.random.default_rng(seed)
-    cats: dict[tuple[str, str, str], np.ndarray] = defaultdict(list)  # type: ignore[assignment]
-    for i, t in enumerate(tokens):
-        cats[(t.context, t.label, t.speaker)].append(i)
-    for key, idx in cats.items():
-        idx = np.asarray(idx)
-        cats[key] = idx if len(idx) <= max_size_group else rng.choice(idx, max_size_group,
-                                                                       replace=False)
-    labels_of: dict[tuple[str, str], list[str]] = defaultdict(list)  # (c, s) -> labels
-    speakers_of: dict[str, set[str]] = defaultdict(set)
-    for c, a, s in cats:
-        labels_of[(c, s)].append(a)
-        speakers_of[c].add(s)
-
-    def b_labels(c: str, s: str, a: str) -> list[str]:
-        return [b for b in labels_of[(c, s)] if b != a and (partners is None
-                                                          or b in partners.get(a, ()))]
-
-    within: list[tuple] = []  # (key, A idx, B idx, X idx)
-    across: list[tuple] = []
-    if "within" in modes:
-        for (c, s), labels in labels_of.items():
-            for a in labels:
-                if len(cats[(c, a, s)]) < 2:
-                    continue
-                for b in b_labels(c, s, a):
-                    within.append(((c, a, b, s), cats[(c, a, s)], cats[(c, b, s)],
-                                   cats[(c, a, s)]))
-    if "across" in modes:
-        for c, speakers in speakers_of.items():
-            for s_a in speakers:
-                for s_x in speakers - {s_a}:
-                    for a in labels_of[(c, s_a)]:
-                        x = cats.get((c, a, s_x))
-                        if x is None:
-                            continue
-                        for b in b_labels(c, s_a, a):
-                            across.append(((c, a, b, s_a, s_x), cats[(c, a, s_a)],
-                                           cats[(c, b, s_a)], x[:max_x_across]))
-    # every distance any triplet needs, computed once, in batches
-    n_tok = len(tokens)
-    chunks = []
-    for _, A, B, X in within + across:
-        for left in (A, B):
-            ii, jj = np.meshgrid(left, X, indexing="ij")
-            chunks.append(np.stack([ii.ravel(), jj.ravel()], 1))
-    if not chunks:
+    bad = [m for m in speaker_modes if m not in SPEAKER_MODES] + \
+        [m for m in context_modes if m not in CONTEXT_MODES]
+    if bad:
+        raise ValueError(f"modes {bad}: speaker modes are {SPEAKER_MODES}, context modes "
+                         f"{CONTEXT_MODES}")
+    if max_size_group is not None and max_size_group < 2:
+        raise ValueError(f"max_size_group={max_size_group}: needs at least 2 (A and X)")
+    if len(reps) != len(tokens):
+        raise ValueError(f"{len(reps)} representations for {len(tokens)} tokens")
+    keys = [(t.context, t.label, t.speaker) for t in tokens]
+    codes = encode(keys, None if id_order is None else
+                   [(t.context, t.label, t.speaker) for t in id_order])
+    label_id = {lab: int(i) for lab, i in zip((t.label for t in tokens), codes.label)}
+    partner_ids = None if partners is None else {
+        label_id[a]: {label_id[b] for b in bs if b in label_id}
+        for a, bs in partners.items() if a in label_id}
+    # stored in triphone order: each context and (context, speaker) is a stretch of frames
+    bank = FrameBank.build(reps, distance, device, order=Categories.build(codes, True).order) \
+        if len(reps) else None
+    result: dict[str, float | int | str | None] = {}
+    n_pairs = 0
+    started = time.perf_counter()
+    k = max_size_group or max(1, len(tokens))
+    for context in context_modes:
+        use_context = context == "within"
+        cats = Categories.build(codes, use_context)
+        common = dict(max_size_group=k, seed=seed, partners=partner_ids)
+        streams = {}
+        if "within" in speaker_modes:
+            streams[condition_name("within", context)] = within_groups(cats, **common)
+        if "across" in speaker_modes:
+            streams[condition_name("across", context)] = across_groups(
+                cats, max_x_across=max_x_across or len(tokens), **common)
+        if bank is None:
+            scored = None
+        else:
+            with progress(desc=f"ABX ({context} context)", unit="group") as bar:
+                scored = score_groups(bank, cats, streams, use_context, max_size_group=k,
+                                      max_cells=max_cells, on_groups=bar.update)
+            n_pairs += scored.n_dtw
+        for name in streams:
+            g_keys, errs = scored.arrays(name) if scored else (np.zeros((0, 4)), np.zeros(0))
+            result[name] = aggregate(g_keys, errs)
+            result[f"n_{name}_groups"] = int(len(errs))
+    result["n_pairs"] = n_pairs
+    if n_pairs == 0:
         log("ABX: no group has the tokens it needs (two tokens of a label per speaker "
             "for within, one label said by two speakers for across)")
-        return _with_reasons({"within": float("nan"), "across": float("nan"),
-                              "n_within_groups": 0, "n_across_groups": 0, "n_pairs": 0}, modes)
-    pairs = np.concatenate(chunks)
-    pairs = np.sort(pairs, axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    keys = np.unique(pairs[:, 0] * n_tok + pairs[:, 1])
-    uniq = np.stack([keys // n_tok, keys % n_tok], 1)
-    dists = dtw_pairs(list(reps), torch.from_numpy(uniq), kind=distance).numpy()
-
-    def lookup(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        ii, jj = np.meshgrid(left, right, indexing="ij")
-        lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
-        pos = np.searchsorted(keys, lo * n_tok + hi)
-        out = dists[np.minimum(pos, len(dists) - 1)]
-        return np.where(lo == hi, 0.0, out)
-
-    scores = {}
-    for name, groups, same in (("within", within, True), ("across", across, False)):
-        errs = {key: _triplet_error(lookup(A, X), lookup(B, X), same) for key, A, B, X in groups}
-        scores[name] = _aggregate({k: v for k, v in errs.items() if not np.isnan(v)})
-    return _with_reasons({"within": scores["within"], "across": scores["across"],
-                          "n_within_groups": len(within), "n_across_groups": len(across),
-                          "n_pairs": int(len(uniq))}, modes)
+    log(f"ABX: {n_pairs} DTWs in {time.perf_counter() - started:.1f} s")
+    return _with_reasons(result, speaker_modes, context_modes)
 
 
 #: why an ABX mode has no triplet
@@ -172,11 +171,20 @@ NO_TRIPLET = {
 }
 
 
-def _with_reasons(result: dict, modes: Sequence[str]) -> dict:
-    """NaN errors (no triplet) as None with a ``<mode>_reason``."""
-    for mode in ("within", "across"):
-        reason = NO_TRIPLET[mode] if mode in modes else f"not computed (modes={list(modes)})"
-        set_or_reason(result, mode, result[mode], reason)
+def _with_reasons(result: dict, speaker_modes: Sequence[str],
+                  context_modes: Sequence[str]) -> dict:
+    """NaN errors (no triplet) as None with a ``<condition>_reason``; triphone ABX's keys
+    are always there (None when not computed)."""
+    for context in dict.fromkeys(["within", *context_modes]):
+        for mode in SPEAKER_MODES:
+            name = condition_name(mode, context)
+            if mode in speaker_modes and context in context_modes:
+                reason = NO_TRIPLET[mode] if context == "within" else \
+                    NO_TRIPLET[mode].replace(" in one context", "")
+            else:
+                reason = (f"not computed (speaker modes {list(speaker_modes)}, context modes "
+                          f"{list(context_modes)})")
+            set_or_reason(result, name, result.get(name, float("nan")), reason)
     return result
 
 
@@ -198,21 +206,38 @@ class ABXOptions:
                                             "spoken by several voices (word ABX)")
     representations: list[str] = arg(["features", "units"], help="features, units "
                                       "(one-hot distance), unit_embedding (centroid distance)")
-    max_size_group: int = arg(10, help="tokens kept per (context, label, speaker)")
-    max_x_across: int = arg(5, help="X tokens per category in across-speaker ABX")
-    seed: int = arg(0, help="seed for subsampling")
+    context_modes: list[str] = arg(["within"], help="within: triphone ABX (the context is "
+                                   "kept, ZeroSpeech 2021's score); any: phone ABX (ignored)")
+    speaker_modes: list[str] = arg(["within", "across"], help="within- and/or across-speaker")
+    max_size_group: int = arg(10, help="tokens kept per (context, label, speaker) "
+                              "(libri-light's subsampling; 0 keeps all)")
+    max_x_across: int = arg(5, help="X speakers drawn per (A, B) in across-speaker ABX "
+                            "(libri-light's; 0 keeps all)")
+    seed: int = arg(REFERENCE_SEED, help="seed for subsampling (libri-light's default)")
+    device: str = arg("cpu", help="where distances and DTW run: cpu, cuda, auto")
     output: Path = arg(Path("abx.json"), help="metrics JSON to write")
 
 
 @command("eval abx", ABXOptions)
 def evaluate_abx(opts: ABXOptions) -> dict:
-    """Within- and across-speaker ABX error of features and units (DTW, vectorised)."""
+    """Within- and across-speaker ABX error of features and units.
+
+    Libri-light's triplets and sampling; distances per context block, batched DTW."""
     from ..tokenize.tokenizer import SpeechTokenizer
     from .abx_items import load_audio_rows, read_item_file, representations, word_segments
 
     unknown = [r for r in opts.representations if r not in REPRESENTATIONS]
     if unknown:
         raise InputError(f"representations {unknown}: choose from {sorted(REPRESENTATIONS)}")
+    bad = [m for m in opts.context_modes if m not in CONTEXT_MODES] + \
+        [m for m in opts.speaker_modes if m not in SPEAKER_MODES]
+    if bad or not opts.context_modes or not opts.speaker_modes:
+        raise InputError(f"--context-modes {opts.context_modes} --speaker-modes "
+                         f"{opts.speaker_modes}: choose context modes from {CONTEXT_MODES} "
+                         f"and speaker modes from {SPEAKER_MODES}")
+    if opts.max_size_group == 1 or opts.max_size_group < 0 or opts.max_x_across < 0:
+        raise InputError(f"--max-size-group {opts.max_size_group} --max-x-across "
+                         f"{opts.max_x_across}: a group needs at least 2 tokens (0 keeps all)")
     partners = None
     if opts.item_file is not None:
         segments = read_item_file(opts.item_file)
@@ -227,16 +252,20 @@ def evaluate_abx(opts: ABXOptions) -> dict:
     skips = Skips("ABX", "tokens")
     reps, tokens = representations(segments, audio, tokenizer, kinds, skips)
     skips.require(len(tokens), source)
+    device = resolve_device(opts.device)
+    conditions = [condition_name(s, x) for x in opts.context_modes for s in opts.speaker_modes]
+    order = [seg.token for seg in segments]  # libri-light numbers ids over every item line
     results = {}
     for name in opts.representations:
         kind, distance = REPRESENTATIONS[name]
         results[name] = {"distance": distance, **abx_error(
             reps[kind], tokens, distance=distance, partners=partners,
-            max_size_group=opts.max_size_group, max_x_across=opts.max_x_across,
-            seed=opts.seed)}
-        log(f"ABX {name}: within {fmt(results[name]['within'], '.4f')}, "
-            f"across {fmt(results[name]['across'], '.4f')}")
-    if all(r["within"] is None and r["across"] is None for r in results.values()):
+            max_size_group=opts.max_size_group or None, max_x_across=opts.max_x_across or None,
+            seed=opts.seed, speaker_modes=opts.speaker_modes, context_modes=opts.context_modes,
+            id_order=order, device=device)}
+        log(f"ABX {name}: " + ", ".join(f"{c} {fmt(results[name][c], '.4f')}"
+                                        for c in conditions))
+    if all(r[c] is None for r in results.values() for c in conditions):
         raise InputError(f"{source}: none of the {len(tokens)} tokens forms an ABX triplet: "
                          f"{NO_TRIPLET['within']}, and {NO_TRIPLET['across']}")
     metrics = {"metric": "abx", "mode": "phone" if opts.item_file else "word",

@@ -80,40 +80,42 @@ def encode_audio(rows: dict[str, dict], tokenizer: SpeechTokenizer, desc: str = 
 
 
 def score_items(bench: Benchmark, units: dict[str, list[int]], lm: UnitLM,
-                batch_tokens: int | None = None) -> list[dict]:
+                batch_tokens: int | None = None, share_prefix: bool = True) -> list[dict]:
     """Log-likelihood (sum and per-token mean) of every candidate of every item.
 
     With a prompt, a candidate's score is the log-likelihood of its units given the prompt's.
-    All sequences of the benchmark go through the LM in length-sorted batches.
+    With ``share_prefix``, what the sequences of an item share -- the prompt and the units
+    all its candidates begin with -- is run once and each candidate is scored from its KV
+    cache (:func:`~spokenlm.lm.score.log_likelihood_grouped`); the numbers are those of
+    scoring every prompt + candidate whole (to float rounding). Everything else goes
+    through the LM in length-sorted batches of whole sequences.
     """
-    seqs: list[list[int]] = []
-    spans: list[tuple[int, int]] = []  # per sequence: how many trailing tokens to score
-    index: list[tuple[int, int]] = []  # (item index, candidate index)
-    usable = []
+    from ..lm.score import log_likelihood_grouped
+
+    usable, groups = [], []
     for i, item in enumerate(bench.items):
         needed = item["candidates"] + ([item["prompt"]] if item.get("prompt") else [])
         if any(a not in units for a in needed):
             continue
         usable.append(i)
         prompt = units[item["prompt"]] if item.get("prompt") else []
-        for c, aid in enumerate(item["candidates"]):
-            seqs.append(prompt + units[aid])
-            spans.append((len(units[aid]), len(prompt)))
-            index.append((i, c))
-    lls = lm.log_likelihood(seqs, batch_tokens=batch_tokens)
-    scores: dict[int, dict] = {i: {"sum": [None] * len(bench.items[i]["candidates"]),
-                                   "mean": [None] * len(bench.items[i]["candidates"])}
-                               for i in usable}
-    for (i, c), ll, (n_cand, _) in zip(index, lls, spans):
-        cand_lp = np.asarray(ll.per_token)[-n_cand:] if n_cand else np.zeros(0)
-        scores[i]["sum"][c] = float(cand_lp.sum())
-        scores[i]["mean"][c] = float(cand_lp.mean()) if n_cand else float("-inf")
+        groups.append([prompt + units[aid] for aid in item["candidates"]])
+    if share_prefix:
+        lls = log_likelihood_grouped(lm, groups, batch_tokens=batch_tokens)
+    else:
+        flat = iter(lm.log_likelihood([s for g in groups for s in g], batch_tokens=batch_tokens))
+        lls = [[next(flat) for _ in g] for g in groups]
     out = []
-    for i in usable:
+    for i, item_lls in zip(usable, lls):
         item = bench.items[i]
+        sums, means = [], []
+        for aid, ll in zip(item["candidates"], item_lls):
+            n_cand = len(units[aid])
+            cand_lp = np.asarray(ll.per_token)[-n_cand:] if n_cand else np.zeros(0)
+            sums.append(float(cand_lp.sum()))
+            means.append(float(cand_lp.mean()) if n_cand else float("-inf"))
         out.append({"id": item["id"], "subset": item.get("subset", "all"),
-                    "answer": item.get("answer", 0), "ll_sum": scores[i]["sum"],
-                    "ll_mean": scores[i]["mean"]})
+                    "answer": item.get("answer", 0), "ll_sum": sums, "ll_mean": means})
     return out
 
 
@@ -142,11 +144,12 @@ def accuracy(scored: list[dict]) -> dict:
 
 
 def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,
-                       batch_tokens: int | None = None, output: Path | None = None
-                       ) -> tuple[dict, list[dict]]:
+                       batch_tokens: int | None = None, output: Path | None = None,
+                       share_prefix: bool = True) -> tuple[dict, list[dict]]:
     """Load, tokenize and score a benchmark; return (metrics, per-item scores). The inputs
     are recorded relative to ``output``, the metrics file to be written (see
-    :func:`~spokenlm.common.paths.store_path`; absolute without one)."""
+    :func:`~spokenlm.common.paths.store_path`; absolute without one). ``share_prefix``: see
+    :func:`score_items`."""
     bench = Benchmark.load(bench_dir)
     tokenizer = SpeechTokenizer.from_pretrained(tokenizer_dir)
     lm = UnitLM.from_pretrained(lm_dir)
@@ -160,7 +163,7 @@ def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,
         if absent:
             skips.add("unreadable audio", failed.get(absent[0], absent[0]))
     skips.require(len(bench.items) - skips.total, bench.root)
-    scored = score_items(bench, units, lm, batch_tokens)
+    scored = score_items(bench, units, lm, batch_tokens, share_prefix=share_prefix)
     metrics = {"metric": bench.kind, **accuracy(scored),
                "n_items_skipped": len(bench.items) - len(scored), **skips.report(),
                "inputs": {k: str(Path(v).resolve()) if output is None else
