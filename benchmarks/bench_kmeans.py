@@ -2,7 +2,7 @@
 settings of fairseq's HuBERT recipe, same features, same process.
 
 - spokenlm: ``spokenlm.tokenize.kmeans.KMeans.fit(x, k)`` with its defaults (what
-  ``spokenlm tokenizer train`` calls): greedy k-means++ seeding on a random 256 points per
+  ``spokenlm tokenize train`` calls): greedy k-means++ seeding on a random 256 points per
   centroid, then 20 faiss Lloyd iterations on them.
 - baseline: fairseq ``examples/hubert/simple_kmeans/learn_kmeans.py``: its ``get_km_model``
   builds ``MiniBatchKMeans(n_clusters=k, init="k-means++", max_iter=100, batch_size=10000,

@@ -2,7 +2,7 @@
 weights), layer 6, k = 500 units; spokenlm against two public recipes, same audio, same
 centroids, same process.
 
-- spokenlm: ``SpeechTokenizer.encode_batch`` (what ``spokenlm tokenize`` calls): encoder
+- spokenlm: ``SpeechTokenizer.encode_batch`` (what ``spokenlm tokenize run`` calls): encoder
   truncated after layer 6 (``tokenize/encoders/hf.py``), utterances of equal length batched
   (``tokenize/features.py``; with realistic, all-different lengths every call holds one
   utterance), faiss nearest-centroid assignment, run-length dedup. fp32 (the default).

@@ -7,8 +7,8 @@ On the synthetic corpus (``spokenlm data synth`` / ``spokenlm demo``'s ``corpus/
    unpaired text: grammar sentences with another seed, the speech's transcripts removed;
 2. SpeechLM-P's speech tokenizer: a CTC phoneme model on the labelled subset (MFCC +
    adapter, no pretraining, so it uses only the paired data) forced-aligns the speech
-   (``spokenlm align``); SpeechLM-H's: MFCC k-means (``--n-clusters``) + a text-to-unit
-   model trained on the labelled subset with its alignments (``spokenlm t2u train``);
+   (``spokenlm asr align``); SpeechLM-H's: MFCC k-means (``--n-clusters``) + a text-to-unit
+   model trained on the labelled subset with its alignments (``spokenlm joint t2u train``);
 3. pretraining with the same number of steps (``--pretrain-steps``) and the same depth
    (4 layers: 2 speech + 2 shared; HuBERT: 4): speech-only HuBERT-style (MFCC targets),
    SpeechLM-P, SpeechLM-P without random swapping, SpeechLM-H, SLAM (all losses from the
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     ali_train, ali_lab = out / "align_train.jsonl", out / "align_labelled.jsonl"
     for manifest, dst in ((train, ali_train), (labelled, ali_lab)):
         if not dst.exists():
-            align_manifest(model=aligner, manifest=manifest, output=dst)
+            align_manifest(manifest=manifest, aligner=f"spokenlm-ctc:{aligner}", output=dst)
     tok, (_, lab_units) = make_targets([train, labelled], out / "hidden_units",
                                        TargetSpec("mfcc", n_clusters=a.n_clusters,
                                                   device=a.device))

@@ -2,7 +2,7 @@
 benchmarks by spokenlm, next to the paper's figures.
 
 Given local paths (or Hugging Face hub ids) of the official tokenizer (mHuBERT-25Hz + km500,
-imported with ``spokenlm convert hubert`` / ``convert kmeans-import``), an LM (TWIST-350M,
+imported with ``spokenlm interop hubert-import`` / ``interop kmeans-import``), an LM (TWIST-350M,
 TWIST-1.3B, TWIST-7B or Slam, loaded as released) and the benchmark folders (ZeroSpeech
 2021 sBLIMP ``syntactic/dev``, TWIST's spoken StoryCloze sSC and topic StoryCloze tSC,
 SALMon), it runs ``spokenlm eval official`` on each (tokenizer -> LM log-likelihood, scored

@@ -9,7 +9,7 @@ script
    with characters: MFCC + a transformer adapter of the same size (no pretraining), SSL
    iteration 1, SSL iteration 2; scores WER/CER on held-out test speakers;
 3. trains a CTC phoneme model on the SSL iteration-2 encoder, forced-aligns the test
-   utterances (``spokenlm align``) and scores units (k-means ``--n-units`` on MFCC, SSL it1,
+   utterances (``spokenlm asr align``) and scores units (k-means ``--n-units`` on MFCC, SSL it1,
    SSL it2 features) with PNMI / phone purity against those alignments (``eval pnmi``),
    plus k-means inertia per frame, and phone ABX (within / across speaker, features and
    units) on a ZeroSpeech ``.item`` file made from the same alignments (``eval abx``);
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     phone_model = train_asr(output=out / "ctc_phonemes_it2", encoder="hubert",
                             encoder_path=it2, unit="phonemes", **ctc)
-    labels = align_manifest(model=phone_model, manifest=test, output=out / "align_test.jsonl")
+    labels = align_manifest(manifest=test, aligner=f"spokenlm-ctc:{phone_model}",
+                            output=out / "align_test.jsonl")
     items = write_item_file(labels, {r["id"]: r for r in read_manifest(test)},
                             out / "test.item")
     for name, enc in [("mfcc", {"encoder": "mfcc"}),

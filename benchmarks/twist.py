@@ -8,7 +8,7 @@ Given a demo run dir (``spokenlm demo``: corpus/, tokenizer/, units/, bench/), t
 2. warm-starts a unit LM from it (``spokenlm lm train --init-from``, TWIST);
 3. trains a cold-start unit LM of the same size on the same units, steps, batch and seed;
 4. scores both on the demo's spoken benchmarks: bench/spot_the_word, bench/acceptability
-   (``spokenlm bench build --generate acceptability``; skipped with a note when absent)
+   (``spokenlm data bench build --generate acceptability``; skipped with a note when absent)
    and any other benchmark dir found under bench/;
 
 then prints a markdown table and one JSON line (numbers, seeds, step budgets, wall times),
@@ -79,7 +79,7 @@ def bench_dirs(run: Path, out: Path, n_acceptability: int, seed: int) -> dict[st
         if (own / "items.jsonl").exists():
             found["acceptability"] = own
     for name, how in (("spot_the_word", "`spokenlm demo` builds it"),
-                      ("acceptability", "`spokenlm bench build --generate acceptability "
+                      ("acceptability", "`spokenlm data bench build --generate acceptability "
                                         f"--corpus {run / 'corpus'} --output "
                                         f"{root / 'acceptability'}`, or --acceptability-items")):
         if name not in found:

@@ -11,9 +11,10 @@ from spokenlm.cli.main import build_parser, load_commands, main
 
 def test_every_command_module_registers() -> None:
     commands = load_commands()
-    for name in ("data manifest", "data synth", "tokenizer train", "tokenize", "lm train",
+    for name in ("audio manifest", "data synth", "tokenize train", "tokenize run", "lm train",
                  "vocoder train", "resynth", "generate", "demo", "eval all", "eval abx",
-                 "bench build", "convert hubert", "ssl train", "asr train", "joint slam train"):
+                 "data bench build", "interop hubert-import", "ssl train", "asr train",
+                 "joint slam train", "joint t2u train", "asr align"):
         assert name in commands
 
 
@@ -78,9 +79,9 @@ def test_manifest_of_random_bytes(tmp_path, capsys) -> None:
 
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_bytes(bytes([0xFF, 0xFE]) + np.random.default_rng(0).bytes(2000))
-    assert main(["tokenize", str(manifest), "--tokenizer", str(tmp_path),
+    assert main(["tokenize", "run", str(manifest), "--tokenizer", str(tmp_path),
                  "--output", str(tmp_path / "units.jsonl")]) == 1
-    line = _error_line(capsys.readouterr().err, "tokenize")
+    line = _error_line(capsys.readouterr().err, "tokenize run")
     assert f"{manifest}:1: not UTF-8 text" in line and "binary" in line
 
 

@@ -76,5 +76,5 @@ def test_phoneme_units_cli(tmp_path: Path) -> None:
     tokens, offsets, meta = load_packed(out / "text")
     assert meta["n_units"] == len(inv) and np.asarray(tokens[offsets[0]:offsets[1]]).tolist() == expect
     assert main(["data", "phoneme-units", str(tmp_path / "missing.jsonl")]) == 1
-    with pytest.raises(InputError, match="spokenlm align"):
+    with pytest.raises(InputError, match="spokenlm asr align"):
         phoneme_units(PhonemeUnitsOptions(tmp_path / "missing.jsonl"))

@@ -78,7 +78,7 @@ def test_cli_refuses_a_crafted_checkpoint_with_one_line(tmp_path: Path,
     marker = tmp_path / "pwned"
     path = tmp_path / "hubert.pt"
     torch.save({"model": {}, "evil": Payload(os.system, f"touch {marker}")}, path)
-    assert main(["convert", "hubert", str(path), "--output", str(tmp_path / "hf")]) == 1
+    assert main(["interop", "hubert-import", str(path), "--output", str(tmp_path / "hf")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "hubert.pt" in err and "posix.system" in err
     assert "--trust-pickle" in err and not marker.exists()

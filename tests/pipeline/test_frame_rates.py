@@ -1,4 +1,4 @@
-"""25 Hz and 12.5 Hz runs end to end through the CLI (tokenizer train --frame-rate ->
+"""25 Hz and 12.5 Hz runs end to end through the CLI (tokenize train --frame-rate ->
 tokenize -> lm train -> vocoder train -> resynth / generate), and artifacts of different
 rates refused with both named."""
 
@@ -31,9 +31,9 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def train_rate(manifest: Path, out: Path, rate: float) -> dict[str, Path]:
     tok, units = out / "tok", out / "units.jsonl"
-    run("tokenizer", "train", manifest, "--output", tok, "--encoder", "logmel",
+    run("tokenize", "train", manifest, "--output", tok, "--encoder", "logmel",
         "--frame-rate", rate, "--n-units", 6, "--niter", 5, "--device", "cpu")
-    run("tokenize", manifest, "--tokenizer", tok, "--output", units, "--device", "cpu")
+    run("tokenize", "run", manifest, "--tokenizer", tok, "--output", units, "--device", "cpu")
     run("lm", "train", units, "--output", out / "lm", "--size", "tiny", "--max-steps", 2,
         "--batch-size", 2, "--seq-len", 16, "--device", "cpu", "--tokenizer", tok)
     run("vocoder", "train", units, "--output", out / "voc", "--type", "fast", "--size", "tiny",
@@ -65,7 +65,7 @@ def test_mixed_rates_are_refused_naming_both(manifest: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
     a = train_rate(manifest, tmp_path / "r25", 25.0)
     tok50 = tmp_path / "tok50"
-    run("tokenizer", "train", manifest, "--output", tok50, "--encoder", "logmel",
+    run("tokenize", "train", manifest, "--output", tok50, "--encoder", "logmel",
         "--n-units", 6, "--niter", 5, "--device", "cpu")
     capsys.readouterr()
     assert main(["resynth", str(manifest), "--tokenizer", str(tok50), "--vocoder",
@@ -76,6 +76,6 @@ def test_mixed_rates_are_refused_naming_both(manifest: Path, tmp_path: Path,
                  "--output", str(tmp_path / "y")]) == 1
     err = capsys.readouterr().err
     assert "25 Hz (hop 640)" in err and "50 Hz (hop 320)" in err and str(tok50) in err
-    assert main(["tokenizer", "train", str(manifest), "--output", str(tmp_path / "t"),
+    assert main(["tokenize", "train", str(manifest), "--output", str(tmp_path / "t"),
                  "--encoder", "logmel", "--frame-rate", "30", "--device", "cpu"]) == 1
     assert "whole hop" in capsys.readouterr().err

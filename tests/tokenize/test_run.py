@@ -145,4 +145,4 @@ def test_cli_options_parse() -> None:
     opts = options_from_namespace(TokenizeOptions, parser.parse_args(
         ["m.jsonl", "--tokenizer", "tok", "--output", "u.jsonl", "--no-dedup", "--shard", "1/2"]))
     assert (opts.dedup, opts.shard, opts.pack, opts.precision) == (False, "1/2", True, "fp32")
-    assert tokenize_manifest.command == "tokenize"
+    assert tokenize_manifest.command == "tokenize run"

@@ -1,4 +1,5 @@
-"""CTC forced alignment (Viterbi, in torch) and ``spokenlm align``: frame-level phone labels.
+"""CTC forced alignment (Viterbi, in torch) and ``spokenlm asr align``: phone intervals of a
+manifest by a spokenlm CTC phoneme model (also frame-level labels) or by pocketsphinx.
 
 The trellis runs over the target sequence with blanks interleaved (``2L + 1`` states:
 blank, y1, blank, y2, ..., blank); each step is vectorised over states and the loop is
@@ -11,7 +12,7 @@ token and after the last token's span are ``sil``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,37 +124,95 @@ def intervals(tokens: Sequence[str], spans: torch.Tensor, n_frames: int,
     return [[round(s / frame_rate, 4), round(e / frame_rate, 4), t] for s, e, t in segs]
 
 
+#: ``--aligner`` prefix of a spokenlm CTC phoneme model (the ASR spec of the same model)
+CTC_PREFIX = "spokenlm-ctc:"
+
+
 @dataclass
 class AlignOptions:
-    model: Path = arg(positional=True, help="CTC phoneme model dir (`asr train --unit "
-                      "phonemes`)")
-    manifest: Path = arg(positional=True, help="manifest with a phonemes field")
-    output: Path = arg(Path("alignments.jsonl"), help="frame labels JSONL to write")
+    manifest: Path = arg(positional=True, help="audio manifest: rows with `phonemes` "
+                         "(spokenlm-ctc) or `text` (pocketsphinx)")
+    aligner: str = arg("pocketsphinx", help="pocketsphinx: ARPAbet phones of each row's "
+                       "`text`; spokenlm-ctc:DIR: a spokenlm CTC phoneme model (`spokenlm asr "
+                       "train --unit phonemes`) aligning each row's `phonemes`, also giving 50 "
+                       "Hz frame labels")
+    output: Path = arg(Path("alignments.jsonl"), help="alignments JSONL to write; failed "
+                       "utterances go to <name>.failed.jsonl beside it")
     max_utterances: int | None = arg(None, help="align the first N utterances only")
-    device: str = arg("cpu", help="cpu, cuda, ...")
+    device: str = arg("cpu", help="cpu, cuda, ... (spokenlm-ctc)")
 
 
-@command("align", AlignOptions)
+def ctc_model_dir(aligner: str) -> Path | None:
+    """The model dir of a ``spokenlm-ctc:DIR`` (or bare ``DIR``) aligner; None for
+    pocketsphinx.
+
+    Raises:
+        InputError: any other aligner.
+    """
+    if aligner == "pocketsphinx":
+        return None
+    if aligner.startswith(CTC_PREFIX):
+        return Path(aligner[len(CTC_PREFIX):])
+    if Path(aligner).is_dir():
+        return Path(aligner)
+    raise InputError(f"--aligner {aligner!r}: choose pocketsphinx or {CTC_PREFIX}DIR, a "
+                     f"spokenlm CTC phoneme model (`spokenlm asr train --unit phonemes`)")
+
+
+@command("asr align", AlignOptions)
 def align_manifest(opts: AlignOptions) -> Path:
-    """Forced-align each utterance's phonemes: frame labels at 50 Hz and intervals."""
-    model = CTCModel.from_pretrained(opts.model, device=opts.device)
-    if model.vocab.unit != "phonemes":
-        raise InputError(f"{opts.model}: a {model.vocab.unit} model; alignment needs a "
-                         f"phoneme model (`spokenlm asr train --unit phonemes`)")
-    rows = read_manifest(opts.manifest)[: opts.max_utterances]
-    out, skipped = [], 0
+    """Forced phone alignment of a manifest's transcripts: phone intervals per utterance.
+
+    Rows are ``{"id", "intervals": [[start_s, end_s, phone], ...]}`` (what PNMI, ABX items
+    and SpeechLM-P read); the CTC aligner adds ``phones`` (one label per 50 Hz frame, ``sil``
+    outside the speech) and ``score`` (the best path's log-probability).
+    """
+    model_dir = ctc_model_dir(opts.aligner)
+    field = "text" if model_dir is None else "phonemes"
+    rows = [r for r in read_manifest(opts.manifest) if r.get(field)]
+    if not rows:
+        fix = ("make the corpus with `spokenlm data synth`, or align its `text` with "
+               "--aligner pocketsphinx" if field == "phonemes" else "forced alignment needs "
+               "transcripts")
+        raise InputError(f"{opts.manifest}: no row has `{field}` ({fix})")
+    rows = rows[: opts.max_utterances]
+    align_row = _pocketsphinx_rows() if model_dir is None else _ctc_rows(model_dir, opts)
+    out, failed = [], []
     for row in progress(rows, desc="align", unit="utt"):
-        tokens = [t for t in row_tokens(row, "phonemes", opts.manifest) if t in model.vocab.index]
         try:
-            lp = model.log_probs(load_row(row))
-            ali = forced_align(lp, model.vocab.encode(tokens))
+            out.append({"id": row["id"], **align_row(row)})
         except (AudioError, InputError) as e:
-            log(f"skipping {row['id']}: {e}")
-            skipped += 1
-            continue
-        labels = frame_labels(tokens, ali.spans, lp.shape[0])
-        out.append({"id": row["id"], "phones": labels,
-                    "intervals": intervals(tokens, ali.spans, lp.shape[0]), "score": ali.score})
+            failed.append({"id": row["id"], "reason": str(e)})
     write_jsonl(opts.output, out)
-    log(f"{len(out)} utterances aligned -> {opts.output} ({skipped} skipped)")
+    if failed:
+        write_jsonl(Path(opts.output).with_suffix(".failed.jsonl"), failed)
+    log(f"{len(out)} utterances aligned -> {opts.output} ({len(failed)} failed)")
     return opts.output
+
+
+def _ctc_rows(model_dir: Path, opts: AlignOptions) -> Callable[[dict], dict]:
+    model = CTCModel.from_pretrained(model_dir, device=opts.device)
+    if model.vocab.unit != "phonemes":
+        raise InputError(f"{model_dir}: a {model.vocab.unit} model; alignment needs a "
+                         f"phoneme model (`spokenlm asr train --unit phonemes`)")
+
+    def align_row(row: dict) -> dict:
+        tokens = [t for t in row_tokens(row, "phonemes", opts.manifest) if t in model.vocab.index]
+        lp = model.log_probs(load_row(row))
+        ali = forced_align(lp, model.vocab.encode(tokens))
+        return {"phones": frame_labels(tokens, ali.spans, lp.shape[0]),
+                "intervals": intervals(tokens, ali.spans, lp.shape[0]), "score": ali.score}
+
+    return align_row
+
+
+def _pocketsphinx_rows() -> Callable[[dict], dict]:
+    from .sphinx import PocketSphinxAligner
+
+    aligner = PocketSphinxAligner()
+
+    def align_row(row: dict) -> dict:
+        ivs = aligner.align(load_row(row), row["text"])
+        return {"intervals": [[round(a, 3), round(b, 3), p] for a, b, p in ivs]}
+
+    return align_row

@@ -133,7 +133,7 @@ def check_header(info: sf._SoundFileInfo, path: str | os.PathLike, *,
     if max_duration is not None and duration > max_duration:
         raise AudioError(f"{name}: header says {duration:.1f} s long, over the "
                          f"{max_duration:g} s limit; split it into shorter files, or raise "
-                         f"the limit (`spokenlm data manifest --max-duration`) and cut it "
+                         f"the limit (`spokenlm audio manifest --max-duration`) and cut it "
                          f"into segments (`spokenlm data segment`)")
 
 

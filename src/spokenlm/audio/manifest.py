@@ -68,7 +68,7 @@ def skip_report_path(manifest: str | os.PathLike) -> Path:
     return manifest.with_name(f"{stem}.skipped.jsonl")
 
 
-@command("data manifest", ManifestOptions)
+@command("audio manifest", ManifestOptions)
 def make_manifest(opts: ManifestOptions) -> Path:
     """Write a JSONL manifest of every valid audio file under a folder, and a skip report."""
     root = Path(opts.root)
@@ -229,7 +229,7 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
         missing = [k for k in READ_KEYS if k not in row]
         if missing:
             raise InputError(f"{path}: row {lineno} lacks {missing}; every row needs "
-                             f"{list(READ_KEYS)} (regenerate it with `spokenlm data "
+                             f"{list(READ_KEYS)} (regenerate it with `spokenlm audio "
                              f"manifest`)")
         if row["id"] in seen:
             raise InputError(f"{path}: row {lineno}: duplicate id {row['id']!r}; ids must be "

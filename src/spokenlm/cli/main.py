@@ -1,6 +1,8 @@
 """The ``spokenlm`` command: a sub-command per registered library function.
 
-Commands are generated from the options dataclass of each function (see
+The commands are listed in one table, :data:`spokenlm.cli.commands.TABLE`; ``--help`` of
+the top level and of a group is built from it alone, and only the command that runs imports
+its module. Its options are generated from the function's options dataclass (see
 :mod:`spokenlm.common.options`), so CLI defaults are the library defaults. :func:`main` is
 the one error boundary: a failure prints one line naming the file and the fix (see
 :mod:`spokenlm.common.failures`), never a traceback unless ``--debug`` asks for it.
@@ -11,89 +13,71 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import inspect
 import json
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..common.failures import DEBUG_ENV, bug_message, debug_enabled, describe_failure
 from ..common.files import json_safe
 from ..common.options import COMMANDS, add_options, options_from_namespace
+from .commands import GROUPS, TABLE, resolve
 
-#: Modules whose import registers commands. One line per stage.
-COMMAND_MODULES = [
-    "spokenlm.audio.manifest",
-    "spokenlm.data.synth",
-    "spokenlm.data.spoken_benchmark",
-    "spokenlm.data.corpora.librispeech",
-    "spokenlm.data.corpora.librilight",
-    "spokenlm.data.corpora.vad",
-    "spokenlm.data.corpora.lhotse",
-    "spokenlm.data.corpora.kaldi",
-    "spokenlm.data.corpora.hf_datasets",
-    "spokenlm.tokenize.train",
-    "spokenlm.tokenize.run",
-    "spokenlm.lm.train",
-    "spokenlm.lm.dpo",
-    "spokenlm.lm.text_lm",
-    "spokenlm.pipeline.generate",
-    "spokenlm.vocoder.train",
-    "spokenlm.pipeline.resynth",
-    "spokenlm.eval.spot_the_word",
-    "spokenlm.data.benchmark_builders",
-    "spokenlm.eval.abx",
-    "spokenlm.eval.abx_items",
-    "spokenlm.eval.pnmi",
-    "spokenlm.eval.acceptability",
-    "spokenlm.eval.official",
-    "spokenlm.eval.salmon",
-    "spokenlm.eval.zerospeech_submission",
-    "spokenlm.eval.generation",
-    "spokenlm.eval.resynthesis",
-    "spokenlm.eval.all",
-    "spokenlm.asr.sphinx_align",
-    "spokenlm.ssl.train",
-    "spokenlm.asr.ctc_train",
-    "spokenlm.asr.align",
-    "spokenlm.data.phoneme_units",
-    "spokenlm.joint.t2u_train",
-    "spokenlm.joint.speechlm_train",
-    "spokenlm.joint.slam_train",
-    "spokenlm.pipeline.demo",
-    "spokenlm.interop.fairseq_hubert",
-    "spokenlm.interop.sklearn_kmeans",
-    "spokenlm.interop.speech_resynthesis",
-]
+#: Modules whose import registers commands, derived from the table (add commands there).
+COMMAND_MODULES = list(dict.fromkeys(e.module for e in TABLE.values()))
+
+
+def load_command(name: str) -> Any:
+    """Import the module of command ``name`` (a :data:`~spokenlm.cli.commands.TABLE` key)
+    and return its registered function."""
+    entry = TABLE[name]
+    importlib.import_module(entry.module)
+    if name not in COMMANDS:
+        raise RuntimeError(f"{entry.module} registers no command {name!r}, but "
+                           f"spokenlm/cli/commands.py lists it there; fix the table")
+    return COMMANDS[name]
 
 
 def load_commands() -> dict[str, Any]:
-    for mod in COMMAND_MODULES:
-        importlib.import_module(mod)
-    return COMMANDS
+    """Every command: imports all command modules (slow: torch, transformers)."""
+    return {name: load_command(name) for name in TABLE}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``spokenlm`` parser from the table. Only the commands in ``load`` (all when None)
+    get their options, which imports their modules; the others are listed by summary."""
+    load = set(TABLE) if load is None else set(load)
     parser = argparse.ArgumentParser(
-        prog="spokenlm", description="Spoken language modelling: audio -> units -> LM -> audio.")
+        prog="spokenlm", description="Spoken language modelling: audio -> units -> LM -> audio.",
+        epilog="`spokenlm GROUP --help` lists a group's commands, `spokenlm GROUP COMMAND "
+               "--help` a command's options.")
     parser.add_argument("--debug", dest="_debug", action="store_true",
                         help=f"show the full traceback of a failure (or set {DEBUG_ENV}=1)")
-    sub = parser.add_subparsers(dest="_cmd", metavar="COMMAND")
-    groups: dict[str, argparse._SubParsersAction] = {}
-    for name, fn in sorted(load_commands().items()):
+    parser.set_defaults(_help=parser.print_help)
+    groups: dict[str, argparse._SubParsersAction] = {
+        "": parser.add_subparsers(dest="_cmd", metavar="COMMAND")}
+    for name, entry in TABLE.items():
         words = name.split()
-        target = sub
-        for depth, word in enumerate(words[:-1]):
-            key = " ".join(words[: depth + 1])
+        for depth in range(1, len(words)):
+            key, parent = " ".join(words[:depth]), " ".join(words[:depth - 1])
             if key not in groups:
-                p = target.add_parser(word, help=f"{key} commands")
-                groups[key] = p.add_subparsers(dest=f"_cmd{depth + 1}", metavar="COMMAND")
-            target = groups[key]
-        doc = (fn.__doc__ or "").strip()
-        p = target.add_parser(words[-1], help=doc.splitlines()[0] if doc else None,
-                              description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+                help_line = GROUPS.get(key, f"{key} commands")
+                g = groups[parent].add_parser(words[depth - 1], help=help_line,
+                                              description=help_line)
+                g.set_defaults(_help=g.print_help)
+                groups[key] = g.add_subparsers(dest=f"_cmd{depth}", metavar="COMMAND")
+        target = groups[" ".join(words[:-1])]
+        if name not in load:
+            target.add_parser(words[-1], help=entry.summary, description=entry.summary)
+            continue
+        fn = load_command(name)
+        p = target.add_parser(words[-1], help=entry.summary,
+                              description=inspect.getdoc(fn) or entry.summary,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
         add_options(p, fn.options)
         p.set_defaults(_fn=fn)
     return parser
@@ -103,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Every failure ends as one line on stderr, ``spokenlm CMD: error:
     <file>: <what> (<fix>)``, and exit code 1 (2 for usage errors, 130 when interrupted);
     ``--debug`` or ``SPOKENLM_DEBUG=1`` adds the full traceback, for bug reports."""
-    parser = build_parser()
-    ns = parser.parse_args(argv)
+    resolved = resolve(sys.argv[1:] if argv is None else argv)
+    if resolved.note:
+        print(resolved.note, file=sys.stderr)
+    parser = build_parser(load=[resolved.command] if resolved.command else [])
+    ns = parser.parse_args(resolved.argv)
     fn = getattr(ns, "_fn", None)
     if fn is None:
-        parser.print_help()
+        ns._help()
         return 2
     debug = ns._debug or debug_enabled()
     prog = f"spokenlm {fn.command}"

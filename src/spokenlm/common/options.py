@@ -8,12 +8,12 @@ Usage::
         root: Path = arg(positional=True, help="folder of audio files")
         output: Path = arg(Path("manifest.jsonl"), help="where to write the JSONL manifest")
 
-    @command("data manifest", ManifestOptions)
+    @command("audio manifest", ManifestOptions)
     def make_manifest(opts: ManifestOptions) -> Path: ...
 
     make_manifest(root="wavs")                      # library call with keyword options
     make_manifest(ManifestOptions(root="wavs"))     # or with the dataclass
-    $ spokenlm data manifest wavs --output m.jsonl  # CLI, generated
+    $ spokenlm audio manifest wavs --output m.jsonl # CLI, generated
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -117,8 +118,13 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+#: a help text that says its default itself ("(default: all)", "default: EOS unless ...")
+_STATES_DEFAULT = re.compile(r"\(default\b|\bdefault:", re.IGNORECASE)
+
+
 def add_options(parser: argparse.ArgumentParser, options: type) -> None:
-    """Add one CLI flag per dataclass field, typed and defaulted from the dataclass."""
+    """Add one CLI flag per dataclass field, typed and defaulted from the dataclass; the help
+    ends with ``(default: ...)`` unless it already says what the default is."""
     hints = typing.get_type_hints(options)
     for f in dataclasses.fields(options):
         meta = f.metadata
@@ -129,8 +135,9 @@ def add_options(parser: argparse.ArgumentParser, options: type) -> None:
         default = (f.default if f.default is not _MISSING
                    else f.default_factory() if f.default_factory is not _MISSING else None)
         help_text = meta.get("help", "")
-        if has_default:
-            help_text = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+        if has_default and not _STATES_DEFAULT.search(help_text):
+            shown = repr(default) if default == "" else default
+            help_text = f"{help_text} (default: {shown})" if help_text else f"(default: {shown})"
         kwargs: dict[str, Any] = {"help": help_text}
         origin = get_origin(tp)
         if tp is bool:

@@ -8,7 +8,7 @@
 - :mod:`~spokenlm.data.synth`: ``spokenlm data synth`` -> ``synth_corpus(SynthOptions)``;
   with ``--text``/``--stories``, :mod:`~spokenlm.data.synth_documents` (a corpus of documents,
   split by :mod:`~spokenlm.data.text_split`)
-- :mod:`~spokenlm.data.preference`: SpokenSwag-style DPO pairs (``bench build --generate
+- :mod:`~spokenlm.data.preference`: SpokenSwag-style DPO pairs (``data bench build --generate
   preference``)
 - :mod:`~spokenlm.data.pseudowords`: Wuggy-style pseudo-words for spot-the-word
 - :mod:`~spokenlm.data.alignments`: phone/word intervals from TextGrids (MFA), CTM, JSONL:

@@ -10,7 +10,7 @@ the first line when the suffix says nothing):
   dropped first; speech of two speakers that overlaps is an error). Stretches of the tier
   with no interval, and its start and end, become silence intervals.
 - **folder of TextGrids**: MFA's output folder, which mirrors the corpus folders; searched
-  recursively, ids are file stems (as ``spokenlm data manifest`` makes them), so two files
+  recursively, ids are file stems (as ``spokenlm audio manifest`` makes them), so two files
   with the same stem are an error.
 - **CTM** (``.ctm``, or a file named ``ctm``): ``<utterance> <channel> <start> <duration>
   <token> [<confidence>]`` per line, several utterances per file, phone- or word-level (as
@@ -18,7 +18,7 @@ the first line when the suffix says nothing):
   MFA); the channel is ignored, ``;;`` lines are comments, end = start + duration. Gaps stay
   unlabelled (a CTM does not give the utterance's length).
 - **JSONL**: spokenlm's labels file, ``{"id": ..., "intervals": [[start_s, end_s, label],
-  ...]}`` per line (``spokenlm eval align``, ``spokenlm align``).
+  ...]}`` per line (``spokenlm asr align``, either aligner).
 
 Labels are normalised the same way for every format:
 

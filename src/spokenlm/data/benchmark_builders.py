@@ -282,10 +282,9 @@ class BenchBuildOptions:
                                       "(Slam: 0.3)")
 
 
-@command("bench build", BenchBuildOptions)
+@command("data bench build", BenchBuildOptions)
 def build_benchmark(opts: BenchBuildOptions) -> Path:
-    """Speak text minimal pairs, cloze items, word pairs or preference pairs into a spoken
-    benchmark dir."""
+    """Speak text minimal pairs, cloze items, word or preference pairs into a benchmark dir."""
     if opts.text is not None and (opts.generate != "preference" or opts.items is not None):
         raise InputError("--text is read by --generate preference only (without an items "
                          "file); for other items pass a JSONL file")

@@ -1,6 +1,6 @@
 """SpeechLM-P phoneme units from text: G2P, then each phone repeated by a sampled duration.
 
-Speech gives frame-level phones from forced alignment (``spokenlm align``); text gives
+Speech gives frame-level phones from forced alignment (``spokenlm asr align``); text gives
 phones from espeak-ng, each repeated for a number of 50 Hz frames drawn from that phone's
 duration distribution measured on the alignments (phones seen fewer than ``min_count``
 times use the distribution over all phones; with no alignments at all, a global default).
@@ -45,7 +45,7 @@ class DurationModel:
     @classmethod
     def fit(cls, alignments: Iterable[dict], frame_rate: float = FRAME_RATE,
             min_count: int = 5) -> DurationModel:
-        """Count durations from ``spokenlm align`` rows (their ``intervals``; ``sil``
+        """Count durations from ``spokenlm asr align`` rows (their ``intervals``; ``sil``
         ignored)."""
         return cls.from_runs(((phone, max(1, int(round((end - start) * frame_rate))))
                               for row in alignments
@@ -135,8 +135,8 @@ def speech_phoneme_units(alignment: dict, inventory: Sequence[str]) -> list[int]
 
 
 def alignment_frames(row: dict, frame_rate: float = FRAME_RATE) -> list[str]:
-    """Frame-level phones (50 Hz) of an alignment row: its ``phones`` (``spokenlm align``),
-    else its ``intervals`` expanded (``spokenlm eval align``, pocketsphinx)."""
+    """Frame-level phones (50 Hz) of an alignment row: its ``phones`` (``spokenlm asr align``),
+    else its ``intervals`` expanded (``spokenlm asr align``, pocketsphinx)."""
     if "phones" in row:
         return list(row["phones"])
     frames: list[str] = []
@@ -166,8 +166,8 @@ def read_text_rows(path: Path) -> list[dict]:
 
 @dataclass
 class PhonemeUnitsOptions:
-    alignments: Path = arg(positional=True, help="frame labels from `spokenlm align` (or "
-                           "intervals from `spokenlm eval align`)")
+    alignments: Path = arg(positional=True, help="frame labels from `spokenlm asr align` (or "
+                           "intervals from `spokenlm asr align`)")
     output: Path = arg(Path("phoneme_units"), help="directory to write")
     text: Path | None = arg(None, help="text to turn into units: JSONL with 'text' or one "
                             "sentence per line")
@@ -195,12 +195,15 @@ def _write_units(path: Path, rows: list[dict], n_units: int, dedup_units: bool, 
 
 @command("data phoneme-units", PhonemeUnitsOptions)
 def phoneme_units(opts: PhonemeUnitsOptions) -> Path:
-    """SpeechLM-P units: aligned speech -> frame phone units; text -> G2P phones repeated by
-    durations sampled from the alignments. Writes ``inventory.json``, ``durations.json``,
-    ``speech.jsonl`` and (with ``--text``) ``text.jsonl`` (+ packed files)."""
+    """SpeechLM-P phoneme units of aligned speech and of text.
+
+    Aligned speech -> frame phone units; text -> G2P phones repeated by durations sampled
+    from the alignments. Writes ``inventory.json``, ``durations.json``, ``speech.jsonl`` and
+    (with ``--text``) ``text.jsonl`` (+ packed files)."""
     if not opts.alignments.is_file():
         raise InputError(f"{opts.alignments}: alignments not found; make them with "
-                         f"`spokenlm align MODEL MANIFEST --output {opts.alignments}`")
+                         f"`spokenlm asr align MANIFEST --aligner spokenlm-ctc:MODEL --output "
+                         f"{opts.alignments}`")
     aligned = [{"id": r["id"], "phones": alignment_frames(r)} for r in iter_jsonl(opts.alignments)]
     if not aligned:
         raise InputError(f"{opts.alignments}: no aligned utterances")

@@ -1,5 +1,5 @@
 """SpokenSwag-style preference pairs for DPO, spoken with espeak-ng
-(``spokenlm bench build --generate preference``).
+(``spokenlm data bench build --generate preference``).
 
 What Slam does (Maimon et al. 2025, section 4.4; slp-rl/slamkit): SpokenSwag speaks SWAG,
 taking the context sentence as the prompt, the true ending as the chosen continuation and
@@ -42,7 +42,7 @@ Layout of the output folder (a spokenlm benchmark dir, see :mod:`spokenlm.eval.b
 A hook for on-policy data: ``rejected_source`` names where a rejected continuation came from,
 and nothing downstream depends on it being one of the three above. Text items with
 ``{"prompt", "chosen", "rejected", "rejected_source"}`` (e.g. transcribed LM samples) build
-the same folder with ``spokenlm bench build items.jsonl``; a model-sampled continuation kept
+the same folder with ``spokenlm data bench build items.jsonl``; a model-sampled continuation kept
 as audio is one more manifest row whose id a pairs row names as ``rejected``, with
 ``rejected_source: "model:<lm dir>"``.
 """

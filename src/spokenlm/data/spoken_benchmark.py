@@ -44,7 +44,7 @@ def _speakers(corpus: Path, split: str) -> list[Speaker]:
     return speakers
 
 
-@command("bench spot-the-word", SpotTheWordBuildOptions)
+@command("data bench spot-the-word", SpotTheWordBuildOptions)
 def build_spot_the_word(opts: SpotTheWordBuildOptions) -> Path:
     """Speak real words of the corpus vocabulary and matched pseudo-words with held-out voices."""
     lexicon: dict[str, list[str]] = read_json(opts.corpus / "vocabulary.json")

@@ -309,10 +309,9 @@ class ABXItemsOptions:
 
 @command("eval abx-items", ABXItemsOptions)
 def abx_items(opts: ABXItemsOptions) -> dict:
-    """ZeroSpeech .item file of phone triphones from alignments (TextGrid, MFA folder, CTM,
-    JSONL), for `eval abx --item-file`.
+    """ZeroSpeech .item file of phone triphones from alignments, for `eval abx --item-file`.
 
-    Each phone with a phone on both sides is a token labelled by itself, its context the
+    Alignments: a TextGrid, an MFA folder, a CTM or spokenlm's JSONL. Each phone with a phone on both sides is a token labelled by itself, its context the
     previous and next phone, timed over the whole triphone (ZeroSpeech 2021); phones at an
     utterance's edges, next to silence or a gap, or next to another speaker's phone are
     left out. A token's speaker is, in this order: the id's prefix (``--speaker-prefix``),

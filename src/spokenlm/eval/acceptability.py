@@ -4,7 +4,7 @@ Both read a benchmark directory (spokenlm layout, or a ZeroSpeech 2021 syntactic
 for acceptability) and score it with :func:`spokenlm.eval.benchmark.evaluate_benchmark`:
 an item is right when the LM gives the right candidate the highest log-likelihood
 (given the spoken prompt for cloze), reported with summed and length-normalised
-log-likelihood, overall and per subset. Build benchmarks with ``spokenlm bench build
+log-likelihood, overall and per subset. Build benchmarks with ``spokenlm data bench build
 --generate acceptability|story_cloze``.
 """
 

@@ -87,20 +87,17 @@ def evaluate_all(opts: EvalAllOptions) -> dict:
             log(f"eval all: {name} skipped: {results[name]['skipped']}")
 
     def align() -> dict:
+        from ..asr.align import CTC_PREFIX, align_manifest
+
         _need(corpus / "test.jsonl")
         if opts.aligner is not None:
-            from ..asr.align import align_manifest as ctc_align
-
             _need(opts.aligner)
-            path = ctc_align(model=opts.aligner, manifest=corpus / "test.jsonl",
-                             output=out / "alignments.jsonl", max_utterances=opts.n_align)
-            return {"alignments": store_path(path, summary_path),
-                    "aligner": store_path(opts.aligner, summary_path)}
-        from ..asr.sphinx_align import align_manifest
-
-        path = align_manifest(manifest=corpus / "test.jsonl", output=out / "alignments.jsonl",
-                              limit=opts.n_align)
-        return {"alignments": store_path(path, summary_path), "aligner": "pocketsphinx"}
+        aligner = "pocketsphinx" if opts.aligner is None else f"{CTC_PREFIX}{opts.aligner}"
+        path = align_manifest(manifest=corpus / "test.jsonl", aligner=aligner,
+                              output=out / "alignments.jsonl", max_utterances=opts.n_align)
+        return {"alignments": store_path(path, summary_path),
+                "aligner": "pocketsphinx" if opts.aligner is None
+                else store_path(opts.aligner, summary_path)}
 
     def pnmi() -> dict:
         from .pnmi import evaluate_pnmi

@@ -50,7 +50,7 @@ class Benchmark:
         for name in ("manifest.jsonl", "items.jsonl"):
             if not (root / name).exists():
                 raise InputError(f"{root}: no {name}; build the benchmark with "
-                                 f"`spokenlm bench build` or check the path")
+                                 f"`spokenlm data bench build` or check the path")
         config = read_json(root / "config.json") if (root / "config.json").exists() else {}
         audio = {r["id"]: r for r in read_manifest(root / "manifest.jsonl")}
         items = read_jsonl(root / "items.jsonl")

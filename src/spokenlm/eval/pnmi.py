@@ -13,7 +13,7 @@ spokenlm's labels JSONL (one row per utterance; times in seconds)::
 
     {"id": "spk00_00001", "intervals": [[0.00, 0.11, "SIL"], [0.11, 0.18, "DH"], ...]}
 
-which ``spokenlm eval align`` (pocketsphinx) and ``spokenlm align`` (CTC) write. Labels
+which ``spokenlm asr align`` writes (pocketsphinx or a CTC phoneme model). Labels
 are normalised on reading (silences, MFA's ``sp``/``spn`` and empty intervals -> ``SIL``;
 ARPAbet stress digits stripped), so ``--ignore SIL`` leaves out every silence.
 
@@ -102,7 +102,7 @@ NO_LABELS = "id not in the labels file"
 
 @dataclass
 class PNMIOptions:
-    units: Path = arg(positional=True, help="units JSONL (spokenlm tokenize output)")
+    units: Path = arg(positional=True, help="units JSONL (spokenlm tokenize run output)")
     labels: Path = arg(help=ALIGNMENTS_HELP, scanned=True)
     ignore: list[str] = arg([], help="phones to leave out (e.g. SIL)")
     tier: str = arg("phones", help=TIER_HELP)

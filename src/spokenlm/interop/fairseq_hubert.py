@@ -4,8 +4,8 @@ The written directory (``config.json``, ``model.safetensors``, ``preprocessor_co
 ``spokenlm_conversion.json``) loads with ``transformers.HubertModel.from_pretrained`` and is
 a spokenlm ``hubert`` encoder as it is::
 
-    spokenlm convert hubert hubert_base_ls960.pt --output models/hubert-base
-    spokenlm tokenizer train train.jsonl --encoder hubert --encoder-path models/hubert-base \
+    spokenlm interop hubert-import hubert_base_ls960.pt --output models/hubert-base
+    spokenlm tokenize train train.jsonl --encoder hubert --encoder-path models/hubert-base \
         --layer 6 --n-units 100
 
 mHuBERT (``mhubert_base_vp_en_es_fr_it3.pt``) and fine-tuned HuBERT CTC checkpoints
@@ -191,7 +191,7 @@ class ConvertHubertOptions:
     trust_pickle: bool = arg(False, help=TRUST_PICKLE_HELP)
 
 
-@command("convert hubert", ConvertHubertOptions)
+@command("interop hubert-import", ConvertHubertOptions)
 def convert_hubert(opts: ConvertHubertOptions) -> Path:
     """Convert a fairseq HuBERT/mHuBERT .pt into a Hugging Face HubertModel directory."""
     return convert_fairseq_hubert(opts.checkpoint, opts.output, overwrite=opts.overwrite,

@@ -6,14 +6,14 @@ GSLM / TWIST / textlesslib k-means files (``km.bin``, ``*.bin``) are the same fo
 file holds only centroids (``cluster_centers_``), not which encoder and layer produced the
 features, so importing needs them::
 
-    spokenlm convert hubert hubert_base_ls960.pt --output models/hubert-base
-    spokenlm convert kmeans-import hubert_base_ls960_L6_km100.bin --output tok-hubert-100 \
+    spokenlm interop hubert-import hubert_base_ls960.pt --output models/hubert-base
+    spokenlm interop kmeans-import hubert_base_ls960_L6_km100.bin --output tok-hubert-100 \
         --encoder hubert --encoder-path models/hubert-base --layer 6
 
 Exporting writes a fit-free ``MiniBatchKMeans`` whose ``predict`` gives spokenlm's units,
 for tools that expect the recipes' format (e.g. fairseq's ``dump_km_label.py``)::
 
-    spokenlm convert kmeans-export tok-hubert-100 --output km100.bin
+    spokenlm interop kmeans-export tok-hubert-100 --output km100.bin
 
 Reading goes through spokenlm's global allowlist (:mod:`spokenlm.interop.safe_pickle`):
 scikit-learn classes become inert stand-ins, so no code from the file runs and neither
@@ -138,7 +138,7 @@ class KMeansImportOptions:
     trust_pickle: bool = arg(False, help=TRUST_PICKLE_HELP)
 
 
-@command("convert kmeans-import", KMeansImportOptions)
+@command("interop kmeans-import", KMeansImportOptions)
 def import_kmeans(opts: KMeansImportOptions) -> Path:
     """Import a scikit-learn k-means (joblib) as a spokenlm tokenizer directory."""
     centroids = load_sklearn_centroids(opts.km_path, trust_pickle=opts.trust_pickle)
@@ -162,13 +162,13 @@ class KMeansExportOptions:
     output: Path = arg(Path("km.bin"), help="joblib file to write (scikit-learn MiniBatchKMeans)")
 
 
-@command("convert kmeans-export", KMeansExportOptions)
+@command("interop kmeans-export", KMeansExportOptions)
 def export_kmeans(opts: KMeansExportOptions) -> Path:
     """Export a tokenizer's centroids as a joblib-pickled scikit-learn MiniBatchKMeans."""
     centroids_file = Path(opts.tokenizer) / "centroids.safetensors"
     if not Path(opts.tokenizer).is_dir():
         raise InputError(f"{opts.tokenizer}: not a tokenizer directory; pass one written by "
-                         f"`spokenlm tokenizer train` or `convert kmeans-import`")
+                         f"`spokenlm tokenize train` or `spokenlm interop kmeans-import`")
     centroids = KMeans.load(centroids_file).centroids
     _require_sklearn(opts.output)
     import joblib

@@ -29,10 +29,10 @@ stats (:mod:`.speech_resynthesis_f0`); generators with a jointly trained F0 VQ
 (``lambda_commit``), VQ-VAE code inputs (``lambda_commit_code``) or a speaker embedder
 (``embedder_params``) are refused with a clear error::
 
-    spokenlm convert vocoder-import g_00500000 --config config.json --output vocoder-hubert100
-    spokenlm convert vocoder-import g_00400000 --config hubert100_lut.json \
+    spokenlm interop vocoder-import g_00500000 --config config.json --output vocoder-hubert100
+    spokenlm interop vocoder-import g_00400000 --config hubert100_lut.json \
         --f0-quantizer lj_f0_vq/g_00400000 --f0-stats f0_stats.pth --output vocoder-lj-f0
-    spokenlm convert vocoder-export vocoder-hubert100 --output hifigan-original/
+    spokenlm interop vocoder-export vocoder-hubert100 --output hifigan-original/
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ class VocoderImportOptions:
                                       "that is not a vocoder (its files are deleted)")
 
 
-@command("convert vocoder-import", VocoderImportOptions)
+@command("interop vocoder-import", VocoderImportOptions)
 def import_vocoder(opts: VocoderImportOptions) -> Path:
     """Import a speech-resynthesis / fairseq unit HiFi-GAN as a spokenlm vocoder directory."""
     model = load_resynthesis_generator(opts.checkpoint, opts.config, opts.f0_quantizer,
@@ -293,10 +293,11 @@ class VocoderExportOptions:
                                                       "(+ F0 quantizer and stats)")
 
 
-@command("convert vocoder-export", VocoderExportOptions)
+@command("interop vocoder-export", VocoderExportOptions)
 def export_vocoder(opts: VocoderExportOptions) -> Path:
-    """Export a spokenlm HiFi-GAN as a speech-resynthesis generator (g_00000000 + config;
-    F0 vocoders also get ``f0_quantizer/g_00000000`` and ``f0_stats.pth``)."""
+    """Export a spokenlm HiFi-GAN as a speech-resynthesis generator (g_00000000 + config).
+
+    F0 vocoders also get ``f0_quantizer/g_00000000`` and ``f0_stats.pth``."""
     model = load_vocoder(opts.vocoder)
     if not isinstance(model, UnitHifiGan):
         raise InputError(f"{opts.vocoder}: a {model.type!r} vocoder; only 'hifigan' vocoders "

@@ -4,7 +4,7 @@
   grammar with a seed different from the corpus's, with espeak-ng phonemes;
 - :func:`phoneme_unit_rows` (SpeechLM-P) and :func:`hidden_unit_rows` (SpeechLM-H, via the
   text-to-unit model): frame-level units per sentence (JSONL-ready rows);
-- :func:`alignment_labels`: speech frame units from ``spokenlm align`` frame phones;
+- :func:`alignment_labels`: speech frame units from ``spokenlm asr align`` frame phones;
 - :class:`TextBatches`: padded (units or characters) batches drawn by (seed, step);
 - :func:`speech_batch`: an equal-length crop batch of :class:`spokenlm.ssl.data.CropBatches`
   for step ``step``.
@@ -74,7 +74,7 @@ def hidden_unit_rows(rows: Sequence[dict], t2u: object, batch: int = 32) -> list
 
 def alignment_labels(alignments: Sequence[dict], inventory: Sequence[str]
                      ) -> dict[str, np.ndarray]:
-    """``id`` -> frame phone units (F,) from ``spokenlm align`` rows (``phones``)."""
+    """``id`` -> frame phone units (F,) from ``spokenlm asr align`` rows (``phones``)."""
     return {a["id"]: np.asarray(phones_to_units(a["phones"], [1] * len(a["phones"]),
                                                 inventory), dtype=np.int64)
             for a in alignments}

@@ -1,4 +1,4 @@
-"""One resumable training loop for the joint recipes (``t2u train``, ``joint speechlm
+"""One resumable training loop for the joint recipes (``joint t2u train``, ``joint speechlm
 train``, ``joint slam train``), built on the shared checkpoints and the LM optimiser.
 
 A recipe gives ``step_fn(step) -> {"loss": tensor, <metric>: tensor, ...}`` whose batches

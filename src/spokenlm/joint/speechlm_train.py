@@ -1,11 +1,11 @@
 """``spokenlm joint speechlm train``: SpeechLM-P or SpeechLM-H pretraining.
 
 Speech side: equal-length crops of the manifest's audio with frame units — P: frame phones
-from ``spokenlm align`` (``--alignments``); H: k-means units of ``--target-encoder``
+from ``spokenlm asr align`` (``--alignments``); H: k-means units of ``--target-encoder``
 features (MFCC, or an SSL model's layer). Text side: unpaired sentences (``--text-file`` or
 the grammar with ``--text-seed``; transcripts of the speech are removed) turned into frame
 units — P: espeak-ng phones repeated by durations sampled from the alignments; H: the
-text-to-unit model (``--t2u``, from ``spokenlm t2u train``). Run dir::
+text-to-unit model (``--t2u``, from ``spokenlm joint t2u train``). Run dir::
 
     targets/            (H) tokenizer + frame units of the manifest
     text_units.jsonl    unpaired text with its units (reused on rerun)
@@ -45,8 +45,8 @@ class SpeechLMTrainOptions:
     manifest: Path = arg(positional=True, help="speech manifest (unlabelled audio)")
     output: Path = arg(help="run dir (targets/, text_units.jsonl, checkpoints/, final/)")
     variant: Literal["P", "H"] = arg("P", help="P: phoneme units, H: hidden units")
-    alignments: Path | None = arg(None, help="(P) `spokenlm align` JSONL of the manifest")
-    t2u: Path | None = arg(None, help="(H) text-to-unit model dir (`spokenlm t2u train`)")
+    alignments: Path | None = arg(None, help="(P) `spokenlm asr align` JSONL of the manifest")
+    t2u: Path | None = arg(None, help="(H) text-to-unit model dir (`spokenlm joint t2u train`)")
     target_encoder: str = arg("mfcc", help="(H) features clustered for speech units")
     target_encoder_path: Path | None = arg(None, help="(H) SSL model dir for the targets")
     target_layer: int = arg(6, help="(H) layer of --target-encoder-path")
@@ -87,7 +87,7 @@ def _units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
     if opts.variant == "P":
         if opts.alignments is None:
             raise InputError("SpeechLM-P needs frame phones of the speech: pass --alignments "
-                             "(from `spokenlm align`), or use --variant H")
+                             "(from `spokenlm asr align`), or use --variant H")
         ali = read_jsonl(opts.alignments)
         inventory = phone_inventory([a["phones"] for a in ali]
                                     + [split_phones(r["phonemes"]) for r in text_rows])
@@ -97,7 +97,7 @@ def _units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
                 phoneme_unit_rows(text_rows, durations, inventory, opts.seed), len(inventory))
     if opts.t2u is None:
         raise InputError("SpeechLM-H needs a text-to-unit model: pass --t2u DIR (from "
-                         "`spokenlm t2u train`), or use --variant P")
+                         "`spokenlm joint t2u train`), or use --variant P")
     from .t2u import T2UModel
 
     spec = TargetSpec(opts.target_encoder, opts.target_encoder_path, opts.target_layer,

@@ -4,7 +4,7 @@ phones (B, P) -> phone encoder (embedding + positions + transformer) -> duration
 (two convs -> log(1 + frames) per phone) -> length regulator (each phone state repeated by
 its duration) -> unit decoder (positions + transformer) -> logits over hidden units per
 50 Hz frame. Trained on the paired subset: phone durations from forced alignments
-(``spokenlm align``; ``sil`` intervals included) or, without them, spread evenly over the
+(``spokenlm asr align``; ``sil`` intervals included) or, without them, spread evenly over the
 utterance's frames; unit targets are the speech's frame-level k-means units.
 Predicted durations are at least 1 frame, so the output has ``sum(durations)`` frames.
 
@@ -66,7 +66,7 @@ def length_regulate(h: torch.Tensor, durations: torch.Tensor
 class T2UModel(ModelDir, nn.Module):
     TYPE = T2U_TYPE
     CONFIG = T2UConfig
-    TRAIN_HINT = "spokenlm t2u train"
+    TRAIN_HINT = "spokenlm joint t2u train"
 
     def __init__(self, config: T2UConfig) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ class T2UModel(ModelDir, nn.Module):
         missing = sorted({p for p in phones if p not in self.index})
         if missing:
             raise InputError(f"{source}: phones {missing} are unknown to the text-to-unit "
-                             f"model; retrain it (`spokenlm t2u train`) on data with them")
+                             f"model; retrain it (`spokenlm joint t2u train`) on data with them")
         return [self.index[p] for p in phones]
 
     def encode(self, ids: torch.Tensor, plen: torch.Tensor) -> tuple[torch.Tensor,

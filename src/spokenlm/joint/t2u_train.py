@@ -1,9 +1,9 @@
-"""``spokenlm t2u train``: the text-to-unit model of SpeechLM-H on the paired subset.
+"""``spokenlm joint t2u train``: the text-to-unit model of SpeechLM-H on the paired subset.
 
 Inputs: a manifest with ``phonemes`` (the paired subset), its frame-level hidden units (a
-units JSONL written without dedup, e.g. by ``spokenlm tokenize --no-dedup`` or
+units JSONL written without dedup, e.g. by ``spokenlm tokenize run --no-dedup`` or
 ``spokenlm ssl train``'s ``targets/``; or ``--tokenizer DIR`` to label it here), and
-optionally ``spokenlm align`` output for phone durations. Run dir: ``checkpoints/``,
+optionally ``spokenlm asr align`` output for phone durations. Run dir: ``checkpoints/``,
 ``log.jsonl``, ``final/`` (a :class:`T2UModel` dir), ``metrics.json``.
 """
 
@@ -34,7 +34,7 @@ class T2UTrainOptions:
     units: Path | None = arg(None, help="frame units JSONL of the manifest (no dedup)")
     tokenizer: Path | None = arg(None, help="tokenizer dir to label the manifest with "
                                  "(instead of --units)")
-    alignments: Path | None = arg(None, help="`spokenlm align` JSONL for phone durations "
+    alignments: Path | None = arg(None, help="`spokenlm asr align` JSONL for phone durations "
                                   "(default: phones spread evenly over the frames)")
     hidden: int = arg(96, help="model width")
     layers: int = arg(2, help="encoder and decoder layers each")
@@ -92,7 +92,7 @@ def training_examples(rows: list[dict], labels: dict[str, np.ndarray],
     return out
 
 
-@command("t2u train", T2UTrainOptions)
+@command("joint t2u train", T2UTrainOptions)
 def train_t2u(opts: T2UTrainOptions) -> Path:
     """Train SpeechLM-H's text-to-unit model (phonemes -> durations -> hidden units)."""
     torch.manual_seed(opts.seed)

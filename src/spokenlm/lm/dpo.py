@@ -48,7 +48,7 @@ _SUMS = ("loss", "accuracy", "margin", "chosen_reward", "rejected_reward")
 @dataclass
 class DPOOptions:
     pairs: Path = arg(positional=True, help="preference pairs: a pairs JSONL, or a folder with "
-                      "pairs.jsonl + manifest.jsonl (`spokenlm bench build --generate "
+                      "pairs.jsonl + manifest.jsonl (`spokenlm data bench build --generate "
                       "preference`); rows of units (prompt_units/chosen_units/rejected_units), "
                       "audio ids or audio paths (prompt_path/chosen_path/rejected_path)")
     lm: Path = arg(help="unit LM dir to start from (`lm train`'s final/); also the frozen "

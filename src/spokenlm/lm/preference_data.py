@@ -5,7 +5,7 @@ forms (a file may mix them):
 
 - units: ``{"id", "prompt_units": [...], "chosen_units": [...], "rejected_units": [...]}``
   (unit ids of the LM's tokenizer; an empty prompt is allowed);
-- audio ids, as ``spokenlm bench build --generate preference`` writes them:
+- audio ids, as ``spokenlm data bench build --generate preference`` writes them:
   ``{"id", "prompt": audio id or null, "chosen": audio id, "rejected": audio id, ...}``
   naming rows of the ``manifest.jsonl`` beside the pairs file;
 - audio paths, slamkit's preference format (SpokenSwag before feature extraction):
@@ -58,7 +58,7 @@ def pairs_file(path: str | os.PathLike) -> Path:
         path = path / PAIRS_FILE
     if not path.is_file():
         raise InputError(f"{path}: preference pairs not found; pass a pairs JSONL or a folder "
-                         f"holding {PAIRS_FILE} (`spokenlm bench build --generate preference` "
+                         f"holding {PAIRS_FILE} (`spokenlm data bench build --generate preference` "
                          "writes one)")
     return path
 
@@ -104,7 +104,7 @@ def read_pairs(path: str | os.PathLike, n_units: int, tokenizer: Any = None) -> 
             raise InputError(f"{where}: not a JSON object; one pair per line")
         rows.append((where, str(row.get("id", f"pair{lineno}")), _form(row, where), row))
     if not rows:
-        raise InputError(f"{file}: no preference pairs; build some with `spokenlm bench build "
+        raise InputError(f"{file}: no preference pairs; build some with `spokenlm data bench build "
                          "--generate preference`")
     seen: set[str] = set()
     for where, pid, _, _ in rows:

@@ -130,8 +130,10 @@ class TextLMOptions:
 
 @command("lm pretrain-text", TextLMOptions)
 def pretrain_text_lm(opts: TextLMOptions) -> Path:
-    """Train a small LLaMA text LM on ``opts.text``; returns ``<output>/final`` (a plain HF
-    causal LM dir that ``spokenlm lm train --init-from`` warm-starts from)."""
+    """Train a small LLaMA text LM to warm-start a unit LM from (TWIST).
+
+    Trained on ``opts.text``; returns ``<output>/final``, a plain HF causal LM dir that
+    ``spokenlm lm train --init-from`` warm-starts from."""
     from ..data.grammar import generate_sentences
     from ..tokenize.pack import pack_units
     from .train import train_lm

@@ -37,7 +37,7 @@ def audio_inputs(source: Path, limit: int | None = None, split: str | None = Non
 
 def folder_ids(files: list[Path], root: Path) -> list[str]:
     """One distinct utterance id per file under ``root``: the file stems when they are unique
-    (as ``spokenlm data manifest`` does), else the path relative to ``root`` without its
+    (as ``spokenlm audio manifest`` does), else the path relative to ``root`` without its
     suffix (``a/x``, ``b/x``), keeping the suffix where even that clashes (``a/x.wav`` and
     ``a/x.flac``). Ids may hold ``/``; file names come from them via
     :func:`~spokenlm.common.paths.unique_names`."""

@@ -27,7 +27,7 @@ from .inputs import audio_inputs
 class ResynthOptions:
     input: Path = arg(positional=True, scanned=True,
                       help="audio file, folder of audio, or JSONL manifest")
-    tokenizer: Path = arg(help="tokenizer directory (spokenlm tokenizer train)")
+    tokenizer: Path = arg(help="tokenizer directory (spokenlm tokenize train)")
     vocoder: Path = arg(help="vocoder directory (spokenlm vocoder train)")
     output: Path = arg(Path("resynth"), help="folder for the resynthesised wavs")
     keep_durations: bool = arg(True, help="speak units with their measured durations; "

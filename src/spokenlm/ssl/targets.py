@@ -58,7 +58,7 @@ def make_targets(manifests: list[Path], out_dir: Path, spec: TargetSpec,
                             niter=spec.niter, seed=spec.seed, device=spec.device)
     elif not (Path(tokenizer) / CONFIG_NAME).exists():
         raise InputError(f"{tokenizer}: not a tokenizer dir (no {CONFIG_NAME}); pass a dir "
-                         f"from `spokenlm tokenizer train` or leave --targets unset")
+                         f"from `spokenlm tokenize train` or leave --targets unset")
     stems = [Path(m).stem for m in manifests]  # train/m.jsonl and valid/m.jsonl: by path
     keys = stems if len(set(stems)) == len(stems) else [str(m) for m in manifests]
     names = unique_names(keys)

@@ -1,6 +1,6 @@
 """Tokenize stage: audio -> encoder features (50 Hz) -> k-means units -> dedup.
 
-Library API (each command is also a CLI: ``spokenlm tokenizer train``, ``spokenlm tokenize``)::
+Library API (each command is also a CLI: ``spokenlm tokenize train``, ``spokenlm tokenize run``)::
 
     from spokenlm.tokenize import SpeechTokenizer, train_tokenizer, tokenize_manifest
     train_tokenizer(manifest="train.jsonl", output="tok", encoder="mfcc", n_units=100)

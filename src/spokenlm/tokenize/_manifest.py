@@ -16,5 +16,5 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
     rows = read_manifest(path)
     if not rows:
         raise InputError(f"{path}: the manifest lists no audio; make one with "
-                         f"`spokenlm data manifest`")
+                         f"`spokenlm audio manifest`")
     return rows

@@ -166,7 +166,7 @@ class KMeans:
         path = Path(path)
         if not path.exists():
             raise ArtifactError(f"{path}: centroids file not found; train the tokenizer again "
-                                f"(spokenlm tokenizer train) or point to the right directory")
+                                f"(spokenlm tokenize train) or point to the right directory")
         try:
             tensors = load_file(str(path))
         except Exception as e:  # noqa: BLE001 - safetensors raises several types

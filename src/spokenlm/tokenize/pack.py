@@ -85,7 +85,7 @@ def load_packed(prefix: str | os.PathLike) -> tuple[np.memmap, np.ndarray, dict[
     paths = {ext: prefix.with_name(prefix.name + ext) for ext in (".bin", ".idx.npy", ".meta.json")}
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
-        raise ArtifactError(f"packed units missing: {missing}; run `spokenlm tokenize ... "
+        raise ArtifactError(f"packed units missing: {missing}; run `spokenlm tokenize run ... "
                             f"--pack` or spokenlm.tokenize.pack_units({prefix}.jsonl)")
     try:
         meta = read_json(paths[".meta.json"])

@@ -1,4 +1,4 @@
-"""``spokenlm tokenize``: a manifest's audio -> units JSONL (+ packed memmap), sharded and
+"""``spokenlm tokenize run``: a manifest's audio -> units JSONL (+ packed memmap), sharded and
 resumable.
 
 Files written for ``--output data/units.jsonl``:
@@ -43,7 +43,7 @@ from .tokenizer import CENTROIDS_NAME, CONFIG_NAME, SpeechTokenizer
 @dataclass
 class TokenizeOptions:
     manifest: Path = arg(positional=True, help="audio manifest (JSONL) to tokenize")
-    tokenizer: Path = arg(help="tokenizer directory (from `spokenlm tokenizer train`)")
+    tokenizer: Path = arg(help="tokenizer directory (from `spokenlm tokenize train`)")
     output: Path = arg(help="units JSONL to write; packed files go next to it")
     dedup: bool = arg(True, help="collapse repeated units, storing their durations")
     shard: str | None = arg(None, help="I/N: process rows I::N (default: torchrun's RANK/"
@@ -74,7 +74,7 @@ def skipped_path(jsonl: Path) -> Path:
     return jsonl.with_name(packed_prefix(jsonl).name + ".skipped.jsonl")
 
 
-@command("tokenize", TokenizeOptions)
+@command("tokenize run", TokenizeOptions)
 def tokenize_manifest(opts: TokenizeOptions) -> Path:
     """Turn every file of a manifest into units (JSONL, plus packed files for LM training)."""
     rows = read_rows(opts.manifest)

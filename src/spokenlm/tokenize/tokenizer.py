@@ -135,7 +135,7 @@ class SpeechTokenizer:
         cfg_path = directory / CONFIG_NAME
         if not cfg_path.exists():
             raise ArtifactError(f"{directory}: not a tokenizer directory (no {CONFIG_NAME}); "
-                                f"train one with `spokenlm tokenizer train` or fix the path")
+                                f"train one with `spokenlm tokenize train` or fix the path")
         try:
             config = read_json(cfg_path)
         except InputError as e:
@@ -166,7 +166,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 def _check_config(config: Any, path: Path) -> None:
     if not isinstance(config, dict) or "spokenlm_version" not in config:
         raise ArtifactError(f"{path}: not a spokenlm tokenizer config (no spokenlm_version); "
-                            f"train the tokenizer again with `spokenlm tokenizer train`")
+                            f"train the tokenizer again with `spokenlm tokenize train`")
     saved = str(config["spokenlm_version"])
     try:
         newer = _version_tuple(saved) > _version_tuple(__version__)

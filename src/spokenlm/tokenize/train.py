@@ -1,4 +1,4 @@
-"""``spokenlm tokenizer train``: fit k-means on encoder features of a manifest's audio.
+"""``spokenlm tokenize train``: fit k-means on encoder features of a manifest's audio.
 
 Files are visited in a seeded random order (optionally capped by ``max_files`` /
 ``max_hours``) until ``max_frames`` frames are collected; k-means is fitted on those frames
@@ -57,7 +57,7 @@ class TokenizerTrainOptions:
                                       "that is not a tokenizer (its files are deleted)")
 
 
-@command("tokenizer train", TokenizerTrainOptions)
+@command("tokenize train", TokenizerTrainOptions)
 def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     """Train a speech tokenizer (encoder features + k-means) on a manifest's audio."""
     t0 = time.perf_counter()

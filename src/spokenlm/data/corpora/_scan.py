@@ -19,7 +19,7 @@ def header_rows(paths: list[Path], *, min_duration: float, max_duration: float |
     Each header goes through :func:`~spokenlm.audio.load.audio_info` (files longer than
     ``max_duration`` s refused; None: no limit); files shorter than ``min_duration`` s are
     refused from the header. ``validate`` also decodes each file and refuses silent, empty or
-    non-finite audio, as ``spokenlm data manifest`` does.
+    non-finite audio, as ``spokenlm audio manifest`` does.
     """
     def check(path: Path) -> tuple[dict | None, str | None]:
         try:

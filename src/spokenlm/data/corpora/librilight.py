@@ -112,8 +112,10 @@ def voice_activity(meta: dict[str, Any], path: Path) -> list[tuple[float, float]
 
 @command("data librilight", LibriLightOptions)
 def librilight(opts: LibriLightOptions) -> Path:
-    """Write a manifest of Libri-Light segments (rows with ``start``/``duration`` into the
-    long files) and a skip report ``<name>.skipped.jsonl`` of the files left out and why."""
+    """Write a manifest of Libri-Light segments and a skip report of the files left out.
+
+    Rows carry ``start``/``duration`` into the long files; the skip report
+    ``<name>.skipped.jsonl`` says why each file was left out."""
     root = Path(opts.root)
     if not root.is_dir():
         raise InputError(f"{printable(root)}: not a folder; pass your Libri-Light root")

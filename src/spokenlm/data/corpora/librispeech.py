@@ -101,8 +101,10 @@ def read_transcripts(split_dir: Path) -> tuple[dict[Path, str], list[dict]]:
 
 @command("data librispeech", LibriSpeechOptions)
 def librispeech(opts: LibriSpeechOptions) -> Path:
-    """Write a manifest of a LibriSpeech root (speaker, chapter, text, split per utterance)
-    and a skip report ``<name>.skipped.jsonl`` of the files left out and why."""
+    """Write a manifest of a LibriSpeech root and a skip report of the files left out.
+
+    Each utterance's row has its speaker, chapter, text and split; the skip report
+    ``<name>.skipped.jsonl`` says why each file was left out."""
     root = Path(opts.root)
     if not root.is_dir():
         raise InputError(f"{printable(root)}: not a folder; pass your LibriSpeech root")

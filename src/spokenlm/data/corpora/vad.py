@@ -256,9 +256,11 @@ NOT_INHERITED = ("id", "path", "start", "duration", "text", "phonemes")
 
 @command("data segment", SegmentOptions)
 def segment_manifest(opts: SegmentOptions) -> Path:
-    """Cut each recording of a manifest into speech segments by Silero VAD: one row per
-    segment (``id`` ``<id>_<k>``, ``start``/``duration`` into the recording, ``recording``
-    = its id, its other columns but text), and a skip report of the rows left out."""
+    """Cut each recording of a manifest into speech segments by Silero VAD.
+
+    One row per segment (``id`` ``<id>_<k>``, ``start``/``duration`` into the recording,
+    ``recording`` = its id, its other columns but text), and a skip report of the rows left
+    out."""
     if not 0 < opts.min_segment <= opts.max_segment:
         raise InputError(f"--min-segment {opts.min_segment} / --max-segment "
                          f"{opts.max_segment}: need 0 < min <= max")
