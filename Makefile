@@ -9,7 +9,7 @@ TORCH    ?= torch==2.13.0
 RUN      ?= runs/demo
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench browser clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,13 @@ test-slow: setup
 bench: setup
 	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) benchmarks/run_all.py
+
+# headless Chromium (Debian package), for the report's browser test and screenshots
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing the chromium system package (Debian)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
