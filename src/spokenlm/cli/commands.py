@@ -158,6 +158,9 @@ TABLE: dict[str, Entry] = {
                      "files."),
     "generate": Entry("spokenlm.pipeline.generate", "generate",
                       "Continue spoken prompts with the unit LM and speak the continuations."),
+    "report": Entry("spokenlm.pipeline.report", "report",
+                    "Write one HTML page with the metrics, evaluations, audio and training of "
+                    "runs."),
 }
 
 #: group -> one line for ``spokenlm --help`` (a group is every proper prefix of a name)
