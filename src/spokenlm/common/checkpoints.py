@@ -79,19 +79,37 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: SavesFiles, trainer_state:
     """Write checkpoint ``step`` (``model.write_files`` + the trainer state) atomically,
     point ``latest`` at it, then keep the last ``keep``."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    final = ckpt_dir / checkpoint_name(step)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=ckpt_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{checkpoint_name(step)}.", suffix=".tmp",
+                                dir=ckpt_dir))
     try:
         model.write_files(tmp)
-        torch.save({**trainer_state, "step": step, "spokenlm_version": __version__},
-                   tmp / STATE_FILE)
-        _flush(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        return publish_checkpoint(ckpt_dir, step, tmp, trainer_state, keep)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def staging_dir(ckpt_dir: Path, step: int) -> Path:
+    """An empty ``.step_XXXXXXXX.tmp`` dir of a fixed name (so that several processes can
+    write the shards of one checkpoint into it), for :func:`publish_checkpoint`."""
+    tmp = ckpt_dir / f".{checkpoint_name(step)}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def publish_checkpoint(ckpt_dir: Path, step: int, tmp: Path, trainer_state: dict[str, Any],
+                       keep: int = 2) -> Path:
+    """Add the trainer state to ``tmp`` (holding the model files), flush it, rename it to
+    checkpoint ``step``, point ``latest`` at it, then keep the last ``keep``."""
+    final = ckpt_dir / checkpoint_name(step)
+    torch.save({**trainer_state, "step": step, "spokenlm_version": __version__},
+               tmp / STATE_FILE)
+    _flush(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
     with atomic_path(ckpt_dir / LATEST) as t:
         t.write_text(final.name + "\n")
     _flush(ckpt_dir, files=False)
@@ -169,6 +187,17 @@ def resume_checkpoint(ckpt_dir: Path, load: Callable[[Path], T]) -> tuple[Path, 
                         "or choose a new --output")
 
 
+def refuse_unless_resume(run: Path, resume: bool) -> Path:
+    """``run/checkpoints``; an :class:`InputError` when it holds checkpoints and not
+    ``resume`` (a run is never silently overwritten)."""
+    ckpt_dir = run / "checkpoints"
+    found = checkpoint_candidates(ckpt_dir)
+    if found and not resume:
+        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
+                         "to continue that run, or choose a new --output")
+    return ckpt_dir
+
+
 def resume_training(run: Path, resume: bool, load: Callable[[Path], dict[str, Any]],
                     optimizer: torch.optim.Optimizer, scheduler: Any
                     ) -> tuple[Path, dict[str, Any]] | tuple[None, None]:
@@ -176,11 +205,7 @@ def resume_training(run: Path, resume: bool, load: Callable[[Path], dict[str, An
     checkpoints unless ``resume``; else load the newest intact one (:func:`resume_checkpoint`
     on ``run/checkpoints``) and restore ``optimizer``, ``scheduler`` and the RNG states.
     Returns ``(checkpoint, saved trainer state)``, or ``(None, None)`` for a fresh start."""
-    ckpt_dir = run / "checkpoints"
-    found = checkpoint_candidates(ckpt_dir)
-    if found and not resume:
-        raise InputError(f"{run}: already holds checkpoints ({found[0].name}); pass --resume "
-                         "to continue that run, or choose a new --output")
+    ckpt_dir = refuse_unless_resume(run, resume)
     resumed = resume_checkpoint(ckpt_dir, load)
     if resumed is None:
         return None, None

@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +227,10 @@ def resolve_row(row: dict, holder: str | os.PathLike, keys: Iterable[str]) -> di
 def stored_fields(options: Any, holder: str | os.PathLike, *, levels: int = 1,
                   drop_none: bool = False) -> dict[str, Any]:
     """An options dataclass as a JSON-ready dict for ``holder`` (a metrics or config file
-    recording its inputs): ``Path`` values (also inside lists) through :func:`store_path`."""
+    recording its inputs): ``Path`` values (also inside lists) through :func:`store_path`;
+    nested options (``trainer``) flattened, as the CLI flags are."""
+    from .options import flat_fields
+
     assert is_dataclass(options), options
 
     def convert(value: Any) -> Any:
@@ -237,5 +240,5 @@ def stored_fields(options: Any, holder: str | os.PathLike, *, levels: int = 1,
             return [convert(v) for v in value]
         return value
 
-    out = {f.name: convert(getattr(options, f.name)) for f in fields(options)}
+    out = {k: convert(v) for k, v in flat_fields(options).items()}
     return {k: v for k, v in out.items() if v is not None} if drop_none else out

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio.load import load_row
+from ..audio.load import load_row, row_num_samples
 from ..common.errors import InputError
 from ..tokenize.encoders.base import RECEPTIVE_FIELD, STRIDE, num_frames
 
@@ -54,6 +54,7 @@ class CropBatches:
         self.max_samples = max(RECEPTIVE_FIELD, max_samples)
         self.seed = seed
         self._epoch_cache: tuple[int, list[list[int]]] | None = None
+        self._lengths: dict[int, int] = {}
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """Row indices of every batch of ``epoch`` (shuffled, length-grouped)."""
@@ -72,33 +73,49 @@ class CropBatches:
         self._epoch_cache = (epoch, batches)
         return batches
 
-    def next_batch(self, state: DataState) -> tuple[torch.Tensor, torch.Tensor, DataState]:
-        """The batch at ``state`` and the state after it."""
+    def next_batch(self, state: DataState, part: slice = slice(None)
+                   ) -> tuple[torch.Tensor, torch.Tensor, DataState]:
+        """The batch at ``state`` (its rows ``part``) and the state after it."""
+        idx, nxt = self.batch_at(state)
+        wav, lab = self.load(idx, seed=(self.seed, state.epoch, state.batch), part=part)
+        return wav, lab, nxt
+
+    def batch_at(self, state: DataState) -> tuple[list[int], DataState]:
+        """Row indices of the batch at ``state``, and the state after it."""
         batches = self.epoch_batches(state.epoch)
-        idx = batches[state.batch]
         nxt = DataState(state.epoch, state.batch + 1)
         if nxt.batch >= len(batches):
             nxt = DataState(state.epoch + 1, 0)
-        wav, lab = self.load(idx, seed=(self.seed, state.epoch, state.batch))
-        return wav, lab, nxt
+        return batches[state.batch], nxt
 
-    def load(self, idx: list[int], seed: tuple[int, ...] = (0,)) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
-        """Crop rows ``idx`` to a common length: wav (B, T) float32, labels (B, F) int64."""
+    def load(self, idx: list[int], seed: tuple[int, ...] = (0,), part: slice = slice(None)
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crop rows ``idx`` to a common length: wav (B, T) float32, labels (B, F) int64.
+        With ``part``, only those rows (one process's shard) are read and returned, cropped
+        exactly as when all are loaded (the other rows' lengths from their headers)."""
         rng = np.random.default_rng(list(seed))
-        wavs = [load_row(self.rows[i]) for i in idx]
-        length = min(min(len(w) for w in wavs), self.max_samples)
+        mine = set(range(len(idx))[part])
+        wavs = {j: load_row(self.rows[i]) for j, i in enumerate(idx) if j in mine}
+        lengths = [len(wavs[j]) if j in wavs else self._length(i) for j, i in enumerate(idx)]
+        length = min(min(lengths), self.max_samples)
         n = num_frames(length)
         length = (n - 1) * STRIDE + RECEPTIVE_FIELD  # drop samples no frame covers
         out_w, out_l = [], []
-        for i, w in zip(idx, wavs):
+        for j, i in enumerate(idx):
             lab = self.labels[self.rows[i]["id"]]
-            total = num_frames(len(w))
+            total = num_frames(lengths[j])
             if len(lab) != total:
                 raise InputError(f"{self.rows[i]['path']}: {total} frames but its targets have "
                                  f"{len(lab)}; the targets were made from other audio, delete "
                                  f"the targets dir and rerun")
             k = int(rng.integers(0, total - n + 1))  # first frame of the crop
-            out_w.append(w[k * STRIDE: k * STRIDE + length])
-            out_l.append(lab[k:k + n])
+            if j in wavs:
+                out_w.append(wavs[j][k * STRIDE: k * STRIDE + length])
+                out_l.append(lab[k:k + n])
         return torch.from_numpy(np.stack(out_w)), torch.from_numpy(np.stack(out_l))
+
+    def _length(self, i: int) -> int:
+        """Samples of row ``i`` (from its header, cached)."""
+        if i not in self._lengths:
+            self._lengths[i] = row_num_samples(self.rows[i])
+        return self._lengths[i]

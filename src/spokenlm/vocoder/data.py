@@ -158,9 +158,19 @@ class SegmentSampler:
         frames = np.pad(utt.frames, (0, s - n), mode="edge")
         return frames, np.pad(utt.wav, (0, (s - n) * self.hop))
 
-    def next_batch(self, device: torch.device) -> Batch:
+    def next_rows(self) -> list[tuple[Utterance, np.ndarray, np.ndarray]]:
+        """The next batch's utterances with their segments (frames (S,), wav (S * hop,))."""
         utts = [self.utts[self._next_index()] for _ in range(self.batch_size)]
-        segs = [self._segment(u) for u in utts]
+        return [(u, *self._segment(u)) for u in utts]
+
+    def next_batch(self, device: torch.device) -> Batch:
+        return self.collate(self.next_rows(), device)
+
+    def collate(self, rows: list[tuple[Utterance, np.ndarray, np.ndarray]],
+                device: torch.device) -> Batch:
+        """Rows of :meth:`next_rows` (all of them, or one process's shard) as a batch."""
+        utts = [u for u, _, _ in rows]
+        segs = [(f, w) for _, f, w in rows]
         n_max = max(len(u.units) for u in utts)
         units = np.zeros((len(utts), n_max), dtype=np.int64)
         durs = np.zeros((len(utts), n_max), dtype=np.int64)

@@ -9,32 +9,37 @@ Run directory layout (same as the LM trainer's)::
                                           (see :mod:`spokenlm.common.checkpoints`)
     <output>/final/                       the trained vocoder dir (``load_vocoder``)
 
-A killed run started again with the same ``output`` resumes from ``checkpoints/latest``
-(model, discriminators, optimizers, data position and RNG), or from the newest intact
-checkpoint before it when that one is damaged.
+Trained by the one training loop (:mod:`spokenlm.training.loop`; the discriminators of
+HiFi-GAN are its extra modules, with their own optimizer). A killed run started again with
+the same ``output`` resumes from ``checkpoints/latest`` (model, discriminators, optimizers,
+data position and RNG), or from the newest intact checkpoint before it when that one is
+damaged. Runs under ``torchrun`` as DDP, each process taking its share of every batch.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import torch
+from torch import nn
 
 from ..audio.framing import units_framing
-from ..common.checkpoints import load_checkpoint, resume_checkpoint, save_checkpoint
-from ..common.device import resolve_device
-from ..common.errors import ArtifactError, InputError
-from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
+from ..common.errors import InputError
+from ..common.files import iter_jsonl, read_json
 from ..common.options import arg, command
-from ..common.paths import stored_fields
-from ..common.progress import log, progress
-from .data import SegmentSampler, load_utterances
+from ..common.progress import log
+from ..training import Env, Recipe, TrainerOptions, fit, init, take
+from .base import VocoderModel
+from .data import Batch, SegmentSampler, load_utterances
 from .tasks import TASKS, Task
 
-KEEP_CHECKPOINTS = 2
+#: HiFi-GAN's optimizer (AdamW, betas (0.8, 0.99), decay 0.01, lr x 0.999 every epoch);
+#: lr and clipping depend on --type (None: the type's default)
+VOCODER_TRAINER = TrainerOptions(lr=None, beta1=0.8, beta2=0.99, weight_decay=0.01,
+                                 schedule="exponential", lr_decay=0.999, warmup_steps=0,
+                                 max_steps=2000, clip_grad=None, save_every=500, log_every=50,
+                                 eval_every=0)
 
 
 @dataclass
@@ -50,39 +55,77 @@ class VocoderTrainOptions:
     segment_frames: int | None = arg(None, help="unit frames per training segment; "
                                                 "None: 32 (10240 samples) for hifigan, "
                                                 "64 for fast")
-    batch_size: int = arg(16, help="segments per step")
-    lr: float | None = arg(None, help="AdamW learning rate, betas (0.8, 0.99); "
-                                      "None: 2e-4 for hifigan, 1e-3 for fast")
-    lr_decay: float = arg(0.999, help="learning rate multiplied by this every epoch")
-    max_steps: int = arg(2000, help="training steps")
-    save_every: int = arg(500, help="checkpoint every N steps (and at the end)")
-    log_every: int = arg(50, help="append losses to log.jsonl every N steps")
+    batch_size: int = arg(16, help="segments per step, over all processes")
     speaker_embedding: bool = arg(True, help="condition on speaker when the units name "
                                              "more than one")
     duration_predictor: bool = arg(True, help="train a duration predictor so deduplicated "
                                               "units can be spoken without durations")
     n_units: int | None = arg(None, help="unit vocabulary size; None: from "
                                          "<units>.meta.json, else max unit + 1")
-    seed: int = arg(0, help="random seed")
-    device: str = arg("auto", help="auto, cpu, cuda, cuda:1, ...")
+    trainer: TrainerOptions = arg(VOCODER_TRAINER, help="training loop options; --lr None: "
+                                  "2e-4 for hifigan, 1e-3 for fast; --clip-grad None: 1.0 "
+                                  "for fast, none for hifigan")
+
+
+class VocoderRecipe(Recipe):
+    """Segments of the units' audio; the task's loss (and discriminators)."""
+
+    token_name = "frames"
+
+    def __init__(self, task: Task, sampler: SegmentSampler, env: Env, name: str,
+                 about: str) -> None:
+        self.task, self.model, self.sampler, self.env = task, task.model, sampler, env
+        self.name, self.about = name, about
+        self.step_tokens = sampler.batch_size * sampler.segment
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        return self.task.extra_modules()
+
+    def batches(self, step: int, shards: range, n_shards: int) -> list[Batch]:
+        rows = self.sampler.next_rows()
+        return [self.sampler.collate(take(rows, s, n_shards), self.env.device) for s in shards]
+
+    def loss(self, model: nn.Module, batch: Batch, step: int) -> dict[str, Any]:
+        assert isinstance(model, VocoderModel)
+        return self.task.loss(model, batch, self.extras)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
+    def log_extras(self) -> dict[str, Any]:
+        return {"epoch": self.sampler.epoch}
+
+    def describe(self) -> str:
+        return self.about
 
 
 @command("vocoder train", VocoderTrainOptions)
 def train_vocoder(opts: VocoderTrainOptions) -> Path:
     """Train a vocoder (units -> 16 kHz audio) and return its directory ``<output>/final``."""
+    import torch
+
     if opts.type not in TASKS:
         raise InputError(f"--type {opts.type!r}: choose one of {sorted(TASKS)}")
     task_cls = TASKS[opts.type]
     if opts.size not in task_cls.sizes:
         raise InputError(f"--size {opts.size!r} is not a {opts.type} size; choose one of "
                          f"{sorted(task_cls.sizes)}")
-    for name in ("batch_size", "max_steps", "save_every", "log_every"):
-        if getattr(opts, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1")
+    if opts.batch_size < 1:
+        raise InputError("--batch-size must be >= 1")
+    t = opts.trainer
+    t = t.replace(lr=task_cls.default_lr if t.lr is None else t.lr,
+                  clip_grad=task_cls.default_clip_grad if t.clip_grad is None else t.clip_grad)
+    t.check()
     run = opts.output
     _check_run(run, opts)
-    torch.manual_seed(opts.seed)
-    device = resolve_device(opts.device)
+    env = init(t)
+    torch.manual_seed(t.seed)
     utts = load_utterances(opts.units)
     names = sorted({u.speaker for u in utts})
     speakers = names if opts.speaker_embedding and len(names) > 1 else []
@@ -90,40 +133,19 @@ def train_vocoder(opts: VocoderTrainOptions) -> Path:
     framing = units_framing(iter_jsonl(opts.units), opts.units)
     model = task_cls.model_cls.build(opts.size, n_units, speakers, opts.duration_predictor,
                                      hop_length=framing.hop_length)
-    lr = opts.lr if opts.lr is not None else task_cls.default_lr
-    task = task_cls(model.to(device), lr)
+    task = task_cls(model.to(env.device))
     segment = opts.segment_frames or task_cls.default_segment_frames
-    sampler = SegmentSampler(utts, opts.batch_size, segment, speakers, seed=opts.seed,
+    sampler = SegmentSampler(utts, opts.batch_size, segment, speakers, seed=t.seed,
                              hop_length=framing.hop_length)
-    step = _resume(run, task, sampler)
-    write_json(run / "options.json", stored_fields(opts, run / "options.json"))
-    log(f"vocoder: {opts.type}/{opts.size}, {sum(p.numel() for p in model.parameters()):,} "
-        f"params, {len(utts)} utterances, {n_units} units at {framing.describe()}, "
-        f"{len(speakers)} speakers, "
-        f"step {step}/{opts.max_steps}")
-
-    bar = progress(desc=f"vocoder train ({opts.type})", total=opts.max_steps, unit="step")
-    bar.update(step)
-    task.train()
-    t0, frames_done = time.time(), 0
-    while step < opts.max_steps:
-        task.set_lr(lr * opts.lr_decay ** sampler.epoch)
-        batch = sampler.next_batch(device)
-        losses = task.step(batch)
-        step += 1
-        frames_done += batch.frames.numel()
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:3]})
-        if step % opts.log_every == 0 or step == opts.max_steps:
-            elapsed = time.time() - t0
-            _append_log(run / "log.jsonl", {
-                "step": step, **losses, "lr": lr * opts.lr_decay ** sampler.epoch,
-                "epoch": sampler.epoch, "elapsed_s": round(elapsed, 2),
-                "frames_per_s": round(frames_done / max(elapsed, 1e-9), 1)})
-        if step % opts.save_every == 0 or step == opts.max_steps:
-            _save_checkpoint(run, step, task, sampler)
-    bar.close()
-    return task.model.save_pretrained(run / "final")
+    about = (f"{opts.type}/{opts.size}, {len(utts)} utterances, {n_units} units at "
+             f"{framing.describe()}, {len(speakers)} speakers")
+    recipe = VocoderRecipe(task, sampler, env, f"vocoder train ({opts.type})", about)
+    fit(recipe, t, env, run, record=opts)
+    final = run / "final"
+    if env.main:
+        task.model.save_pretrained(final)
+    env.barrier()
+    return final
 
 
 def _n_units(units_path: Path, observed: int) -> int:
@@ -146,45 +168,3 @@ def _check_run(run: Path, opts: VocoderTrainOptions) -> None:
             raise InputError(f"{path}: run has {key}={old.get(key)!r} but "
                              f"{key}={getattr(opts, key)!r} was asked; use another --output "
                              f"or delete {run}")
-
-
-def _append_log(path: Path, row: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json_line(row))
-
-
-def _save_checkpoint(run: Path, step: int, task: Task, sampler: SegmentSampler) -> Path:
-    state = {"aux": {k: m.state_dict() for k, m in task.aux.items()},
-             "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()},
-             "sampler": sampler.state_dict(),
-             "torch_rng": torch.get_rng_state()}
-    return save_checkpoint(run / "checkpoints", step, task.model, state, KEEP_CHECKPOINTS)
-
-
-def _resume(run: Path, task: Task, sampler: SegmentSampler) -> int:
-    """Load ``checkpoints/latest`` (or the newest intact one before it) into the task;
-    return its step (0 when starting fresh)."""
-    ckpts = run / "checkpoints"
-    path, state = resume_checkpoint(ckpts, lambda p: load_checkpoint(p, task.model)) \
-        or (None, None)
-    if path is None:
-        if (run / "log.jsonl").exists():
-            (run / "log.jsonl").unlink()
-        return 0
-    try:
-        for k, m in task.aux.items():
-            m.load_state_dict(state["aux"][k])
-        for k, o in task.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise ArtifactError(f"{path}: cannot resume from this checkpoint ({e}); delete "
-                            f"{ckpts} to start over") from e
-    sampler.load_state_dict(state["sampler"])
-    torch.set_rng_state(state["torch_rng"])
-    step = int(state["step"])
-    log_path = run / "log.jsonl"
-    if log_path.exists():
-        write_jsonl(log_path, [r for r in iter_jsonl(log_path) if r.get("step", 0) <= step])
-    log(f"vocoder: resuming {run} from step {step} ({path.name})")
-    return step
