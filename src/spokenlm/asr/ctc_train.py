@@ -9,8 +9,6 @@ the head and adapter train), then fine-tuned; the conv front-end stays frozen. R
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,27 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ..audio.load import load_row
+from ..audio.load import load_row, row_num_samples
 from ..audio.manifest import read_manifest
-from ..common.checkpoints import check_fits, read_state, reading, resume_training, rng_state, \
-    save_checkpoint
-from ..common.device import resolve_device
+from ..common.checkpoints import check_fits, read_state, reading
 from ..common.errors import InputError
-from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
+from ..common.files import write_json, write_jsonl
 from ..common.options import arg, command
-from ..common.paths import store_path, stored_fields
+from ..common.paths import store_path
 from ..common.progress import log, progress
-from ..lm.optim import make_optimizer, warmup_cosine
 from ..ssl.data import DataState
 from ..ssl.masking import span_mask
 from ..tokenize.encoders import ENCODERS, encoder_options
+from ..training import Env, Recipe, TrainerOptions, fit, init, shard_slice
 from .ctc_model import Adapter, CTCConfig, CTCModel
 from .text import Unit, Vocab, error_rates, reference_text, row_tokens
+
+#: wav2vec 2.0 / HuBERT fine-tuning: Adam betas (0.9, 0.98), decay 0.01, a tighter clip (5)
+ASR_TRAINER = TrainerOptions(lr=5e-4, beta2=0.98, weight_decay=0.01, clip_grad=5.0,
+                             warmup_steps=100, min_lr_ratio=0.0, max_steps=1000,
+                             precision="fp32", eval_every=0, save_every=200)
 
 
 @dataclass
@@ -56,20 +58,10 @@ class ASRTrainOptions:
     mask_prob: float = arg(0.3, help="time masking while training (span 10)")
     max_utterances: int | None = arg(None, help="train on the first N utterances")
     max_minutes: float | None = arg(None, help="train on the first N minutes of audio")
-    batch_size: int = arg(8, help="utterances per step")
-    lr: float = arg(5e-4, help="peak learning rate")
-    warmup_steps: int = arg(100, help="linear warmup steps")
-    max_steps: int = arg(1000, help="optimizer steps")
+    batch_size: int = arg(8, help="utterances per step, over all processes")
     freeze_encoder_steps: int = arg(100, help="steps with the encoder frozen")
-    weight_decay: float = arg(0.01, help="AdamW weight decay")
-    clip_grad: float = arg(5.0, help="gradient norm clip (0 disables)")
-    device: str = arg("auto", help="auto, cpu, cuda, ...")
-    seed: int = arg(0, help="seed of init, data order and masks")
-    log_every: int = arg(10, help="steps between log lines")
-    eval_every: int = arg(0, help="steps between validation scores (0: end only)")
-    save_every: int = arg(200, help="steps between checkpoints")
-    keep_checkpoints: int = arg(2, help="checkpoints kept")
-    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+    trainer: TrainerOptions = arg(ASR_TRAINER, help="training loop options (--eval-every: "
+                                  "steps between validation scores on --valid-manifest)")
 
 
 def select_rows(rows: list[dict], max_utterances: int | None,
@@ -96,6 +88,13 @@ class CTCBatches:
         self.targets = [vocab.encode(row_tokens(r, vocab.unit, source)) for r in rows]
         self.batch_size = max(1, min(batch_size, len(rows)))
         self.seed = seed
+        self._lengths: dict[int, int] = {}
+
+    def length(self, i: int) -> int:
+        """Samples of row ``i`` (from its header, cached)."""
+        if i not in self._lengths:
+            self._lengths[i] = row_num_samples(self.rows[i])
+        return self._lengths[i]
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
@@ -148,10 +147,86 @@ def _load_checkpoint(path: Path, model: CTCModel) -> dict[str, Any]:
     return state
 
 
+def _frames(samples: int) -> int:
+    """Encoder frames of ``samples`` (400-sample window, 320 hop)."""
+    return int((samples - 400) // 320 + 1)
+
+
+class CTCRecipe(Recipe):
+    """CTC on length-grouped batches; each process loads its rows of each batch."""
+
+    name = "asr train"
+    unused_parameters = True  # the encoder gets no gradient while frozen
+
+    def __init__(self, model: CTCModel, data: CTCBatches, valid_rows: list[dict],
+                 opts: ASRTrainOptions, env: Env) -> None:
+        self.model, self.data, self.valid_rows, self.opts, self.env = (model, data, valid_rows,
+                                                                       opts, env)
+        self.position = DataState()
+
+    def batches(self, step: int, shards: range, n_shards: int) -> list[Any]:
+        ds = self.position
+        epoch = self.data.epoch_batches(ds.epoch)
+        idx = epoch[ds.batch]
+        self.position = (DataState(ds.epoch, ds.batch + 1) if ds.batch + 1 < len(epoch)
+                         else DataState(ds.epoch + 1, 0))
+        out = []
+        for s in shards:
+            part = shard_slice(len(idx), s, n_shards)
+            wav, lengths, targets = self.data.load(idx[part])
+            mask = None
+            if self.model.adapter is not None and self.opts.mask_prob > 0:
+                samples = [self.data.length(i) for i in idx]  # the whole batch's mask
+                samples[part] = lengths.tolist()
+                mask = span_mask([_frames(t) for t in samples], self.opts.mask_prob, 10,
+                                 seed=(self.opts.trainer.seed, 7, step),
+                                 max_frames=_frames(max(samples)))
+                mask = mask[part, :_frames(int(lengths.max()))]
+            out.append((wav, lengths, targets, mask))
+        return out
+
+    def loss(self, model: nn.Module, batch: Any, step: int) -> dict[str, Any]:
+        wav, lengths, targets, mask = batch
+        frozen = step < self.opts.freeze_encoder_steps
+        d = self.env.device
+        log_probs, frames = model(wav.to(d), lengths, freeze_encoder=frozen,
+                                  mask=None if mask is None else mask.to(d))
+        return {"loss": ctc_loss(log_probs, frames, targets), "frozen": float(frozen)}
+
+    def evaluate(self, model: nn.Module, step: int | None) -> dict[str, float]:
+        if not self.valid_rows or step is None:  # the final scores: see train_asr
+            return {}
+        assert isinstance(model, CTCModel)
+        return evaluate_rows(model, self.valid_rows, desc="valid")[0]
+
+    def read_checkpoint(self, path: Path) -> dict[str, Any]:
+        return _load_checkpoint(path, self.model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.position.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.position = DataState(**state["data"])
+
+    def run_info(self) -> dict[str, Any]:
+        return {"trainable_parameters": sum(p.numel() for p in self.model.parameters()
+                                            if p.requires_grad),
+                "vocab_size": len(self.model.vocab)}
+
+    def describe(self) -> str:
+        minutes = sum(float(r.get("duration") or 0) for r in self.data.rows) / 60
+        return (f"{self.opts.encoder} + {self.model.config.adapter} adapter, "
+                f"{self.run_info()['trainable_parameters'] / 1e6:.2f}M trainable, "
+                f"{len(self.data.rows)} utterances ({minutes:.1f} min), {len(self.model.vocab)} "
+                f"{self.opts.unit}")
+
+
 @command("asr train", ASRTrainOptions)
 def train_asr(opts: ASRTrainOptions) -> Path:
     """Fine-tune an encoder with a CTC head on transcribed audio; returns final/."""
-    device = resolve_device(opts.device)
+    t = opts.trainer
+    t.check()
+    env = init(t)
     rows = select_rows(read_manifest(opts.manifest), opts.max_utterances, opts.max_minutes)
     if not rows:
         raise InputError(f"{opts.manifest}: no utterances to train on")
@@ -161,97 +236,32 @@ def train_asr(opts: ASRTrainOptions) -> Path:
     if opts.encoder in ("hubert", "wav2vec2") and opts.layer is None and path is not None:
         enc["layer"] = int(json.loads((Path(path) / "config.json").read_text())
                            ["num_hidden_layers"])
-    torch.manual_seed(opts.seed)
-    np.random.seed(opts.seed)  # HF SpecAugment draws its masks from numpy's global RNG
+    torch.manual_seed(t.seed)
+    np.random.seed(t.seed)  # HF SpecAugment draws its masks from numpy's global RNG
     model = CTCModel(CTCConfig(encoder=enc, unit=opts.unit, adapter=opts.adapter,
                                adapter_layers=opts.adapter_layers, adapter_dim=opts.adapter_dim,
-                               dropout=opts.dropout, mask_prob=opts.mask_prob), vocab).to(device)
-    model.train()
-    data = CTCBatches(rows, vocab, opts.batch_size, opts.seed, opts.manifest)
+                               dropout=opts.dropout, mask_prob=opts.mask_prob), vocab)
+    data = CTCBatches(rows, vocab, opts.batch_size, t.seed, opts.manifest)
     valid_rows = read_manifest(opts.valid_manifest) if opts.valid_manifest else []
-    optimizer = make_optimizer(model, opts.lr, opts.weight_decay, (0.9, 0.98), device)
-    warmup = min(opts.warmup_steps, max(1, opts.max_steps // 5))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(warmup, opts.max_steps, 0.0))
-    run, ckpt_dir = opts.output, opts.output / "checkpoints"
-    state: dict[str, Any] = {"step": 0, "time_s": 0.0, "data": DataState().to_dict(),
-                             "loss": None}
-    ckpt, saved = resume_training(run, opts.resume, lambda path: _load_checkpoint(path, model),
-                                  optimizer, scheduler)
-    if ckpt is not None:
-        state = saved["state"]
-    log_path = run / "log.jsonl"
-    write_jsonl(log_path, [r for r in iter_jsonl(log_path) if r["step"] <= state["step"]]
-                if ckpt is not None and log_path.exists() else [])
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    write_json(run / "options.json", {**stored_fields(opts, run / "options.json"),
-                                      "trainable_parameters": n_params,
-                                      "vocab_size": len(vocab)})
-    minutes = sum(float(r.get("duration") or 0) for r in rows) / 60
-    log(f"asr train: {opts.encoder} + {model.config.adapter} adapter, {n_params / 1e6:.2f}M "
-        f"trainable, {len(rows)} utterances ({minutes:.1f} min), {len(vocab)} {opts.unit}")
-
-    bar = progress(desc="asr train", total=opts.max_steps, unit="step")
-    bar.update(state["step"])
-    window: list[float] = []
-    metrics: dict[str, float] = {}
-    while state["step"] < opts.max_steps:
-        t0 = time.perf_counter()
-        ds = DataState(**state["data"])
-        batches = data.epoch_batches(ds.epoch)
-        wav, lengths, targets = data.load(batches[ds.batch])
-        nxt = DataState(ds.epoch, ds.batch + 1) if ds.batch + 1 < len(batches) \
-            else DataState(ds.epoch + 1, 0)
-        mask = None
-        if model.adapter is not None and opts.mask_prob > 0:
-            n = [int((t - 400) // 320 + 1) for t in lengths]
-            mask = span_mask(n, opts.mask_prob, 10, seed=(opts.seed, 7, state["step"]),
-                             max_frames=(int(lengths.max()) - 400) // 320 + 1).to(device)
-        frozen = state["step"] < opts.freeze_encoder_steps
-        log_probs, frames = model(wav.to(device), lengths, freeze_encoder=frozen, mask=mask)
-        loss = ctc_loss(log_probs, frames, targets)
-        loss.backward()
-        if opts.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step = state["step"] = state["step"] + 1
-        state["data"], state["loss"] = nxt.to_dict(), float(loss.detach())
-        state["time_s"] += time.perf_counter() - t0
-        if not math.isfinite(state["loss"]):
-            raise InputError(f"asr train: loss is {state['loss']} at step {step}; lower --lr")
-        window.append(state["loss"])
-        do_eval = bool(valid_rows) and opts.eval_every > 0 and step % opts.eval_every == 0
-        if do_eval:
-            metrics = evaluate_rows(model, valid_rows, desc="valid")[0]
-            model.train()
-        if step % opts.log_every == 0 or step == opts.max_steps or do_eval:
-            row = {"step": step, "loss": float(np.mean(window)), "lr": lr, "frozen": frozen,
-                   **(metrics if do_eval else {})}
-            with open(log_path, "a") as f:
-                f.write(json_line(row))
-            bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
-            window = []
-        bar.update(1)
-        if step % opts.save_every == 0 or step == opts.max_steps:
-            save_checkpoint(ckpt_dir, step, model, {
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(), "state": state}, opts.keep_checkpoints)
-    bar.close()
-    final = model.eval().save_pretrained(run / "final")
-    hyps: list[dict] = []
-    if valid_rows:
-        metrics, hyps = evaluate_rows(model, valid_rows, desc="valid")
-        write_jsonl(run / "valid_hypotheses.jsonl", hyps)
-    write_json(run / "metrics.json", {
-        "metric": "asr_ctc", **metrics, "train_loss": state["loss"], "steps": state["step"],
-        "train_minutes_audio": minutes, "train_seconds": state["time_s"],
-        "inputs": {k: store_path(v, run / "metrics.json") for k, v in
-                   (("manifest", opts.manifest), ("valid_manifest", opts.valid_manifest),
-                    ("encoder_path", opts.encoder_path))}})
-    log(f"CTC model written to {final} {metrics}")
+    run = opts.output
+    result = fit(CTCRecipe(model, data, valid_rows, opts, env), t, env, run, record=opts)
+    final = run / "final"
+    if env.main:
+        model.save_pretrained(final)
+        metrics: dict[str, Any] = {}
+        if valid_rows:
+            metrics, hyps = evaluate_rows(model, valid_rows, desc="valid")
+            write_jsonl(run / "valid_hypotheses.jsonl", hyps)
+        minutes = sum(float(r.get("duration") or 0) for r in rows) / 60
+        write_json(run / "metrics.json", {
+            "metric": "asr_ctc", **metrics, "train_loss": result.last.get("loss"),
+            "steps": result.steps, "train_minutes_audio": minutes,
+            "train_seconds": result.time_s,
+            "inputs": {k: store_path(v, run / "metrics.json") for k, v in
+                       (("manifest", opts.manifest), ("valid_manifest", opts.valid_manifest),
+                        ("encoder_path", opts.encoder_path))}})
+        log(f"CTC model written to {final} {metrics}")
+    env.barrier()
     return final
 
 

@@ -101,9 +101,20 @@ class TextBatches:
         self.chars = [list(chars[i]) if len(seqs[i]) <= max_len else [] for i in keep]
         self.batch_size, self.seed, self.pad = batch_size, seed, pad
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
-        rng = np.random.default_rng([self.seed, 11, step])
-        idx = rng.integers(0, len(self.seqs), size=self.batch_size)
+    def indices(self, step: int) -> np.ndarray:
+        """The rows (B,) of the batch of ``step``."""
+        return np.random.default_rng([self.seed, 11, step]).integers(0, len(self.seqs),
+                                                                     size=self.batch_size)
+
+    def lengths(self, step: int) -> torch.Tensor:
+        """Sequence lengths (B,) of the whole batch of ``step``."""
+        return torch.tensor([len(self.seqs[i]) for i in self.indices(step)])
+
+    def batch(self, step: int, part: slice = slice(None)
+              ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
+        """The batch of ``step`` (its rows ``part``: one process's shard, padded to its own
+        longest)."""
+        idx = self.indices(step)[part]
         lengths = torch.tensor([len(self.seqs[i]) for i in idx])
         ids = torch.full((len(idx), int(lengths.max())), self.pad, dtype=torch.long)
         for b, i in enumerate(idx):
@@ -115,10 +126,12 @@ def text_char_ids(rows: Sequence[dict], vocab: Vocab, unit: Unit = "chars") -> l
     return [vocab.encode(row_tokens(r, unit)) for r in rows]
 
 
-def speech_batch(data: CropBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The crop batch of ``step`` (epochs of ``len(epoch_batches)`` steps): (B, T), (B, F)."""
+def speech_batch(data: CropBatches, step: int, part: slice = slice(None)
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crop batch of ``step`` (epochs of ``len(epoch_batches)`` steps): (B, T), (B, F);
+    with ``part``, those rows of it."""
     n = len(data.epoch_batches(0))
     if n == 0:
         raise InputError("too few utterances for one speech batch; lower --batch-size")
-    wav, lab, _ = data.next_batch(DataState(step // n, step % n))
+    wav, lab, _ = data.next_batch(DataState(step // n, step % n), part)
     return wav, lab

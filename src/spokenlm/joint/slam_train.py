@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,7 +39,8 @@ from ..tokenize.encoders.base import num_frames
 from .blocks import text_span_mask
 from .data import TEXT_SEED, TextBatches, char_vocab, speech_batch, text_char_ids, \
     unpaired_text
-from .loop import LoopSettings, device_of, step_generator, train_loop
+from ..training import Env, TrainerOptions, fit, init, shard_slice
+from .loop import JOINT_TRAINER, JointRecipe, step_generator, summary
 from .losses import stm_negatives
 from .slam import SLAMConfig, SLAMModel
 
@@ -82,17 +83,10 @@ class SLAMTrainOptions:
     paired_batch_size: int = arg(4, help="pairs per step")
     max_seconds: float = arg(4.0, help="longest unpaired speech crop (s)")
     max_paired_seconds: float = arg(6.0, help="paired utterances longer than this are skipped")
-    lr: float = arg(5e-4, help="peak learning rate")
-    warmup_steps: int = arg(100, help="linear warmup steps")
-    max_steps: int = arg(1000, help="optimizer steps")
     tau_anneal_fraction: float = arg(0.7, help="Gumbel temperature reaches its minimum after "
                                      "this share of --max-steps (wav2vec 2.0: ~0.7)")
     dropout: float = arg(0.0, help="dropout")
-    device: str = arg("auto", help="auto, cpu, cuda, ...")
-    seed: int = arg(0, help="seed of init, batches and masks")
-    log_every: int = arg(10, help="steps between log lines")
-    save_every: int = arg(200, help="steps between checkpoints")
-    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+    trainer: TrainerOptions = arg(JOINT_TRAINER, help="training loop options")
 
 
 def frame_placeholders(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -112,10 +106,90 @@ def alignment_active(opts: SLAMTrainOptions, step: int) -> bool:
     return opts.schedule == "all" or step >= opts.alignment_start
 
 
+class SLAMRecipe(JointRecipe):
+    """w2v-BERT on speech crops, text MLM, and TLM/STM on pairs, drawn by (seed, step)."""
+
+    unused_parameters = True  # the TLM/STM heads wait for --alignment-start
+
+    def __init__(self, model: SLAMModel, speech: CropBatches, text: TextBatches,
+                 pairs: CTCBatches | None, paired: list[dict], opts: SLAMTrainOptions,
+                 env: Env) -> None:
+        super().__init__("slam", model, env)
+        self.speech, self.text, self.pairs, self.paired, self.opts = (speech, text, pairs,
+                                                                      paired, opts)
+
+    def shard(self, step: int, shard: int, n_shards: int) -> Any:
+        o, seed = self.opts, self.opts.trainer.seed
+        part = shard_slice(self.speech.batch_size, shard, n_shards)
+        wav, lab = speech_batch(self.speech, step, part)
+        mask = span_mask([lab.shape[1]] * self.speech.batch_size, o.mask_prob, o.mask_length,
+                         seed=(seed, 7, step))[part]
+        tpart = shard_slice(self.text.batch_size, shard, n_shards, "--text-batch-size")
+        ids, lens, _ = self.text.batch(step, tpart)
+        every = self.text.lengths(step)
+        tmask = text_span_mask(every.tolist(), o.text_mask_prob, o.text_mask_length,
+                               seed=(seed, 8, step), max_len=int(every.max()))
+        batch = {"wav": wav, "mask": mask, "ids": ids, "lens": lens, "shard": shard,
+                 "tmask": tmask[tpart, :ids.shape[1]]}
+        if self.pairs is not None and alignment_active(o, step):
+            batch.update(self._pairs(step, shard, n_shards))
+        return batch
+
+    def _pairs(self, step: int, shard: int, n_shards: int) -> dict[str, Any]:
+        """This shard's paired rows of ``step`` with their TLM masks (drawn for all rows)."""
+        o, seed, pairs = self.opts, self.opts.trainer.seed, self.pairs
+        assert pairs is not None
+        n = len(pairs.epoch_batches(0))
+        every = pairs.epoch_batches(step // n)[step % n]
+        part = shard_slice(len(every), shard, n_shards, "--paired-batch-size")
+        idx = every[part]
+        pw, pl, targets = pairs.load(idx)
+        pids = torch.zeros(len(idx), max(len(x) for x in targets), dtype=torch.long)
+        for b, x in enumerate(targets):
+            pids[b, : len(x)] = torch.tensor(x)
+        plens = torch.tensor([len(x) for x in targets])
+        out: dict[str, Any] = {"pw": pw, "pl": pl, "pids": pids, "plens": plens, "idx": idx}
+        if o.tlm:
+            samples = [pairs.length(i) for i in every]
+            samples[part] = pl.tolist()
+            tl_all = [len(pairs.targets[i]) for i in every]
+            nf = [num_frames(int(x)) for x in samples]
+            out["sm"] = span_mask(nf, o.mask_prob, o.mask_length, seed=(seed, 9, step),
+                                  max_frames=max(nf))[part, :max(nf[part])]
+            out["tm"] = text_span_mask(tl_all, o.text_mask_prob, o.text_mask_length,
+                                       seed=(seed, 10, step), max_len=max(tl_all)
+                                       )[part, :pids.shape[1]]
+        return out
+
+    def loss(self, model: torch.nn.Module, batch: Any, step: int) -> dict[str, Any]:
+        o, d = self.opts, self.env.device
+        assert isinstance(model, SLAMModel)
+        g = step_generator(o.trainer.seed, step, batch["shard"])
+        model.quantizer.set_step(step, o.trainer.max_steps or 1, o.tau_anneal_fraction)
+        out = model.speech_loss(batch["wav"].to(d), None, batch["mask"].to(d), g)
+        t = model.text_loss(batch["ids"].to(d), batch["lens"].to(d), batch["tmask"].to(d), g)
+        loss = out["loss"] + o.text_weight * t["loss"]
+        parts = {**out, **t}
+        if "pw" in batch:
+            pw, pl, pids, plens = (batch[k].to(d) for k in ("pw", "pl", "pids", "plens"))
+            if o.tlm:
+                tl = model.tlm_loss(pw, pl, pids, plens, batch["sm"].to(d), batch["tm"].to(d),
+                                    g)
+                loss, parts = loss + tl["loss"], {**parts, **tl}
+            if o.stm:
+                neg = stm_negatives([self.paired[i]["text"] for i in batch["idx"]], g)
+                st = model.stm_loss(pw, pl, pids, plens, neg)
+                loss, parts = loss + st["loss"], {**parts, **st}
+        return {**parts, "loss": loss}
+
+
 @command("joint slam train", SLAMTrainOptions)
 def train_slam(opts: SLAMTrainOptions) -> Path:
     """SLAM pretraining (w2v-BERT, text MLM, TLM, STM); returns final/."""
-    torch.manual_seed(opts.seed)
+    t = opts.trainer
+    t.check()
+    env = init(t)
+    torch.manual_seed(t.seed)
     opts.output.mkdir(parents=True, exist_ok=True)
     rows = read_manifest(opts.manifest)
     paired = [r for r in read_manifest(opts.paired_manifest) if r.get("text")
@@ -129,10 +203,10 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
                               exclude=[r.get("text", "") for r in rows + paired])
     vocab = char_vocab([r["text"] for r in text_rows + paired])
     chars = text_char_ids(text_rows, vocab)
-    text = TextBatches(chars, chars, opts.text_batch_size, opts.seed, 500)
+    text = TextBatches(chars, chars, opts.text_batch_size, t.seed, 500)
     speech = CropBatches(rows, frame_placeholders(rows), opts.batch_size,
-                         int(opts.max_seconds * SAMPLE_RATE), opts.seed, opts.manifest)
-    pairs = (CTCBatches(paired, vocab, opts.paired_batch_size, opts.seed,
+                         int(opts.max_seconds * SAMPLE_RATE), t.seed, opts.manifest)
+    pairs = (CTCBatches(paired, vocab, opts.paired_batch_size, t.seed,
                         opts.paired_manifest) if paired else None)
     cfg = SLAMConfig(vocab_size=len(vocab), hidden=opts.hidden, heads=opts.heads,
                      ffn=4 * opts.hidden, conv_dim=opts.conv_dim,
@@ -141,57 +215,20 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
                      frozen_code_assignment=opts.frozen_code_assignment,
                      code_input=opts.code_input,
                      dropout=opts.dropout)
-    device = device_of(LoopSettings(device=opts.device))
-    model = SLAMModel(cfg).to(device)
-
-    def step_fn(step: int) -> dict[str, torch.Tensor]:
-        g = step_generator(opts.seed, step)
-        model.quantizer.set_step(step, opts.max_steps, opts.tau_anneal_fraction)
-        wav, lab = speech_batch(speech, step)
-        mask = span_mask([lab.shape[1]] * len(wav), opts.mask_prob, opts.mask_length,
-                         seed=(opts.seed, 7, step))
-        out = model.speech_loss(wav.to(device), None, mask.to(device), g)
-        ids, lens, _ = text.batch(step)
-        tmask = text_span_mask(lens.tolist(), opts.text_mask_prob, opts.text_mask_length,
-                               seed=(opts.seed, 8, step), max_len=ids.shape[1])
-        t = model.text_loss(ids.to(device), lens.to(device), tmask.to(device), g)
-        loss = out["loss"] + opts.text_weight * t["loss"]
-        parts = {**out, **t}
-        if pairs is not None and alignment_active(opts, step):
-            n = len(pairs.epoch_batches(0))
-            idx = pairs.epoch_batches(step // n)[step % n]
-            pw, pl, targets = pairs.load(idx)
-            pids = torch.zeros(len(idx), max(len(x) for x in targets), dtype=torch.long)
-            for b, x in enumerate(targets):
-                pids[b, : len(x)] = torch.tensor(x)
-            plens = torch.tensor([len(x) for x in targets])
-            pw, pl, pids, plens = pw.to(device), pl.to(device), pids.to(device), plens.to(device)
-            if opts.tlm:
-                nf = [num_frames(int(x)) for x in pl]
-                sm = span_mask(nf, opts.mask_prob, opts.mask_length, seed=(opts.seed, 9, step))
-                tm = text_span_mask(plens.tolist(), opts.text_mask_prob, opts.text_mask_length,
-                                    seed=(opts.seed, 10, step), max_len=pids.shape[1])
-                tl = model.tlm_loss(pw, pl, pids, plens, sm.to(device), tm.to(device), g)
-                loss, parts = loss + tl["loss"], {**parts, **tl}
-            if opts.stm:
-                neg = stm_negatives([paired[i]["text"] for i in idx], g)
-                st = model.stm_loss(pw, pl, pids, plens, neg)
-                loss, parts = loss + st["loss"], {**parts, **st}
-        return {**parts, "loss": loss}
-
-    log(f"joint slam train ({opts.schedule}{'' if opts.tlm else ', no TLM'}"
-        f"{'' if opts.stm else ', no STM'}): {len(speech.rows)} utterances, {len(paired)} "
-        f"pairs, {len(text_rows)} unpaired sentences, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params")
-    settings = LoopSettings(max_steps=opts.max_steps, lr=opts.lr, warmup_steps=opts.warmup_steps,
-                            log_every=opts.log_every, save_every=opts.save_every,
-                            resume=opts.resume, device=opts.device)
-    metrics = train_loop(model, step_fn, opts.output, settings, "slam")
-    final = model.cpu().save_pretrained(opts.output / "final")
-    vocab.save(final / "vocab.json")
-    write_json(opts.output / "metrics.json", {"metric": "slam_train", **metrics,
-                                              "options": stored_fields(
-                                                  opts, opts.output / "metrics.json")})
-    log(f"SLAM written to {final}; fine-tune with `spokenlm asr train --encoder joint "
-        f"--encoder-path {final}`")
+    model = SLAMModel(cfg)
+    env.log(f"joint slam train ({opts.schedule}{'' if opts.tlm else ', no TLM'}"
+            f"{'' if opts.stm else ', no STM'}): {len(speech.rows)} utterances, {len(paired)} "
+            f"pairs, {len(text_rows)} unpaired sentences")
+    result = fit(SLAMRecipe(model, speech, text, pairs, paired, opts, env), t, env,
+                 opts.output, record=opts)
+    final = opts.output / "final"
+    if env.main:
+        model.cpu().save_pretrained(final)
+        vocab.save(final / "vocab.json")
+        write_json(opts.output / "metrics.json", {
+            "metric": "slam_train", **summary(result),
+            "options": stored_fields(opts, opts.output / "metrics.json")})
+        log(f"SLAM written to {final}; fine-tune with `spokenlm asr train --encoder joint "
+            f"--encoder-path {final}`")
+    env.barrier()
     return final

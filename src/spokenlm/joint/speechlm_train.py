@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -36,7 +36,8 @@ from ..ssl.masking import span_mask
 from ..ssl.targets import TargetSpec, load_labels, make_targets
 from .data import (TEXT_SEED, TextBatches, alignment_labels, char_vocab, hidden_unit_rows,
                    phoneme_unit_rows, speech_batch, text_char_ids, unpaired_text)
-from .loop import LoopSettings, device_of, step_generator, train_loop
+from ..training import Env, TrainerOptions, fit, init, shard_slice
+from .loop import JOINT_TRAINER, JointRecipe, step_generator, summary
 from .speechlm import SpeechLMConfig, SpeechLMModel
 
 
@@ -70,15 +71,8 @@ class SpeechLMTrainOptions:
     text_batch_size: int = arg(8, help="text sentences per step")
     max_seconds: float = arg(4.0, help="longest speech crop (s)")
     max_text_frames: int = arg(600, help="longest text-unit sequence (frames)")
-    lr: float = arg(5e-4, help="peak learning rate")
-    warmup_steps: int = arg(100, help="linear warmup steps")
-    max_steps: int = arg(1000, help="optimizer steps")
     dropout: float = arg(0.0, help="dropout")
-    device: str = arg("auto", help="auto, cpu, cuda, ...")
-    seed: int = arg(0, help="seed of init, batches, masks and swaps")
-    log_every: int = arg(10, help="steps between log lines")
-    save_every: int = arg(200, help="steps between checkpoints")
-    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+    trainer: TrainerOptions = arg(JOINT_TRAINER, help="training loop options")
 
 
 def _units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
@@ -94,14 +88,15 @@ def _units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
         write_json(opts.output / "phone_inventory.json", inventory)
         durations = DurationModel.fit(ali)
         return (alignment_labels(ali, inventory),
-                phoneme_unit_rows(text_rows, durations, inventory, opts.seed), len(inventory))
+                phoneme_unit_rows(text_rows, durations, inventory, opts.trainer.seed),
+                len(inventory))
     if opts.t2u is None:
         raise InputError("SpeechLM-H needs a text-to-unit model: pass --t2u DIR (from "
                          "`spokenlm joint t2u train`), or use --variant P")
     from .t2u import T2UModel
 
     spec = TargetSpec(opts.target_encoder, opts.target_encoder_path, opts.target_layer,
-                      opts.n_clusters, seed=opts.seed, device=opts.device)
+                      opts.n_clusters, seed=opts.trainer.seed, device=opts.trainer.device)
     tok, (lab,) = make_targets([opts.manifest], opts.output / "targets", spec, opts.targets)
     t2u = T2UModel.from_pretrained(opts.t2u)
     n_units = int(read_json(Path(tok) / "config.json")["n_units"])
@@ -112,26 +107,54 @@ def _units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
     return load_labels(lab), hidden_unit_rows(text_rows, t2u), n_units
 
 
+class SpeechLMRecipe(JointRecipe):
+    """UMLM on masked speech crops + UCTC on masked text units, drawn by (seed, step)."""
+
+    def __init__(self, model: SpeechLMModel, speech: CropBatches, text: TextBatches,
+                 opts: SpeechLMTrainOptions, env: Env) -> None:
+        super().__init__(f"speechlm-{opts.variant}", model, env)
+        self.speech, self.text, self.opts = speech, text, opts
+
+    def shard(self, step: int, shard: int, n_shards: int) -> Any:
+        o, seed = self.opts, self.opts.trainer.seed
+        part = shard_slice(self.speech.batch_size, shard, n_shards)
+        wav, lab = speech_batch(self.speech, step, part)
+        mask = span_mask([lab.shape[1]] * self.speech.batch_size, o.mask_prob, o.mask_length,
+                         seed=(seed, 7, step))[part]
+        tpart = shard_slice(self.text.batch_size, shard, n_shards, "--text-batch-size")
+        ids, lens, chars = self.text.batch(step, tpart)
+        every = self.text.lengths(step)
+        tmask = span_mask(every.tolist(), o.text_mask_prob, o.text_mask_length,
+                          seed=(seed, 8, step), max_frames=int(every.max()))
+        return wav, lab, mask, ids, lens, tmask[tpart, :ids.shape[1]], chars, shard
+
+    def loss(self, model: torch.nn.Module, batch: Any, step: int) -> dict[str, Any]:
+        wav, lab, mask, ids, lens, tmask, chars, shard = batch
+        d = self.env.device
+        g = step_generator(self.opts.trainer.seed, step, shard)
+        out = model.umlm_loss(wav.to(d), lab.to(d), mask.to(d), None, g)  # type: ignore
+        u = model.uctc_loss(ids.to(d), lens.to(d), tmask.to(d), chars)  # type: ignore
+        return {**out, **u, "loss": out["loss"] + self.opts.uctc_weight * u["loss"]}
+
+
 @command("joint speechlm train", SpeechLMTrainOptions)
 def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
     """SpeechLM pretraining (UMLM + UCTC + random swapping); returns final/."""
-    torch.manual_seed(opts.seed)
+    t = opts.trainer
+    t.check()
+    env = init(t)
+    torch.manual_seed(t.seed)
     opts.output.mkdir(parents=True, exist_ok=True)
     rows = read_manifest(opts.manifest)
-    cache = opts.output / "text_units.jsonl"
     text_rows = unpaired_text(opts.text_sentences, opts.text_seed, opts.text_file,
                               exclude=[r.get("text", "") for r in rows])
-    labels, unit_rows, n_units = _units(opts, rows, text_rows)
-    if cache.exists():
-        unit_rows = read_jsonl(cache)
-    else:
-        write_jsonl(cache, unit_rows)
+    labels, unit_rows, n_units = env.first(lambda: _cached_units(opts, rows, text_rows))
     vocab = char_vocab([r["text"] for r in unit_rows] + [r["text"] for r in rows
                                                         if r.get("text")])
     text = TextBatches([r["units"] for r in unit_rows], text_char_ids(unit_rows, vocab),
-                       opts.text_batch_size, opts.seed, opts.max_text_frames)
+                       opts.text_batch_size, t.seed, opts.max_text_frames)
     speech = CropBatches(rows, labels, opts.batch_size, int(opts.max_seconds * SAMPLE_RATE),
-                         opts.seed, opts.manifest)
+                         t.seed, opts.manifest)
     if opts.layers < 2:
         raise InputError(f"--layers {opts.layers}: SpeechLM needs at least 2 (L/2 + L/2)")
     cfg = SpeechLMConfig(n_units=n_units, n_chars=len(vocab), hidden=opts.hidden,
@@ -140,33 +163,31 @@ def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
                          shared_layers=opts.layers - opts.layers // 2, dropout=opts.dropout,
                          swap_prob=opts.swap_prob, uctc_weight=opts.uctc_weight,
                          variant=opts.variant)
-    device = device_of(LoopSettings(device=opts.device))
-    model = SpeechLMModel(cfg).to(device)
-
-    def step_fn(step: int) -> dict[str, torch.Tensor]:
-        wav, lab = speech_batch(speech, step)
-        mask = span_mask([lab.shape[1]] * len(wav), opts.mask_prob, opts.mask_length,
-                         seed=(opts.seed, 7, step))
-        g = step_generator(opts.seed, step)
-        out = model.umlm_loss(wav.to(device), lab.to(device), mask.to(device), None, g)
-        ids, lens, chars = text.batch(step)
-        tmask = span_mask(lens.tolist(), opts.text_mask_prob, opts.text_mask_length,
-                          seed=(opts.seed, 8, step), max_frames=ids.shape[1])
-        u = model.uctc_loss(ids.to(device), lens.to(device), tmask.to(device), chars)
-        return {**out, **u, "loss": out["loss"] + cfg.uctc_weight * u["loss"]}
-
-    log(f"joint speechlm train ({opts.variant}): {len(speech.rows)} utterances, "
-        f"{len(unit_rows)} unpaired sentences, {n_units} units, {len(vocab)} characters, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params")
-    settings = LoopSettings(max_steps=opts.max_steps, lr=opts.lr, warmup_steps=opts.warmup_steps,
-                            log_every=opts.log_every, save_every=opts.save_every,
-                            resume=opts.resume, device=opts.device)
-    metrics = train_loop(model, step_fn, opts.output, settings, f"speechlm-{opts.variant}")
-    final = model.cpu().save_pretrained(opts.output / "final")
-    vocab.save(final / "vocab.json")
-    write_json(opts.output / "metrics.json", {"metric": "speechlm_train", **metrics,
-                                              "options": stored_fields(
-                                                  opts, opts.output / "metrics.json")})
-    log(f"SpeechLM-{opts.variant} written to {final}; fine-tune with `spokenlm asr train "
-        f"--encoder hubert --encoder-path {final / 'speech_encoder'}`")
+    model = SpeechLMModel(cfg)
+    env.log(f"joint speechlm train ({opts.variant}): {len(speech.rows)} utterances, "
+            f"{len(unit_rows)} unpaired sentences, {n_units} units, {len(vocab)} characters")
+    result = fit(SpeechLMRecipe(model, speech, text, opts, env), t, env, opts.output,
+                 record=opts)
+    final = opts.output / "final"
+    if env.main:
+        model.cpu().save_pretrained(final)
+        vocab.save(final / "vocab.json")
+        write_json(opts.output / "metrics.json", {
+            "metric": "speechlm_train", **summary(result),
+            "options": stored_fields(opts, opts.output / "metrics.json")})
+        log(f"SpeechLM-{opts.variant} written to {final}; fine-tune with `spokenlm asr train "
+            f"--encoder hubert --encoder-path {final / 'speech_encoder'}`")
+    env.barrier()
     return final
+
+
+def _cached_units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
+                  ) -> tuple[dict, list[dict], int]:
+    """:func:`_units`, the text's units kept in ``text_units.jsonl`` (reused on rerun)."""
+    labels, unit_rows, n_units = _units(opts, rows, text_rows)
+    cache = opts.output / "text_units.jsonl"
+    if cache.exists():
+        unit_rows = read_jsonl(cache)
+    else:
+        write_jsonl(cache, unit_rows)
+    return labels, unit_rows, n_units

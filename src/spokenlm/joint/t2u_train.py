@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,11 +21,14 @@ from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl, write_json
 from ..common.options import arg, command
 from ..common.paths import stored_fields
-from ..common.progress import log
 from ..data.phonemes import split_phones
 from ..ssl.targets import TargetSpec, load_labels, make_targets
-from .loop import LoopSettings, device_of, train_loop
+from ..training import Env, TrainerOptions, fit, init, shard_slice
+from .loop import JOINT_TRAINER, JointRecipe, summary
 from .t2u import SILENCE, T2UConfig, T2UModel
+
+#: FastSpeech-like text-to-unit model: a higher lr and a shorter run than the encoders
+T2U_TRAINER = JOINT_TRAINER.replace(lr=1e-3, warmup_steps=50, max_steps=500)
 
 
 @dataclass
@@ -38,16 +42,9 @@ class T2UTrainOptions:
                                   "(default: phones spread evenly over the frames)")
     hidden: int = arg(96, help="model width")
     layers: int = arg(2, help="encoder and decoder layers each")
-    batch_size: int = arg(16, help="utterances per step")
-    lr: float = arg(1e-3, help="peak learning rate")
-    warmup_steps: int = arg(50, help="linear warmup steps")
-    max_steps: int = arg(500, help="optimizer steps")
+    batch_size: int = arg(16, help="utterances per step, over all processes")
     dropout: float = arg(0.1, help="dropout")
-    device: str = arg("auto", help="auto, cpu, cuda, ...")
-    seed: int = arg(0, help="seed of init and batches")
-    log_every: int = arg(10, help="steps between log lines")
-    save_every: int = arg(200, help="steps between checkpoints")
-    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+    trainer: TrainerOptions = arg(T2U_TRAINER, help="training loop options")
 
 
 def even_durations(n_phones: int, n_frames: int) -> np.ndarray:
@@ -92,17 +89,51 @@ def training_examples(rows: list[dict], labels: dict[str, np.ndarray],
     return out
 
 
+class T2URecipe(JointRecipe):
+    """Phones, durations and frame units of utterances drawn by (seed, step)."""
+
+    def __init__(self, model: T2UModel, examples: list, opts: T2UTrainOptions,
+                 env: Env) -> None:
+        super().__init__("t2u train", model, env)
+        self.examples, self.opts = examples, opts
+        self.ids = [model.phone_ids(ph) for ph, _, _ in examples]
+
+    def shard(self, step: int, shard: int, n_shards: int) -> Any:
+        rng = np.random.default_rng([self.opts.trainer.seed, 3, step])
+        idx = rng.integers(0, len(self.examples),
+                           size=min(self.opts.batch_size, len(self.examples)))
+        idx = idx[shard_slice(len(idx), shard, n_shards)]
+        ex, ids = self.examples, self.ids
+        plen = torch.tensor([len(ids[i]) for i in idx])
+        x = torch.zeros(len(idx), int(plen.max()), dtype=torch.long)
+        d = torch.zeros_like(x)
+        u = torch.full((len(idx), max(len(ex[i][2]) for i in idx)), -100, dtype=torch.long)
+        for b, i in enumerate(idx):
+            x[b, : plen[b]] = torch.tensor(ids[i])
+            d[b, : plen[b]] = torch.from_numpy(ex[i][1])
+            u[b, : len(ex[i][2])] = torch.from_numpy(ex[i][2])
+        return x, plen, d, u
+
+    def loss(self, model: torch.nn.Module, batch: Any, step: int) -> dict[str, Any]:
+        dev = self.env.device
+        return model.loss(*(t.to(dev) for t in batch))  # type: ignore[operator]
+
+
 @command("joint t2u train", T2UTrainOptions)
 def train_t2u(opts: T2UTrainOptions) -> Path:
     """Train SpeechLM-H's text-to-unit model (phonemes -> durations -> hidden units)."""
-    torch.manual_seed(opts.seed)
+    t = opts.trainer
+    t.check()
+    env = init(t)
+    torch.manual_seed(t.seed)
     rows = read_manifest(opts.manifest)
     if opts.units is None:
         if opts.tokenizer is None:
             raise InputError("t2u train needs the speech's units: pass --units JSONL "
                              "(tokenized without dedup) or --tokenizer DIR")
-        _, (units_path,) = make_targets([opts.manifest], opts.output / "targets",
-                                        TargetSpec(device=opts.device), opts.tokenizer)
+        _, (units_path,) = env.first(lambda: make_targets(
+            [opts.manifest], opts.output / "targets", TargetSpec(device=t.device),
+            opts.tokenizer))
     else:
         units_path = opts.units
     labels = load_labels(units_path)
@@ -116,32 +147,15 @@ def train_t2u(opts: T2UTrainOptions) -> Path:
     cfg = T2UConfig(phones=phones, n_units=n_units, hidden=opts.hidden, heads=2,
                     ffn=opts.hidden * 4, encoder_layers=opts.layers, decoder_layers=opts.layers,
                     dropout=opts.dropout)
-    device = device_of(LoopSettings(device=opts.device))
-    model = T2UModel(cfg).to(device)
-    ids = [model.phone_ids(ph) for ph, _, _ in examples]
-
-    def step_fn(step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([opts.seed, 3, step])
-        idx = rng.integers(0, len(examples), size=min(opts.batch_size, len(examples)))
-        plen = torch.tensor([len(ids[i]) for i in idx])
-        flen = max(len(examples[i][2]) for i in idx)
-        x = torch.zeros(len(idx), int(plen.max()), dtype=torch.long)
-        d = torch.zeros_like(x)
-        u = torch.full((len(idx), flen), -100, dtype=torch.long)
-        for b, i in enumerate(idx):
-            x[b, : plen[b]] = torch.tensor(ids[i])
-            d[b, : plen[b]] = torch.from_numpy(examples[i][1])
-            u[b, : len(examples[i][2])] = torch.from_numpy(examples[i][2])
-        return model.loss(x.to(device), plen.to(device), d.to(device), u.to(device))
-
-    settings = LoopSettings(max_steps=opts.max_steps, lr=opts.lr, warmup_steps=opts.warmup_steps,
-                            log_every=opts.log_every, save_every=opts.save_every,
-                            resume=opts.resume, device=opts.device)
-    log(f"t2u train: {len(examples)} paired utterances, {len(phones)} phones, {n_units} units, "
-        f"durations from {'alignments' if ali else 'even split'}")
-    metrics = train_loop(model, step_fn, opts.output, settings, "t2u train")
-    final = model.cpu().save_pretrained(opts.output / "final")
-    write_json(opts.output / "metrics.json", {"metric": "t2u_train", **metrics,
-                                              "options": stored_fields(
-                                                  opts, opts.output / "metrics.json")})
+    model = T2UModel(cfg)
+    env.log(f"t2u train: {len(examples)} paired utterances, {len(phones)} phones, {n_units} "
+            f"units, durations from {'alignments' if ali else 'even split'}")
+    result = fit(T2URecipe(model, examples, opts, env), t, env, opts.output, record=opts)
+    final = opts.output / "final"
+    if env.main:
+        model.cpu().save_pretrained(final)
+        write_json(opts.output / "metrics.json", {
+            "metric": "t2u_train", **summary(result),
+            "options": stored_fields(opts, opts.output / "metrics.json")})
+    env.barrier()
     return final

@@ -198,10 +198,8 @@ def train_ssl(opts: SSLTrainOptions) -> Path:
     manifests = [opts.manifest] + ([opts.valid_manifest] if opts.valid_manifest else [])
     spec = TargetSpec(opts.target_encoder, opts.target_encoder_path, opts.target_layer,
                       opts.n_clusters, opts.kmeans_max_frames, seed=t.seed, device=t.device)
-    if env.main:  # k-means and frame labels once; the other processes read them
-        make_targets(manifests, run / "targets", spec, opts.targets)
-    env.barrier()
-    tokenizer, label_files = make_targets(manifests, run / "targets", spec, opts.targets)
+    tokenizer, label_files = env.first(lambda: make_targets(manifests, run / "targets", spec,
+                                                            opts.targets))
     n_tok = int(json.loads((tokenizer / "config.json").read_text())["n_units"])
     if n_tok != opts.n_clusters:
         raise InputError(f"{tokenizer}: {n_tok} units but --n-clusters {opts.n_clusters}; "

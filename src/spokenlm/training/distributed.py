@@ -56,6 +56,16 @@ class Env:
         if self.world > 1:
             dist.barrier()
 
+    def first(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on rank 0 first (it may write files: targets, caches), then on the other
+        processes (which find them written)."""
+        if self.main:
+            out = fn()
+            self.barrier()
+            return out
+        self.barrier()
+        return fn()
+
     def broadcast(self, value: float) -> float:
         """Rank 0's ``value`` on every process."""
         if self.world == 1:

@@ -102,7 +102,7 @@ class Recipe:
         pass
 
     def epoch(self) -> int:
-        """Epochs of the data done (``--schedule exponential`` decays on it)."""
+        """Epochs of the data done (``--lr-schedule exponential`` decays on it)."""
         return 0
 
     def default_steps(self) -> int:

@@ -33,13 +33,13 @@ class TrainerOptions:
     beta1: float = arg(0.9, help="AdamW beta1 (sgd: momentum)")
     beta2: float = arg(0.98, help="AdamW beta2")
     weight_decay: float = arg(0.01, help="weight decay of the weight matrices")
-    schedule: Schedule = arg("cosine", help="after the linear warmup: cosine to "
+    lr_schedule: Schedule = arg("cosine", help="after the linear warmup: cosine to "
                              "--min-lr-ratio over the budget, constant, or exponential "
                              "(x --lr-decay every epoch of the data)")
     warmup_steps: int = arg(100, help="linear warmup steps (at most a fifth of the steps)")
     min_lr_ratio: float = arg(0.0, help="final learning rate of the cosine, as a fraction "
                               "of --lr")
-    lr_decay: float = arg(0.999, help="--schedule exponential: learning rate multiplied by "
+    lr_decay: float = arg(0.999, help="--lr-schedule exponential: learning rate multiplied by "
                           "this every epoch")
     max_steps: int | None = arg(1000, help="optimizer steps")
     max_tokens: int | None = arg(None, help="token budget: stop after this many training "

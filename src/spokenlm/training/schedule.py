@@ -7,7 +7,7 @@ is the larger of the step and time fractions used so far; warmup is linear over 
 steps, then the cosine decays on that progress, so a time-limited run anneals to
 ``min_lr_ratio`` as its hours run out, whatever its speed. :meth:`~Budget.exhausted` says
 which budget ended the run. :func:`lr_factor` builds the multiplier of any
-``--schedule`` (cosine, constant, exponential per epoch) from :class:`TrainerOptions`.
+``--lr-schedule`` (cosine, constant, exponential per epoch) from :class:`TrainerOptions`.
 """
 
 from __future__ import annotations
@@ -138,16 +138,16 @@ def build_optimizer(model: torch.nn.Module, opts: TrainerOptions,
 
 def lr_factor(opts: TrainerOptions, budget: Budget, elapsed: Callable[[], float],
               epoch: Callable[[], int]) -> Callable[[int], float]:
-    """LR multiplier for ``LambdaLR`` under ``opts.schedule``: linear warmup, then the
+    """LR multiplier for ``LambdaLR`` under ``opts.lr_schedule``: linear warmup, then the
     budget-fitted cosine (:func:`budget_schedule`), 1 (constant) or ``lr_decay ** epoch()``
     (exponential; the epoch of the data the recipe is in, as HiFi-GAN decays per epoch)."""
-    if opts.schedule == "cosine":
+    if opts.lr_schedule == "cosine":
         return budget_schedule(budget, opts.warmup_steps, opts.min_lr_ratio, elapsed)
     warmup = min(opts.warmup_steps, max(1, budget.steps // 5))
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return 1.0 if opts.schedule == "constant" else opts.lr_decay ** epoch()
+        return 1.0 if opts.lr_schedule == "constant" else opts.lr_decay ** epoch()
 
     return factor

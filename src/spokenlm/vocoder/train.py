@@ -37,7 +37,7 @@ from .tasks import TASKS, Task
 #: HiFi-GAN's optimizer (AdamW, betas (0.8, 0.99), decay 0.01, lr x 0.999 every epoch);
 #: lr and clipping depend on --type (None: the type's default)
 VOCODER_TRAINER = TrainerOptions(lr=None, beta1=0.8, beta2=0.99, weight_decay=0.01,
-                                 schedule="exponential", lr_decay=0.999, warmup_steps=0,
+                                 lr_schedule="exponential", lr_decay=0.999, warmup_steps=0,
                                  max_steps=2000, clip_grad=None, save_every=500, log_every=50,
                                  eval_every=0)
 
