@@ -58,6 +58,9 @@ TABLE: dict[str, Entry] = {
     "data from-hf": Entry("spokenlm.data.corpora.hf_datasets", "from_hf",
                           "Import a Hugging Face dataset saved to disk: one manifest per split, "
                           "audio extracted."),
+    "data word-alignments": Entry("spokenlm.data.tts_words", "word_alignments",
+                                  "Word intervals of an espeak-ng corpus from espeak-ng's own "
+                                  "word events."),
     "data phoneme-units": Entry("spokenlm.data.phoneme_units", "phoneme_units",
                                 "SpeechLM-P phoneme units of aligned speech and of text."),
     "data bench build": Entry("spokenlm.data.benchmark_builders", "build_benchmark",
@@ -79,6 +82,9 @@ TABLE: dict[str, Entry] = {
     "lm train": Entry("spokenlm.lm.train", "train_lm",
                       "Train a unit LM on packed units; returns the final unit LM dir "
                       "(<output>/final)."),
+    "lm interleave-data": Entry("spokenlm.lm.interleave_data", "interleave_data",
+                                "Interleave units and word text into packed sequences for `lm "
+                                "train --interleave`."),
     "lm dpo": Entry("spokenlm.lm.dpo", "train_dpo",
                     "Preference-tune a unit LM with DPO; returns the final unit LM dir "
                     "(<output>/final)."),
@@ -120,6 +126,9 @@ TABLE: dict[str, Entry] = {
     "eval story-cloze": Entry("spokenlm.eval.acceptability", "evaluate_story_cloze",
                               "Story cloze accuracy: does the LM prefer the real ending given the "
                               "spoken story?"),
+    "eval cross-modal": Entry("spokenlm.eval.cross_modal", "evaluate_cross_modal",
+                              "Cross-modal story cloze, continuation and text perplexity of an "
+                              "interleaved LM."),
     "eval official": Entry("spokenlm.eval.official", "evaluate_official",
                            "Score a released benchmark folder (sLM21, ProsAudit, sSC/tSC, SALMon) "
                            "the reference way."),

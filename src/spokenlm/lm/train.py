@@ -33,6 +33,7 @@ from ..common.progress import log, progress
 from .budget import Budget, budget_schedule
 from .config import LMConfig
 from .data import BlockStream, DataState, load_packed, packed_prefix, split_valid
+from .interleaved_model import build_interleaved_lm, check_packed, stream_offset
 from .mixture import MixState, MixtureStream, parse_mix
 from .model import META_FILE, UnitLM
 from .optim import make_optimizer
@@ -71,6 +72,10 @@ class LMTrainOptions:
                                                      "plus noise, or random (see lm/twist.py)")
     keep_text_vocab: bool = arg(False, help="TWIST warm start: keep the text tokens and put "
                                 "units after them (unit_offset = text vocab), as SpiritLM does")
+    interleave: bool = arg(False, help="train an interleaved speech-text LM on the packed "
+                           "sequences of `spokenlm lm interleave-data`, warm-started "
+                           "(--init-from) from the text LM they were written for, or "
+                           "continuing an interleaved LM (see spokenlm.lm.interleave)")
     tokenizer: Path | None = arg(None, help="tokenizer dir the units came from (checked and "
                                  "recorded in the LM's metadata)")
     seq_len: int = arg(512, help="tokens per training sequence")
@@ -181,12 +186,13 @@ def _data(opts: LMTrainOptions, prefix: Path, packed: tuple, lm: UnitLM,
           rank: int) -> tuple[BlockStream, np.ndarray | None, int]:
     """(training stream, validation blocks (n, T+1) or None, sequence length used)."""
     tokens, offsets, _ = packed
-    ids = dict(bos_id=lm.bos_id, eos_id=lm.eos_id, unit_offset=lm.unit_offset)
+    ids = dict(bos_id=lm.bos_id, eos_id=lm.eos_id, unit_offset=stream_offset(lm))
     train_idx, v_idx = split_valid(len(offsets) - 1, opts.valid_fraction)
     v_tokens, v_offsets = tokens, offsets
     if opts.valid_units is not None:
         train_idx = np.arange(len(offsets) - 1)
         v_tokens, v_offsets, v_meta = load_packed(opts.valid_units)
+        check_packed(v_meta, lm, str(opts.valid_units))
         if int(v_meta["n_units"]) != lm.n_units:
             raise InputError(f"{opts.valid_units}: {v_meta['n_units']} units, but the "
                              f"training data {prefix} has {lm.n_units}; use the same tokenizer")
@@ -244,7 +250,10 @@ def train_lm(opts: LMTrainOptions) -> Path:
         if tok_units != n_units:
             raise InputError(f"{opts.tokenizer}: tokenizer has {tok_units} units but {prefix} "
                              f"holds {n_units}-unit data; pass the tokenizer that made them")
-    lm = build_model(opts, n_units)
+    lm = (build_interleaved_lm(opts.init_from, packed[2], str(prefix), init=opts.init_embeddings,
+                               seed=opts.seed, tokenizer=opts.tokenizer and str(opts.tokenizer))
+          if opts.interleave else build_model(opts, n_units))
+    check_packed(packed[2], lm, str(prefix))
     lm.frame_rate = _units_frame_rate(opts, prefix, packed[2], lm)
     stream, valid_blocks, seq_len = _data(opts, prefix, packed, lm, rank)
     if opts.mix:
@@ -397,11 +406,12 @@ def _mixture(opts: LMTrainOptions, prefix: Path, main: BlockStream, lm: UnitLM
              ) -> MixtureStream:
     """The positional units (``main``, after the validation hold-out) mixed with ``--mix``."""
     streams, weights, names = [main], [opts.units_weight], [prefix.name]
-    ids = dict(bos_id=lm.bos_id, eos_id=lm.eos_id, unit_offset=lm.unit_offset)
+    ids = dict(bos_id=lm.bos_id, eos_id=lm.eos_id, unit_offset=stream_offset(lm))
     data = Framing.from_json(load_packed(prefix)[2], str(prefix))
     for i, spec in enumerate(opts.mix):
         path, weight = parse_mix(spec)
         tokens, offsets, meta = load_packed(path)
+        check_packed(meta, lm, f"--mix {path}")
         if int(meta["n_units"]) != lm.n_units:
             raise InputError(f"--mix {path}: {meta['n_units']} units, but {prefix} has "
                              f"{lm.n_units}; mix units of one tokenizer")
