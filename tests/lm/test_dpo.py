@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from spokenlm.common.errors import InputError
 from spokenlm.common.files import write_jsonl
-from spokenlm.lm import dpo as dpo_module
+from spokenlm.training import checkpoints as saving
 from spokenlm.lm.dpo import DPOOptions, train_dpo
 from spokenlm.lm.dpo_loss import (collate, continuation_logps, dpo_loss,
                                   encode_pair, pair_logps, reference_logps)
@@ -154,20 +154,20 @@ def test_killed_run_resumes_exactly(tmp_path: Path, lm_dir: Path,
     opts = dict(pairs=pairs, lm=lm_dir, max_steps=8, batch_size=6, lr=2e-3, save_every=3,
                 eval_every=4, valid_fraction=0.2, **FAST)  # 16 pairs: epochs wrap mid-batch
     full = train_dpo(output=tmp_path / "a", **opts)
-    real = dpo_module.save_checkpoint
+    real = saving.save_checkpoint  # where the training loop saves
 
     def save_or_die(ckpt_dir, step, *args, **kwargs):
         if step > 3:  # steps 4-6 are done and logged, then lost
             raise Killed
         return real(ckpt_dir, step, *args, **kwargs)
 
-    monkeypatch.setattr(dpo_module, "save_checkpoint", save_or_die)
+    monkeypatch.setattr(saving, "save_checkpoint", save_or_die)
     run = tmp_path / "b"
     with pytest.raises(Killed):
         train_dpo(output=run, **opts)
     assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000003"
     assert _log(run)[-1]["step"] == 6
-    monkeypatch.setattr(dpo_module, "save_checkpoint", real)
+    monkeypatch.setattr(saving, "save_checkpoint", real)
     resumed = train_dpo(output=run, **opts)
     wa, wb = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -261,7 +261,8 @@ def test_bad_pairs_and_mismatched_models(tmp_path: Path, lm_dir: Path) -> None:
 
 def test_options_follow_slam() -> None:
     opts = DPOOptions(pairs=Path("p"), lm=Path("l"), output=Path("o"))
-    assert (opts.beta, opts.lr, opts.min_lr_ratio, opts.clip_grad, opts.batch_size) == \
+    t = opts.trainer
+    assert (opts.beta, t.lr, t.min_lr_ratio, t.clip_grad, opts.batch_size) == \
         (0.1, 5e-5, 1.0, 0.5, 8)
-    assert opts.max_steps is None and opts.score_eos and opts.ref_lm is None
+    assert t.max_steps is None and opts.score_eos and opts.ref_lm is None
 

@@ -71,14 +71,15 @@ def test_separate_valid_file_and_bad_inputs(tmp_path, units) -> None:
 KILLED_RUN = """
 import os, signal, sys, torch
 torch.set_num_threads({threads})
-import spokenlm.lm.train as T
+import spokenlm.lm.train as L
+import spokenlm.training.checkpoints as T  # where the training loop saves
 original = T.save_checkpoint
 def save_or_die(ckpt_dir, step, *args, **kwargs):
     if step > {kill_after}:  # steps after the checkpoint are done and logged, then lost
         os.kill(os.getpid(), signal.SIGKILL)
     return original(ckpt_dir, step, *args, **kwargs)
 T.save_checkpoint = save_or_die
-T.train_lm(units={units!r}, output={output!r}, max_steps={steps}, save_every=3, **{tiny!r})
+L.train_lm(units={units!r}, output={output!r}, max_steps={steps}, save_every=3, **{tiny!r})
 """
 
 
@@ -138,5 +139,6 @@ def test_no_intact_checkpoint_is_one_clear_error(tmp_path, units) -> None:
 
 def test_options_defaults_are_sensible() -> None:
     opts = LMTrainOptions(units=Path("u"), output=Path("o"))
-    assert (opts.size, opts.seq_len, opts.precision, opts.resume) == ("small", 512, "auto", True)
+    assert (opts.size, opts.seq_len, opts.trainer.precision, opts.trainer.resume) == \
+        ("small", 512, "auto", True)
     assert opts.init_from is None and train_lm.command == "lm train"

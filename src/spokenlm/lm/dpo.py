@@ -19,27 +19,32 @@ and RNG state, and ends with the weights an uninterrupted run gives. Writes
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..audio.framing import check_same_framing
-from ..common.checkpoints import load_checkpoint, resume_training, rng_state, save_checkpoint
-from ..common.device import resolve_device, resolve_dtype
+from ..common.checkpoints import load_checkpoint
 from ..common.errors import InputError
-from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
+from ..common.files import write_json
 from ..common.options import arg, command
-from ..common.paths import store_path, stored_fields
-from ..common.progress import log, progress
+from ..common.paths import store_path
+from ..common.progress import log
+from ..training import Env, Recipe, TrainerOptions, fit, init, take
 from .dpo_loss import PairTokens, dpo_loss, encode_pair, pair_logps, reference_logps
 from .model import UnitLM
-from .optim import make_optimizer, warmup_cosine
 from .preference_data import PreferenceData, read_pairs
+
+#: Slam's DPO (slamkit / TRL): lr 5e-5 constant after 100 warmup steps (its cosine's floor is
+#: the peak), AdamW (0.9, 0.999) without decay, clip 0.5, one epoch (--max-steps None)
+DPO_TRAINER = TrainerOptions(lr=5e-5, beta2=0.999, weight_decay=0.0, clip_grad=0.5,
+                             warmup_steps=100, min_lr_ratio=1.0, max_steps=None,
+                             precision="auto", eval_every=100, save_every=200)
 
 #: running sums of a log window / an evaluation: loss, accuracy, margin, rewards, pairs
 _SUMS = ("loss", "accuracy", "margin", "chosen_reward", "rejected_reward")
@@ -66,25 +71,10 @@ class DPOOptions:
                           "do; --no-score-eos scores the units alone")
     max_prompt_tokens: int = arg(512, help="longest prompt fed (BOS + its last units), as "
                                  "TRL's max_prompt_length")
-    lr: float = arg(5e-5, help="peak learning rate (Slam: 5e-5)")
-    min_lr_ratio: float = arg(1.0, help="final learning rate as a fraction of --lr (cosine "
-                              "decay; 1.0: constant after warmup, as Slam)")
-    warmup_steps: int = arg(100, help="linear warmup steps (at most a fifth of the steps)")
-    max_steps: int | None = arg(None, help="optimizer steps (default: one epoch of the pairs)")
-    batch_size: int = arg(8, help="pairs per micro-batch (each one forward of 2x as many rows)")
-    grad_accum: int = arg(1, help="micro-batches per optimizer step")
-    weight_decay: float = arg(0.0, help="AdamW weight decay on weight matrices")
-    adam_beta2: float = arg(0.999, help="AdamW beta2")
-    clip_grad: float = arg(0.5, help="gradient norm clip (0 disables; Slam: 0.5)")
-    precision: Literal["auto", "bf16", "fp32"] = arg("auto", help="auto: bf16 autocast "
-                                                     "where native, else fp32")
-    device: str = arg("auto", help="auto, cpu, cuda, cuda:1, ...")
-    seed: int = arg(0, help="seed of the pair order")
-    log_every: int = arg(10, help="steps between log.jsonl lines")
-    eval_every: int = arg(100, help="steps between validation passes (0: only at the end)")
-    save_every: int = arg(200, help="steps between checkpoints")
-    keep_checkpoints: int = arg(2, help="checkpoints kept on disk")
-    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+    batch_size: int = arg(8, help="pairs per micro-batch over all processes (each one "
+                          "forward of 2x as many rows)")
+    trainer: TrainerOptions = arg(DPO_TRAINER, help="training loop options (--max-steps "
+                                  "None: one epoch of the pairs)")
 
 
 def load_policy(opts: DPOOptions) -> tuple[UnitLM, Any]:
@@ -204,122 +194,109 @@ def _logp_accuracy(ref: torch.Tensor) -> float | None:
     return float((ref[:, 0] > ref[:, 1]).float().mean()) if len(ref) else None
 
 
+class DPORecipe(Recipe):
+    """The DPO loss on pairs in a seeded order; reference log-probs precomputed."""
+
+    name = "lm dpo"
+    train_mode = False  # dropout off, as TRL's disable_dropout; gradients flow as in training
+    token_name = "pairs"
+
+    def __init__(self, lm: UnitLM, train: list[PairTokens], valid: list[PairTokens],
+                 ref_train: torch.Tensor, ref_valid: torch.Tensor, opts: DPOOptions,
+                 env: Env) -> None:
+        self.lm, self.model, self.train, self.valid = lm, lm.model, train, valid
+        self.ref_train, self.ref_valid, self.opts, self.env = ref_train, ref_valid, opts, env
+        self.order = PairOrder(len(train), opts.trainer.seed)
+        self.position = {"epoch": 0, "pos": 0}
+        self.step_tokens = opts.batch_size * opts.trainer.grad_accum  # pairs, for the log
+
+    def default_steps(self) -> int:
+        return math.ceil(len(self.train) / (self.opts.batch_size * self.opts.trainer.grad_accum))
+
+    def batches(self, step: int, shards: range, n_shards: int) -> list[list[int]]:
+        idx = self.order.next_batch(self.position, self.step_tokens)
+        return [take(idx, s, n_shards) for s in shards]
+
+    def loss(self, model: nn.Module, batch: list[int], step: int) -> dict[str, Any]:
+        chosen, rejected = pair_logps(model, [self.train[i] for i in batch], self.lm.pad_id,
+                                      self.env.device, self.env.amp)
+        r = self.ref_train[batch].to(self.env.device)
+        loss, cr, rr = dpo_loss(chosen, rejected, r[:, 0], r[:, 1], self.opts.beta)
+        return {**_means(_sums(loss.detach(), cr, rr)), "loss": loss}
+
+    def evaluate(self, model: nn.Module, step: int | None) -> dict[str, float]:
+        if not self.valid:
+            return {}
+        metrics = evaluate(model, self.valid, self.ref_valid, self.lm.pad_id, self.opts.beta,
+                           self.env.device, self.env.amp, self.opts.batch_size)
+        if step is None:
+            return metrics
+        return {f"valid_{k}": v for k, v in metrics.items() if k != "pairs"}
+
+    def write_files(self, path: Path) -> None:
+        self.lm.write_files(path)
+
+    def read_checkpoint(self, path: Path) -> dict[str, Any]:
+        tied = ({"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False)
+                else ())
+        return load_checkpoint(path, self.model, tied)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": dict(self.position)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.position = dict(state["order"])
+
+    def describe(self) -> str:
+        return f"{len(self.train)} pairs, β {self.opts.beta}"
+
+
 @command("lm dpo", DPOOptions)
 def train_dpo(opts: DPOOptions) -> Path:
     """Preference-tune a unit LM with DPO; returns the final unit LM dir (<output>/final)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise InputError("lm dpo runs in one process; start it without torchrun")
-    if opts.beta <= 0 or opts.batch_size < 1 or opts.grad_accum < 1:
+    t = opts.trainer
+    if opts.beta <= 0 or opts.batch_size < 1 or t.grad_accum < 1:
         raise InputError(f"--beta {opts.beta}, --batch-size {opts.batch_size}, --grad-accum "
-                         f"{opts.grad_accum}: β must be > 0 and the sizes >= 1")
-    device = resolve_device(opts.device)
-    amp = resolve_dtype(opts.precision, device)
-    run, ckpt_dir = opts.output, opts.output / "checkpoints"
+                         f"{t.grad_accum}: β must be > 0 and the sizes >= 1")
+    t.check()
+    env = init(t)
+    run = opts.output
     lm, tokenizer = load_policy(opts)
     train, valid, skipped = _split(opts, lm, tokenizer)
 
     t_ref = time.perf_counter()
     ref_lm = lm if opts.ref_lm is None else UnitLM.from_pretrained(opts.ref_lm)
     _same_vocabulary(lm, ref_lm, opts)
-    ref_lm.model.to(device)
-    ref_train = reference_logps(ref_lm.model, train, lm.pad_id, device, amp, opts.batch_size)
-    ref_valid = reference_logps(ref_lm.model, valid, lm.pad_id, device, amp, opts.batch_size)
+    ref_lm.model.to(env.device)
+    ref_train = reference_logps(ref_lm.model, train, lm.pad_id, env.device, env.amp,
+                                opts.batch_size)
+    ref_valid = reference_logps(ref_lm.model, valid, lm.pad_id, env.device, env.amp,
+                                opts.batch_size)
     del ref_lm
     t_ref = time.perf_counter() - t_ref
-    log(f"reference log-probs of {len(train)} + {len(valid)} pairs in {t_ref:.1f}s")
+    env.log(f"reference log-probs of {len(train)} + {len(valid)} pairs in {t_ref:.1f}s")
 
-    model = lm.model.to(device)
-    model.eval()  # dropout off, as TRL's disable_dropout; gradients flow as in training
-    n_params = sum(p.numel() for p in model.parameters())
-    steps = opts.max_steps or math.ceil(len(train) / (opts.batch_size * opts.grad_accum))
-    optimizer = make_optimizer(model, opts.lr, opts.weight_decay, (0.9, opts.adam_beta2),
-                               device)
-    warmup = min(opts.warmup_steps, max(1, steps // 5))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(warmup, steps, opts.min_lr_ratio))
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "pos": 0, "time_s": 0.0,
-                             "window": [0.0] * (len(_SUMS) + 1), "last": None}
-    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else ()
-    ckpt, saved = resume_training(run, opts.resume,
-                                  lambda path: load_checkpoint(path, model, tied),
-                                  optimizer, scheduler)
-    if ckpt is not None:
-        state = saved["state"]
-    log_path = run / "log.jsonl"
-    rows = [r for r in iter_jsonl(log_path) if r["step"] <= state["step"]] \
-        if ckpt is not None and log_path.exists() else []
-    write_jsonl(log_path, rows)  # drops lines logged after the checkpoint
-    write_json(run / "options.json", {**stored_fields(opts, run / "options.json"),
-                                      "steps": steps, "parameters": n_params})
-    log(f"{'resuming from ' + ckpt.name if ckpt else 'DPO'}: {n_params / 1e6:.2f}M params, "
-        f"{len(train)} pairs, {steps} steps, β {opts.beta}, {device}, {amp or torch.float32}")
-
-    order = PairOrder(len(train), opts.seed)
-    valid_metrics: dict[str, float] | None = None
-    t_window = time.perf_counter()
-    bar = progress(desc="lm dpo", total=steps, unit="step")
-    bar.update(state["step"])
-    while state["step"] < steps:
-        t0 = time.perf_counter()
-        sums = np.zeros(len(_SUMS) + 1)
-        for _ in range(opts.grad_accum):
-            idx = order.next_batch(state, opts.batch_size)
-            chosen, rejected = pair_logps(model, [train[i] for i in idx], lm.pad_id, device, amp)
-            r = ref_train[idx].to(device)
-            loss, cr, rr = dpo_loss(chosen, rejected, r[:, 0], r[:, 1], opts.beta)
-            (loss / opts.grad_accum).backward()
-            sums += _sums(loss.detach(), cr, rr)
-        if opts.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step = state["step"] = state["step"] + 1
-        state["time_s"] += time.perf_counter() - t0
-        state["last"] = _means(sums)
-        state["window"] = window = (np.asarray(state["window"]) + sums).tolist()
-        evaluate_now = bool(valid) and opts.eval_every > 0 and step % opts.eval_every == 0
-        if evaluate_now:
-            valid_metrics = evaluate(model, valid, ref_valid, lm.pad_id, opts.beta, device,
-                                     amp, opts.batch_size)
-        if step % opts.log_every == 0 or step == steps or evaluate_now:
-            now = time.perf_counter()
-            row = {"step": step, **_means(window), "lr": lr,
-                   "pairs_per_s": round(window[-1] / max(now - t_window, 1e-9), 2)}
-            if evaluate_now:
-                row.update({f"valid_{k}": v for k, v in valid_metrics.items() if k != "pairs"})
-            with open(log_path, "a") as f:
-                f.write(json_line(row))
-            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}",
-                            refresh=False)
-            state["window"], t_window = [0.0] * (len(_SUMS) + 1), now
-        bar.update(1)
-        if step % opts.save_every == 0 or step == steps:
-            trainer_state = {"optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                             "state": state}
-            save_checkpoint(ckpt_dir, step, lm, trainer_state, opts.keep_checkpoints)
-    bar.close()
-
-    if valid:
-        valid_metrics = evaluate(model, valid, ref_valid, lm.pad_id, opts.beta, device, amp,
-                                 opts.batch_size)
-    final = lm.save_pretrained(run / "final")
-    metrics_path = run / "metrics.json"
-    write_json(metrics_path, {
-        "metric": "lm_dpo", "beta": opts.beta, "steps": state["step"], "train_pairs": len(train),
-        "valid_pairs": len(valid), "pairs_skipped": len(skipped),
-        "skipped": dict(list(skipped.items())[:20]), "train": state["last"],
-        "valid": valid_metrics,
-        "reference": {"train_logp_accuracy": _logp_accuracy(ref_train),
-                      "valid_logp_accuracy": _logp_accuracy(ref_valid),
-                      "time_s": round(t_ref, 3)},
-        "time_s": round(state["time_s"], 3), "parameters": n_params,
-        "inputs": {k: store_path(v, metrics_path) for k, v in
-                   (("pairs", opts.pairs), ("valid_pairs", opts.valid_pairs), ("lm", opts.lm),
-                    ("ref_lm", opts.ref_lm or opts.lm),
-                    ("tokenizer", opts.tokenizer or lm.tokenizer))}})
-    log(f"DPO unit LM written to {final} (valid reward accuracy "
-        f"{None if valid_metrics is None else round(valid_metrics['accuracy'], 3)})")
+    result = fit(DPORecipe(lm, train, valid, ref_train, ref_valid, opts, env), t, env, run,
+                 record=opts)
+    final = run / "final"
+    if env.main:
+        lm.save_pretrained(final)
+        metrics_path = run / "metrics.json"
+        write_json(metrics_path, {
+            "metric": "lm_dpo", "beta": opts.beta, "steps": result.steps,
+            "train_pairs": len(train), "valid_pairs": len(valid), "pairs_skipped": len(skipped),
+            "skipped": dict(list(skipped.items())[:20]),
+            "train": {k: result.last[k] for k in _SUMS},
+            "valid": result.valid or None,
+            "reference": {"train_logp_accuracy": _logp_accuracy(ref_train),
+                          "valid_logp_accuracy": _logp_accuracy(ref_valid),
+                          "time_s": round(t_ref, 3)},
+            "time_s": round(result.time_s, 3), "parameters": result.parameters,
+            "inputs": {k: store_path(v, metrics_path) for k, v in
+                       (("pairs", opts.pairs), ("valid_pairs", opts.valid_pairs),
+                        ("lm", opts.lm), ("ref_lm", opts.ref_lm or opts.lm),
+                        ("tokenizer", opts.tokenizer or lm.tokenizer))}})
+        log(f"DPO unit LM written to {final} (valid reward accuracy "
+            f"{None if not result.valid else round(result.valid['accuracy'], 3)})")
+    env.barrier()
     return final

@@ -7,8 +7,9 @@ it), so any causal LM architecture works; models trained here are LLaMA (see ``c
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,16 @@ class UnitLM:
             self.write_files(tmp)
         return Path(path)
 
+    @contextlib.contextmanager
+    def exporting(self, state_dict: dict[str, torch.Tensor] | None) -> Iterator[None]:
+        """Within it, :meth:`write_files` writes ``state_dict`` (the whole model gathered
+        from an FSDP-sharded one) instead of the model's own tensors; None: its own."""
+        self._export_state = state_dict
+        try:
+            yield
+        finally:
+            self._export_state = None
+
     def write_files(self, path: Path) -> None:
         """Write the HF model files and ``spokenlm_lm.json`` into the existing dir ``path``."""
         from transformers.utils import logging as hf_logging
@@ -127,7 +138,8 @@ class UnitLM:
         enabled = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # one-shard "Writing model shards" bars are noise
         try:
-            self.model.save_pretrained(path, safe_serialization=True)
+            self.model.save_pretrained(path, safe_serialization=True,
+                                       state_dict=getattr(self, "_export_state", None))
         finally:
             if enabled:
                 hf_logging.enable_progress_bar()

@@ -27,7 +27,9 @@ from ..common.files import atomic_dir, iter_jsonl, read_json, write_json, write_
 from ..common.options import arg, command
 from ..common.paths import ArtifactKind
 from ..common.progress import log
+from ..training import TrainerOptions
 from .model import META_FILE
+from .train import LM_TRAINER
 
 TOKENIZER_FILE = "text_tokenizer.json"
 TEXT_LM_KIND = ArtifactKind("text LM", (TOKENIZER_FILE,))
@@ -116,16 +118,10 @@ class TextLMOptions:
     size: Literal["tiny", "small", "base", "350m", "1b"] = arg("small", help="LLaMA preset, "
                                                                "as for `lm train`")
     seq_len: int = arg(256, help="tokens per training sequence")
-    batch_size: int = arg(16, help="sequences per step")
-    lr: float = arg(5e-4, help="peak learning rate")
-    warmup_steps: int = arg(100, help="linear warmup steps")
-    max_steps: int = arg(1000, help="optimizer steps")
+    batch_size: int = arg(16, help="sequences per micro-batch, over all processes")
     valid_fraction: float = arg(0.02, help="held-out share of sentences")
-    precision: Literal["auto", "bf16", "fp32"] = arg("auto", help="as for `lm train`")
-    device: str = arg("auto", help="auto, cpu, cuda, ...")
-    seed: int = arg(0, help="seed of the init and data order")
-    save_every: int = arg(200, help="steps between checkpoints")
-    eval_every: int = arg(200, help="steps between validation losses")
+    trainer: TrainerOptions = arg(LM_TRAINER.replace(max_steps=1000), help="training loop "
+                                  "options, as for `lm train`")
 
 
 @command("lm pretrain-text", TextLMOptions)
@@ -154,11 +150,10 @@ def pretrain_text_lm(opts: TextLMOptions) -> Path:
     prefix = pack_units(data / "text.jsonl", n_units=len(tok))
     log(f"text LM data: {len(rows)} sentences, {len(tok)} {opts.level} symbols")
     final = train_lm(units=prefix, output=opts.output / "run", size=opts.size,
-                     seq_len=opts.seq_len, batch_size=opts.batch_size, lr=opts.lr,
-                     warmup_steps=opts.warmup_steps, max_steps=opts.max_steps,
-                     valid_fraction=opts.valid_fraction, precision=opts.precision,
-                     device=opts.device, seed=opts.seed, save_every=opts.save_every,
-                     eval_every=opts.eval_every)
+                     seq_len=opts.seq_len, batch_size=opts.batch_size,
+                     valid_fraction=opts.valid_fraction, trainer=opts.trainer)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 exports
+        return opts.output / "final"
     return export_text_lm(final, tok, opts.output / "final")
 
 

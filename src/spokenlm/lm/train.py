@@ -3,15 +3,17 @@
 Resumable: a run killed at any point and restarted with the same options continues from
 ``checkpoints/latest`` (or, when that one is damaged, the newest intact one before it) with
 the same data order, optimizer, scheduler and RNG state, so it ends where an uninterrupted
-run would. Runs under ``torchrun`` as DDP (gloo on CPU, nccl on GPU): every rank takes its
-slice of each global batch, only rank 0 writes.
+run would. Trained by the one training loop (:mod:`spokenlm.training.loop`). Runs under
+``torchrun`` (gloo on CPU, nccl on GPU) with ``--distributed ddp`` (a replica per process)
+or ``--distributed fsdp`` (FSDP2: each decoder layer and the root sharded, checkpoints
+written by every process with ``torch.distributed.checkpoint``): every process takes its
+slice of each global batch, only rank 0 logs and writes ``final/``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,27 +22,32 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
 
 from ..audio.framing import Framing, check_same_framing
-from ..common.checkpoints import load_checkpoint, resume_training, rng_state, save_checkpoint
-from ..common.device import resolve_device, resolve_dtype
+from ..common.checkpoints import load_checkpoint
 from ..common.errors import InputError
-from ..common.files import iter_jsonl, json_line, read_json, write_json, write_jsonl
+from ..common.files import read_json, write_json
 from ..common.hub import local_or_hub
 from ..common.options import arg, command
-from ..common.paths import store_path, stored_fields
-from ..common.progress import log, progress
-from .budget import Budget, budget_schedule
+from ..common.paths import store_path
+from ..common.progress import log
+from ..training import Env, Recipe, TrainerOptions, fit, init
 from .config import LMConfig
 from .data import BlockStream, DataState, load_packed, packed_prefix, split_valid
 from .interleaved_model import build_interleaved_lm, check_packed, stream_offset
 from .mixture import MixState, MixtureStream, parse_mix
 from .model import META_FILE, UnitLM
-from .optim import make_optimizer
 from .released import released_family
 from .report import plot_losses, train_metrics
 
 Size = Literal["tiny", "small", "base", "350m", "1b"]
+
+#: LLaMA / GPT-style LM pretraining: AdamW betas (0.9, 0.95), decay 0.1, clip 1.0, cosine to
+#: 10 % of the peak, bf16 where native
+LM_TRAINER = TrainerOptions(lr=5e-4, beta2=0.95, weight_decay=0.1, clip_grad=1.0,
+                            warmup_steps=100, min_lr_ratio=0.1, max_steps=2000,
+                            precision="auto", eval_every=200, save_every=200)
 
 
 @dataclass
@@ -79,37 +86,15 @@ class LMTrainOptions:
     tokenizer: Path | None = arg(None, help="tokenizer dir the units came from (checked and "
                                  "recorded in the LM's metadata)")
     seq_len: int = arg(512, help="tokens per training sequence")
-    batch_size: int = arg(16, help="sequences per micro-batch, summed over all processes")
-    grad_accum: int = arg(1, help="micro-batches per optimizer step")
-    lr: float = arg(5e-4, help="peak learning rate")
-    min_lr_ratio: float = arg(0.1, help="final learning rate as a fraction of --lr")
-    warmup_steps: int = arg(100, help="linear warmup steps (at most a fifth of --max-steps)")
-    max_steps: int = arg(2000, help="optimizer steps")
-    max_tokens: int | None = arg(None, help="token budget: stop after this many training "
-                                 "tokens (the schedule is fitted to it)")
-    max_hours: float | None = arg(None, help="wall-clock budget in hours, counted across "
-                                  "resumes: the cosine decays on the time used and the run "
-                                  "stops cleanly with a final checkpoint when it is spent")
+    batch_size: int = arg(16, help="sequences per micro-batch, summed over all processes "
+                          "(an optimizer step takes --batch-size x --grad-accum)")
     mix: list[str] = arg([], help="more packed unit sets mixed into training, each "
                          "PATH:WEIGHT (e.g. data/synth/units.jsonl:0.3); the positional "
                          "units get --units-weight")
     units_weight: float = arg(1.0, help="sampling weight of the positional units in a --mix")
-    weight_decay: float = arg(0.1, help="AdamW weight decay on weight matrices")
-    beta2: float = arg(0.95, help="AdamW beta2")
-    clip_grad: float = arg(1.0, help="gradient norm clip (0 disables)")
-    precision: Literal["auto", "bf16", "fp32"] = arg("auto", help="auto: bf16 autocast "
-                                                     "where native, else fp32")
-    device: str = arg("auto", help="auto, cpu, cuda, cuda:1, ...")
-    compile: bool = arg(False, help="torch.compile the training forward/backward (inductor; "
-                        "on a CPU it needs a C++ compiler): a one-off compile of tens of "
-                        "seconds, then faster steps from fused element-wise kernels")
-    seed: int = arg(0, help="seed of the init, the data order and dropout")
-    log_every: int = arg(10, help="steps between log.jsonl lines")
-    eval_every: int = arg(200, help="steps between validation losses (0: only at the end)")
     eval_batches: int = arg(20, help="validation batches per evaluation")
-    save_every: int = arg(200, help="steps between checkpoints")
-    keep_checkpoints: int = arg(2, help="checkpoints kept on disk")
-    resume: bool = arg(True, help="continue from checkpoints/latest when present")
+    trainer: TrainerOptions = arg(LM_TRAINER, help="training loop options (--distributed "
+                                  "fsdp shards the LM over the processes)")
 
 
 def build_model(opts: LMTrainOptions, n_units: int) -> UnitLM:
@@ -122,13 +107,14 @@ def build_model(opts: LMTrainOptions, n_units: int) -> UnitLM:
             from .twist import warm_start
 
             return warm_start(init_from, n_units, init=opts.init_embeddings,
-                              keep_text_vocab=opts.keep_text_vocab, seed=opts.seed,
+                              keep_text_vocab=opts.keep_text_vocab, seed=opts.trainer.seed,
                               tokenizer=tokenizer)
         lm = UnitLM.from_pretrained(init_from)
         lm.check_tokenizer(n_units)
         lm.tokenizer = tokenizer or lm.tokenizer
         return lm
-    return UnitLM.build(n_units, model_config(opts), seed=opts.seed, tokenizer=tokenizer)
+    return UnitLM.build(n_units, model_config(opts), seed=opts.trainer.seed,
+                        tokenizer=tokenizer)
 
 
 def model_config(opts: LMTrainOptions) -> LMConfig:
@@ -150,14 +136,17 @@ def lm_loss(model: torch.nn.Module, x: torch.Tensor, bos_id: int) -> torch.Tenso
 def evaluate(model: torch.nn.Module, blocks: np.ndarray, bos_id: int, batch_size: int,
              device: torch.device, amp: torch.dtype | None, rank: int = 0,
              world: int = 1) -> float:
-    """Mean token loss over ``blocks`` (n, T+1), shared across ranks."""
+    """Mean token loss over ``blocks`` (n, T+1), shared across ranks. Every rank runs the
+    same number of forwards (a sharded model needs all of them), a rank whose share has run
+    out on a block it does not count."""
     was_training = model.training
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)  # (loss sum, targets)
     mine = blocks[rank::world]
-    for i in range(0, len(mine), batch_size):
-        x = torch.from_numpy(mine[i: i + batch_size]).to(device)
-        n = (x[:, 1:] != bos_id).sum()
+    for i in range(0, -(-len(blocks) // world), batch_size):
+        x = torch.from_numpy(mine[i: i + batch_size] if i < len(mine) else blocks[:1]
+                             ).to(device)
+        n = (x[:, 1:] != bos_id).sum() * (i < len(mine))
         with _autocast(device, amp):
             total += torch.stack([lm_loss(model, x, bos_id).double() * n, n.double()])
     if world > 1:
@@ -170,16 +159,6 @@ def _autocast(device: torch.device, amp: torch.dtype | None) -> contextlib.Abstr
     if amp is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=amp)
-
-
-def _init_distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank); joins the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    if world > 1:
-        return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
 
 
 def _data(opts: LMTrainOptions, prefix: Path, packed: tuple, lm: UnitLM,
@@ -204,7 +183,8 @@ def _data(opts: LMTrainOptions, prefix: Path, packed: tuple, lm: UnitLM,
     seq_len = min(opts.seq_len, limit, n_train - 1)
     if seq_len != opts.seq_len and rank == 0:
         log(f"seq_len {opts.seq_len} -> {seq_len} (model context / {n_train} data tokens)")
-    stream = BlockStream(tokens, offsets, train_idx, seq_len + 1, seed=opts.seed, **ids)
+    stream = BlockStream(tokens, offsets, train_idx, seq_len + 1, seed=opts.trainer.seed,
+                         **ids)
     n_valid = int((v_offsets[v_idx + 1] - v_offsets[v_idx]).sum() + 2 * len(v_idx))
     if n_valid < 2:
         return stream, None, seq_len
@@ -232,16 +212,82 @@ def _units_frame_rate(opts: LMTrainOptions, prefix: Path, meta: dict, lm: UnitLM
     return data.frame_rate
 
 
+class LMRecipe(Recipe):
+    """Next-token prediction on blocks of packed units (or a ``--mix`` of several)."""
+
+    name = "lm train"
+    shardable = True
+    collective_eval = True
+
+    def __init__(self, lm: UnitLM, stream: BlockStream | MixtureStream,
+                 valid_blocks: np.ndarray | None, seq_len: int, opts: LMTrainOptions,
+                 env: Env) -> None:
+        self.lm, self.model, self.stream, self.valid_blocks = lm, lm.model, stream, valid_blocks
+        self.opts, self.env, self.seq_len = opts, env, seq_len
+        self.mixed = isinstance(stream, MixtureStream)
+        self.position: DataState | MixState = (stream.initial_state() if self.mixed
+                                               else DataState())
+        self.step_tokens = opts.batch_size * opts.trainer.grad_accum * seq_len
+
+    def batches(self, step: int, shards: range, n_shards: int) -> list[torch.Tensor]:
+        total, start = self.opts.batch_size * self.opts.trainer.grad_accum, self.position
+        out = []
+        for s in shards:  # (B / world, T + 1) each
+            x, self.position = self.stream.next_batch(start, total, s, n_shards)  # type: ignore
+            out.append(torch.from_numpy(x).to(self.env.device))
+        return out
+
+    def loss(self, model: nn.Module, batch: torch.Tensor, step: int) -> dict[str, Any]:
+        return {"loss": lm_loss(model, batch, self.lm.bos_id)}
+
+    def evaluate(self, model: nn.Module, step: int | None) -> dict[str, float]:
+        if self.valid_blocks is None:
+            return {}
+        return {"valid_loss": evaluate(model, self.valid_blocks, self.lm.bos_id,
+                                       self.opts.batch_size, self.env.device, self.env.amp,
+                                       self.env.rank, self.env.world)}
+
+    def shard_units(self) -> Sequence[nn.Module]:
+        """The decoder layers (the classes HF keeps whole across devices)."""
+        names = set(getattr(self.model, "_no_split_modules", None) or ())
+        return [m for m in self.model.modules() if type(m).__name__ in names]
+
+    def write_files(self, path: Path) -> None:
+        self.lm.write_files(path)
+
+    def read_checkpoint(self, path: Path) -> dict[str, Any]:
+        tied = ({"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False)
+                else ())
+        return load_checkpoint(path, self.model, tied)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.position.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        data = state["data"]
+        if ("sources" in data) != self.mixed:
+            raise InputError(f"{self.opts.output}: its checkpoints were written "
+                             f"{'without' if self.mixed else 'with'} --mix; resume with the "
+                             f"same data options or use a new --output")
+        self.position = (MixState if self.mixed else DataState).from_dict(data)
+
+    def log_extras(self, elapsed_s: float = 0.0) -> dict[str, Any]:
+        return {"mix": self.stream.shares(self.position)} if self.mixed else {}  # type: ignore
+
+    def run_info(self) -> dict[str, Any]:
+        return {"seq_len_used": self.seq_len}
+
+    def describe(self) -> str:
+        return f"{self.opts.size}, {self.stream.total} tokens"
+
+
 @command("lm train", LMTrainOptions)
 def train_lm(opts: LMTrainOptions) -> Path:
     """Train a unit LM on packed units; returns the final unit LM dir (<output>/final)."""
-    rank, world, local_rank = _init_distributed()
-    device = resolve_device(opts.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    amp = resolve_dtype(opts.precision, device)
-    run, ckpt_dir = opts.output, opts.output / "checkpoints"
+    t = opts.trainer
+    t.check()
+    env = init(t)
+    run = opts.output
     prefix = packed_prefix(opts.units)
     packed = load_packed(prefix)
     n_units = int(packed[2]["n_units"])
@@ -251,155 +297,31 @@ def train_lm(opts: LMTrainOptions) -> Path:
             raise InputError(f"{opts.tokenizer}: tokenizer has {tok_units} units but {prefix} "
                              f"holds {n_units}-unit data; pass the tokenizer that made them")
     lm = (build_interleaved_lm(opts.init_from, packed[2], str(prefix), init=opts.init_embeddings,
-                               seed=opts.seed, tokenizer=opts.tokenizer and str(opts.tokenizer))
+                               seed=t.seed, tokenizer=opts.tokenizer and str(opts.tokenizer))
           if opts.interleave else build_model(opts, n_units))
     check_packed(packed[2], lm, str(prefix))
     lm.frame_rate = _units_frame_rate(opts, prefix, packed[2], lm)
-    stream, valid_blocks, seq_len = _data(opts, prefix, packed, lm, rank)
+    stream, valid_blocks, seq_len = _data(opts, prefix, packed, lm, env.rank)
     if opts.mix:
         stream = _mixture(opts, prefix, stream, lm)
-    model = lm.model.to(device)
-    model.train()
-    n_params = sum(p.numel() for p in model.parameters())
-    optimizer = make_optimizer(model, opts.lr, opts.weight_decay, (0.9, opts.beta2), device)
-    step_tokens = opts.batch_size * opts.grad_accum * seq_len
-    budget = Budget(opts.max_steps, step_tokens, opts.max_tokens, opts.max_hours)
-    clock = {"base": 0.0, "since": time.perf_counter()}
-
-    def elapsed() -> float:  # wall-clock seconds of the run, over every resume
-        return clock["base"] + time.perf_counter() - clock["since"]
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, budget_schedule(budget, opts.warmup_steps, opts.min_lr_ratio, elapsed))
-    # everything a resumed run needs besides weights, optimizer, scheduler and RNG
-    mixed = isinstance(stream, MixtureStream)
-    state: dict[str, Any] = {"step": 0, "tokens": 0, "time_s": 0.0, "wall_s": 0.0,
-                             "last_loss": None, "window": [0.0, 0, 0],
-                             "data": stream.initial_state() if mixed else DataState()}
-    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else ()
-    ckpt, saved = resume_training(run, opts.resume, lambda path: load_checkpoint(path, model, tied),
-                                  optimizer, scheduler)
-    if ckpt is not None:
-        data_cls = MixState if mixed else DataState
-        if ("sources" in saved["state"]["data"]) != mixed:
-            raise InputError(f"{run}: its checkpoints were written {'without' if mixed else 'with'}"
-                             f" --mix; resume with the same data options or use a new --output")
-        state = {"wall_s": saved["state"].get("time_s", 0.0), **saved["state"],
-                 "data": data_cls.from_dict(saved["state"]["data"])}
-        clock["base"], clock["since"] = float(state["wall_s"]), time.perf_counter()
-    else:
-        torch.manual_seed(opts.seed + rank)
-    log_path = run / "log.jsonl"
-    if rank == 0:
-        rows = [r for r in iter_jsonl(log_path) if r["step"] <= state["step"]] \
-            if ckpt is not None and log_path.exists() else []
-        write_jsonl(log_path, rows)  # drops lines logged after the checkpoint
-        write_json(run / "options.json", {**stored_fields(opts, run / "options.json"),
-                                          "seq_len_used": seq_len,
-                                          "world_size": world, "parameters": n_params})
-        log(f"{'resuming from ' + ckpt.name if ckpt else 'training'}: {n_params / 1e6:.2f}M "
-            f"params ({opts.size}), {device}, {amp or torch.float32}, {stream.total} tokens, "
-            f"{world} process(es), budget {budget.describe()}")
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if opts.compile:
-        train_model = torch.compile(train_model)
-
-    valid_loss, t_window, last_saved = None, time.perf_counter(), state["step"]
-    bar = progress(desc="lm train", total=budget.steps, unit="step") if rank == 0 else None
-    if bar is not None:
-        bar.update(state["step"])
-    while (stopped_by := _stop(budget, state["step"], elapsed(), world, device)) is None:
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(opts.grad_accum):
-            x, state["data"] = stream.next_batch(state["data"], opts.batch_size, rank, world)
-            x = torch.from_numpy(x).to(device)  # (B / world, T + 1)
-            sync = world == 1 or micro == opts.grad_accum - 1
-            with _autocast(device, amp), (contextlib.nullcontext() if sync
-                                          else train_model.no_sync()):
-                loss = lm_loss(train_model, x, lm.bos_id) / opts.grad_accum
-                loss.backward()
-            loss_sum += loss.detach()
-        if opts.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if world > 1:
-            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
-        step = state["step"] = state["step"] + 1
-        state["tokens"] += step_tokens
-        state["time_s"] += time.perf_counter() - t0
-        state["last_loss"] = float(loss_sum)
-        w = state["window"]  # [loss sum, steps, tokens] since the last log line
-        state["window"] = w = [w[0] + state["last_loss"], w[1] + 1, w[2] + step_tokens]
-        evaluate_now = opts.eval_every > 0 and step % opts.eval_every == 0
-        if evaluate_now and valid_blocks is not None:
-            valid_loss = evaluate(model, valid_blocks, lm.bos_id, opts.batch_size, device, amp,
-                                  rank, world)
-        state["wall_s"] = elapsed()
-        last = budget.exhausted(step, state["wall_s"]) is not None
-        if step % opts.log_every == 0 or last or evaluate_now:
-            now = time.perf_counter()
-            row = {"step": step, "loss": w[0] / w[1], "lr": lr,
-                   "tokens_per_s": round(w[2] / max(now - t_window, 1e-9), 1)}
-            if mixed:
-                row["mix"] = stream.shares(state["data"])
-            if evaluate_now and valid_loss is not None:
-                row["valid_loss"] = valid_loss
-            if rank == 0:
-                with open(log_path, "a") as f:
-                    f.write(json_line(row))
-                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
-            state["window"], t_window = [0.0, 0, 0], now
-        if bar is not None:
-            bar.update(1)
-        if step % opts.save_every == 0:
-            _save(ckpt_dir, lm, optimizer, scheduler, state, opts.keep_checkpoints, rank, world)
-            last_saved = step
-    if bar is not None:
-        bar.close()
-    if state["step"] > last_saved:  # the final checkpoint of a budget that ended mid-interval
-        _save(ckpt_dir, lm, optimizer, scheduler, state, opts.keep_checkpoints, rank, world)
-    if rank == 0:
-        log(f"stopped by --{stopped_by.replace('_', '-')} after {state['step']} steps, "
-            f"{state['tokens']:,} tokens, {state['wall_s'] / 3600:.3f} h")
-
-    if valid_blocks is not None:
-        valid_loss = evaluate(model, valid_blocks, lm.bos_id, opts.batch_size, device, amp,
-                              rank, world)
+    recipe = LMRecipe(lm, stream, valid_blocks, seq_len, opts, env)
+    result = fit(recipe, t, env, run, record=opts)
     final = run / "final"
-    if rank == 0:
-        model.eval()
-        lm.save_pretrained(final)
+    if env.main:
+        with lm.exporting(result.full_state):
+            lm.save_pretrained(final)
         write_json(run / "metrics.json", train_metrics(
-            train_loss=state["last_loss"], valid_loss=valid_loss, steps=state["step"],
-            tokens=state["tokens"], time_s=state["time_s"], parameters=n_params,
-            stopped_by=stopped_by, wall_s=state["wall_s"],
-            mix=stream.shares(state["data"]) if mixed else None,
+            train_loss=result.last.get("loss"), valid_loss=result.valid.get("valid_loss"),
+            steps=result.steps, tokens=result.tokens, time_s=result.time_s,
+            parameters=result.parameters, stopped_by=result.stopped_by, wall_s=result.wall_s,
+            mix=recipe.log_extras().get("mix"),
             inputs={k: store_path(v, run / "metrics.json") for k, v in
                     (("units", prefix), ("valid_units", opts.valid_units),
                      ("tokenizer", opts.tokenizer))}))
-        plot_losses(log_path, run / "loss.png")
-        log(f"unit LM written to {final} (valid loss {valid_loss})")
-    if world > 1:
-        dist.barrier()
+        plot_losses(run / "log.jsonl", run / "loss.png")
+        log(f"unit LM written to {final} (valid loss {result.valid.get('valid_loss')})")
+    env.barrier()
     return final
-
-
-def _stop(budget: Budget, step: int, elapsed_s: float, world: int,
-          device: torch.device) -> str | None:
-    """Which budget ends the run now (None: go on). With a time budget, rank 0's clock
-    decides for every process, so they all stop after the same step."""
-    if world > 1 and budget.seconds is not None:
-        t = torch.tensor([elapsed_s], dtype=torch.float64, device=device)
-        dist.broadcast(t, src=0)
-        elapsed_s = float(t)
-    return budget.exhausted(step, elapsed_s)
 
 
 def _mixture(opts: LMTrainOptions, prefix: Path, main: BlockStream, lm: UnitLM
@@ -418,19 +340,9 @@ def _mixture(opts: LMTrainOptions, prefix: Path, main: BlockStream, lm: UnitLM
         check_same_framing(data, f"training units {prefix}", Framing.from_json(meta, path),
                            f"--mix {path}")
         streams.append(BlockStream(tokens, offsets, np.arange(len(offsets) - 1),
-                                   main.block_len, seed=opts.seed + 1 + i, **ids))
+                                   main.block_len, seed=opts.trainer.seed + 1 + i, **ids))
         weights.append(weight)
         names.append(packed_prefix(path).name)
     if len(set(names)) != len(names):
         names = [f"{i}:{n}" for i, n in enumerate(names)]
-    return MixtureStream(streams, weights, names, seed=opts.seed)
-
-
-def _save(ckpt_dir: Path, lm: UnitLM, optimizer: torch.optim.Optimizer, scheduler: Any,
-          state: dict[str, Any], keep: int, rank: int, world: int) -> None:
-    if rank == 0:
-        trainer_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "rng": rng_state(), "state": {**state, "data": state["data"].to_dict()}}
-        save_checkpoint(ckpt_dir, state["step"], lm, trainer_state, keep)
-    if world > 1:
-        dist.barrier()
+    return MixtureStream(streams, weights, names, seed=opts.trainer.seed)

@@ -68,7 +68,7 @@ class RunCheckpoints:
             if self.env.main:
                 publish_checkpoint(self.dir, step, tmp, state, self.keep)
         elif self.env.main:
-            save_checkpoint(self.dir, step, self.recipe.model,
+            save_checkpoint(self.dir, step, self.recipe,
                             {**state, "optimizer": self.optimizer.state_dict()}, self.keep)
         self.env.barrier()
 

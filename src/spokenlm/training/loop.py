@@ -12,7 +12,7 @@ resume from the newest intact one (:mod:`.checkpoints`).
 
 Run dir: ``checkpoints/step_XXXXXXXX/`` + ``checkpoints/latest``, ``log.jsonl`` (one row every
 ``log_every`` steps: ``step``, the mean of each metric since the last row, ``lr``,
-throughput, ``elapsed_s``, validation metrics when evaluated), ``options.json``.
+throughput, the recipe's extra columns, validation metrics when evaluated), ``options.json``.
 """
 
 from __future__ import annotations
@@ -89,6 +89,10 @@ class Recipe:
         """Blocks FSDP shards one by one before the root (transformer layers)."""
         return ()
 
+    def write_files(self, path: Path) -> None:
+        """Write a checkpoint's model files into dir ``path`` (a loadable model dir)."""
+        self.model.write_files(path)  # type: ignore[operator]
+
     def read_checkpoint(self, path: Path) -> dict[str, Any]:
         """Load checkpoint ``path``'s model files into :attr:`model` and return its trainer
         state (see :func:`spokenlm.common.checkpoints.load_checkpoint`)."""
@@ -113,8 +117,9 @@ class Recipe:
         """What is trained on what, for the first log line."""
         return ""
 
-    def log_extras(self) -> dict[str, Any]:
-        """More columns of a log row (e.g. the data mixture's shares)."""
+    def log_extras(self, elapsed_s: float) -> dict[str, Any]:
+        """More columns of a log row (e.g. the data mixture's shares); ``elapsed_s``: the
+        run's wall-clock seconds so far, over every resume."""
         return {}
 
     def run_info(self) -> dict[str, Any]:
@@ -205,10 +210,11 @@ def fit(recipe: Recipe, opts: TrainerOptions, env: Env, run: Path,
             **recipe.run_info(), "world_size": env.world, "parameters": n_params})
         start = (f"resuming from {resumed[0].name}, continuing {run} from step {state['step']}"
                  if resumed is not None else f"training into {run}")
-        engine_name = "fsdp" if engine.sharded else "ddp" if engine.replicated else "1 process"
+        procs = (f"{env.world} processes ({'fsdp' if engine.sharded else 'ddp'})"
+                 if env.world > 1 else "1 process")
         env.log(f"{recipe.name}: {start}; {recipe.describe()}{', ' if recipe.describe() else ''}"
                 f"{n_params / 1e6:.2f}M params, {env.device}, {env.amp or torch.float32}, "
-                f"{env.world} process(es) ({engine_name}), budget {budget.describe()}")
+                f"{procs}, budget {budget.describe()}")
 
     last_saved, t_window = state["step"], time.perf_counter()
     bar = progress(desc=recipe.name, total=budget.steps, unit="step") if env.main else None
@@ -328,8 +334,7 @@ def _row(state: dict[str, Any], lr: float, seconds: float, recipe: Recipe,
     row["lr"] = lr
     if w["tokens"]:
         row[f"{recipe.token_name}_per_s"] = round(w["tokens"] / max(seconds, 1e-9), 1)
-    row["elapsed_s"] = round(state["wall_s"], 2)
-    row.update(recipe.log_extras())
+    row.update(recipe.log_extras(state["wall_s"]))
     row.update(valid)
     return row
 

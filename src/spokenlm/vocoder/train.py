@@ -98,8 +98,8 @@ class VocoderRecipe(Recipe):
     def epoch(self) -> int:
         return self.sampler.epoch
 
-    def log_extras(self) -> dict[str, Any]:
-        return {"epoch": self.sampler.epoch}
+    def log_extras(self, elapsed_s: float) -> dict[str, Any]:
+        return {"epoch": self.sampler.epoch, "elapsed_s": round(elapsed_s, 2)}
 
     def describe(self) -> str:
         return self.about
