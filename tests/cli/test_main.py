@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from spokenlm.cli.main import build_parser, load_commands, main
+from spokenlm.common.options import nested_fields
 
 
 def test_every_command_module_registers() -> None:
@@ -29,10 +30,15 @@ def test_help_and_defaults_match_the_options_dataclass(name: str, capsys) -> Non
     sub = parser
     for word in name.split():
         sub = next(a for a in sub._actions if a.dest.startswith("_cmd")).choices[word]
-    for f in dataclasses.fields(fn.options):
-        if f.metadata.get("cli", True) and f.default is not dataclasses.MISSING:
+    nested = {f.name: f for f, _ in nested_fields(fn.options)}
+    fields = [(f, f.default) for f in dataclasses.fields(fn.options) if f.name not in nested]
+    for f in nested.values():  # a nested options dataclass: its fields are the flags
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        fields += [(g, getattr(default, g.name)) for g in dataclasses.fields(default)]
+    for f, default in fields:
+        if f.metadata.get("cli", True) and default is not dataclasses.MISSING:
             action = next(a for a in sub._actions if a.dest == f.name)
-            assert action.default == f.default, (name, f.name)
+            assert action.default == default, (name, f.name)
 
 
 def test_user_errors_exit_1_with_the_message(tmp_path, capsys) -> None:
