@@ -14,9 +14,10 @@ N_FFT: int = 512
 N_MELS: int = 80
 #: Shortest audio spokenlm accepts: one encoder receptive field (400 samples) and a bit.
 MIN_DURATION_S: float = 0.1
-#: Longest audio a reader accepts by default (2 h). Every stage loads a whole file at once
-#: (``tokenize`` with MFCC needs about 2.3 GB per hour), so longer files are refused from
-#: their header; split them into shorter files.
+#: Longest audio a whole-file reader accepts by default (2 h): stages that load a file at
+#: once (tokenizer training, vocoder data, ABX, alignment, ...) refuse longer files from
+#: their header. ``tokenize``, ``resynth`` and ``generate`` stream files longer than
+#: ``audio.chunking.STREAM_ABOVE_S`` block by block in bounded memory, with no length limit.
 MAX_DURATION_S: float = 2 * 3600.0
 #: Header sample rates outside this range come from corrupt or forged headers (a 64 KB
 #: file "at 1 Hz" claims 9 hours).

@@ -2,15 +2,24 @@
 
 Defaults follow the slamkit/TWIST convention for generation metrics: a 3 s prompt,
 temperature 0.8, top-k 25, 150 new units.
+
+A prompt file of any length is fine: of a recording longer than
+:data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` only the prompt's seconds are decoded, and
+speech longer than that is synthesised chunk by chunk and written as it comes.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import torch
 
+from ..audio.chunking import AudioStream, is_long, write_wav_blocks
 from ..audio.constants import SAMPLE_RATE
 from ..audio.framing import check_same_framing
 from ..audio.load import AudioError, load_row, save_wav
@@ -19,7 +28,7 @@ from ..common.options import arg, command, to_dict
 from ..common.paths import unique_names
 from ..common.progress import log, progress
 from ..lm.model import UnitLM
-from ..tokenize.tokenizer import SpeechTokenizer
+from ..tokenize.tokenizer import SpeechTokenizer, Units
 from ..vocoder.base import load_vocoder
 from .index import RowIndex, artifact_stamp
 from .inputs import audio_inputs
@@ -126,12 +135,10 @@ def _prompts(opts: GenerateOptions, tokenizer: SpeechTokenizer, rows: list[dict]
                          "done": True} for p in previous]
             continue
         try:
-            wav = load_row(row)
+            units = _prompt_units(tokenizer, row, opts.prompt_seconds)
         except AudioError as e:
             log(f"skipping {e}")
             continue
-        wav = wav[: int(opts.prompt_seconds * SAMPLE_RATE)]
-        units = tokenizer.encode(wav, dedup=True)
         for sid, prev in zip(samples[row["id"]], previous):
             new = {"id": sid, "source": str(row["path"]), "text": row.get("text"),
                    "prompt_units": units.units.tolist(),
@@ -141,9 +148,33 @@ def _prompts(opts: GenerateOptions, tokenizer: SpeechTokenizer, rows: list[dict]
     return prompts
 
 
+def _prompt_units(tokenizer: SpeechTokenizer, row: dict, seconds: float) -> Units:
+    """Units of the first ``seconds`` of a row's audio. A long recording (over
+    :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S`) is never decoded whole: only its
+    first ``seconds`` + 1 s (the resampler's look-ahead, so the prompt has the samples a
+    whole-file read gives), streamed chunk by chunk when the prompt itself is long."""
+    stream = AudioStream.from_row(row)
+    n = stream.expected_samples()
+    if not is_long(n):
+        return tokenizer.encode(load_row(row)[: int(seconds * SAMPLE_RATE)], dedup=True)
+    start = stream.start or 0.0
+    if is_long(int(seconds * SAMPLE_RATE)):
+        head = AudioStream(stream.path, start=start, duration=min(n / SAMPLE_RATE, seconds))
+        return tokenizer.encode_stream(lambda: head, dedup=True)
+    head_row = {**row, "start": start, "duration": min(n / SAMPLE_RATE, seconds + 1.0)}
+    return tokenizer.encode(load_row(head_row)[: int(seconds * SAMPLE_RATE)], dedup=True)
+
+
 def _speak(vocoder, prompt: dict, cont: list[int], stem: Path) -> dict:
     """Speak prompt (measured durations) + continuation (predicted durations) into
-    ``<stem>.wav`` and ``<stem>.continuation.wav``."""
+    ``<stem>.wav`` and ``<stem>.continuation.wav``; speech longer than
+    :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` is synthesised chunk by chunk and
+    written as it comes (:func:`_speak_long`)."""
+    with torch.inference_mode():  # the continuation's predicted length
+        n_cont = vocoder.frame_units(cont)[0].shape[1] if cont else 0
+    if is_long((sum(prompt["prompt_durations"]) + n_cont) * vocoder.hop_length,
+               vocoder.sample_rate):
+        return _speak_long(vocoder, prompt, cont, stem)
     cont_audio = vocoder.synthesize(cont, None) if cont else np.zeros(0, np.float32)
     prompt_audio = vocoder.synthesize(prompt["prompt_units"], prompt["prompt_durations"])
     full = np.concatenate([prompt_audio, cont_audio])
@@ -154,3 +185,28 @@ def _speak(vocoder, prompt: dict, cont: list[int], stem: Path) -> dict:
     return {"path": str(path), "continuation_path": str(cont_path),
             "prompt_seconds": len(prompt_audio) / vocoder.sample_rate,
             "continuation_seconds": len(cont_audio) / vocoder.sample_rate}
+
+
+def _speak_long(vocoder, prompt: dict, cont: list[int], stem: Path) -> dict:
+    """:func:`_speak` in bounded memory: the continuation is written block by block, then
+    the full wav from the prompt's blocks and the continuation file's samples (16-bit as
+    written, so both files hold the samples one-piece synthesis would write)."""
+    cont_path = stem.with_name(f"{stem.name}.continuation.wav")
+    if cont:
+        n_cont = vocoder.synthesize_to_wav(cont_path, cont, None)
+    else:  # nothing generated: a one-sample file, as _speak writes
+        write_wav_blocks(cont_path, [np.zeros(1, np.float32)], vocoder.sample_rate)
+        n_cont = 0
+    n_prompt = sum(prompt["prompt_durations"]) * vocoder.hop_length
+
+    def pieces() -> Iterator[np.ndarray]:
+        yield from vocoder.synthesize_stream(prompt["prompt_units"], prompt["prompt_durations"])
+        if cont:
+            with sf.SoundFile(os.fsencode(cont_path)) as f:
+                yield from f.blocks(1 << 18, dtype="int16")
+
+    path = stem.with_name(f"{stem.name}.wav")
+    write_wav_blocks(path, pieces(), vocoder.sample_rate)
+    return {"path": str(path), "continuation_path": str(cont_path),
+            "prompt_seconds": n_prompt / vocoder.sample_rate,
+            "continuation_seconds": n_cont / vocoder.sample_rate}

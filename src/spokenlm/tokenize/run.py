@@ -13,6 +13,11 @@ Files written for ``--output data/units.jsonl``:
 
 Shard I of N takes manifest rows I, I + N, I + 2N, ...; the merged JSONL is in manifest
 order, identical to an unsharded run.
+
+Recordings of any length tokenize in bounded memory: a row longer than
+:data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` is read from disk block by block and
+encoded chunk by chunk with each encoder's context (the same units as in one piece for
+mfcc/logmel; approximately the same for HuBERT/wav2vec 2.0).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..audio.chunking import AudioStream, is_long
 from ..audio.constants import SAMPLE_RATE
 from ..audio.load import AudioError, load_row
 from ..common.errors import ArtifactError, InputError
@@ -37,7 +43,7 @@ from ..common.progress import log, progress
 from ._manifest import COPIED_COLUMNS, read_rows
 from .features import DEFAULT_BATCH_SECONDS
 from .pack import pack_units, packed_prefix
-from .tokenizer import CENTROIDS_NAME, CONFIG_NAME, SpeechTokenizer
+from .tokenizer import CENTROIDS_NAME, CONFIG_NAME, SpeechTokenizer, Units
 
 
 @dataclass
@@ -139,22 +145,34 @@ def _process_parts(opts: TokenizeOptions, rows: list[dict], parts: Path) -> None
 
 def _tokenize_rows(tokenizer: SpeechTokenizer, rows: list[dict], opts: TokenizeOptions,
                    bar: tqdm) -> tuple[list[dict], list[dict]]:
-    """Units rows and skip records for ``rows``; audio is loaded ``batch_seconds`` at a time."""
+    """Units rows and skip records for ``rows``; audio is loaded ``batch_seconds`` at a time,
+    and rows longer than :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` (by their header)
+    are streamed chunk by chunk (:meth:`SpeechTokenizer.encode_row`)."""
     out: list[dict] = []
     skipped: list[dict] = []
     group: list[tuple[dict, np.ndarray]] = []
     budget = int(opts.batch_seconds * SAMPLE_RATE)
 
+    def record(row: dict, u: Units) -> None:
+        out.append({"id": row["id"], **u.to_row(), "frame_rate": tokenizer.frame_rate,
+                    **{c: row[c] for c in COPIED_COLUMNS if c in row}})
+
     def flush() -> None:
         units = tokenizer.encode_batch([w for _, w in group], opts.dedup, opts.batch_seconds)
         for (row, _), u in zip(group, units):
-            out.append({"id": row["id"], **u.to_row(), "frame_rate": tokenizer.frame_rate,
-                        **{c: row[c] for c in COPIED_COLUMNS if c in row}})
+            record(row, u)
         bar.update(len(group))
         group.clear()
 
     for row in rows:
         try:
+            if is_long(AudioStream.from_row(row).expected_samples()):
+                # a long recording streams from disk, chunk by chunk, never loaded whole
+                if group:
+                    flush()
+                record(row, tokenizer.encode_row(row, opts.dedup)[0])
+                bar.update(1)
+                continue
             wav = load_row(row)
         except AudioError as e:
             log(f"skipping {e}")

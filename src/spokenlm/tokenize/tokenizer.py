@@ -8,12 +8,17 @@ A tokenizer directory holds ``config.json``::
 
 and ``centroids.safetensors`` (``centroids``: float32 (K, D)). For ``hubert`` / ``wav2vec2``
 the encoder weights are *not* copied: ``path`` names the model directory.
+
+Audio of any length encodes in bounded memory: :meth:`SpeechTokenizer.encode_row` streams
+rows longer than :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` from disk and encodes them
+chunk by chunk (:meth:`SpeechTokenizer.encode_stream`), exactly for mfcc/logmel,
+approximately for HuBERT/wav2vec 2.0 (20 s chunks with 5 s of context each side).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..audio.chunking import AudioStream, is_long
 from ..audio.framing import Framing
+from ..audio.load import load_row
 from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_json, write_json
 from ..common.hub import local_or_hub
@@ -111,6 +118,42 @@ class SpeechTokenizer:
         """Several waveforms -> one :class:`Units` each (equal lengths share a call)."""
         return [self.units_from_features(f, dedup)
                 for f in self.features_batch(wavs, batch_seconds)]
+
+    # ---- long audio -----------------------------------------------------------------
+
+    def encode_stream(self, blocks: Callable[[], Iterable[np.ndarray]], dedup: bool = True,
+                      chunk_seconds: float | None = None) -> Units:
+        """A waveform of any length, given as blocks, -> :class:`Units`, in bounded memory.
+
+        ``blocks()`` yields consecutive float32 (B,) blocks at 16 kHz (e.g. an
+        :class:`~spokenlm.audio.chunking.AudioStream`; called twice for MFCC ``cmn``).
+        Features are computed chunk by chunk with the encoder's context
+        (:meth:`FeatureExtractor.features_stream`) and assigned to centroids chunk by chunk;
+        only the frame units are kept (8 bytes a frame: 1.4 MB per hour at 50 Hz). Units
+        equal :meth:`encode` of the whole waveform for the spectral encoders; for HuBERT /
+        wav2vec 2.0 they agree only approximately (``encoder.chunking.exact``).
+        """
+        frames = [self.kmeans.assign(f) for f in
+                  self.extractor.features_stream(blocks, chunk_seconds=chunk_seconds) if len(f)]
+        units = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int64)
+        if dedup:
+            u, d = run_length(units)
+            return Units(u, d, len(units))
+        return Units(units, None, len(units))
+
+    def encode_row(self, row: Mapping[str, Any], dedup: bool = True) -> tuple[Units, int]:
+        """The units of a manifest row's audio (its ``start``/``duration`` segment if it
+        names one) and its number of samples at 16 kHz. Up to
+        :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` seconds (from the header) the audio
+        is loaded whole and encoded in one piece (:meth:`encode`); longer audio is streamed
+        from disk (:meth:`encode_stream`), never decoded whole. Bad audio raises
+        :class:`~spokenlm.audio.load.AudioError`."""
+        stream = AudioStream.from_row(row)
+        if not is_long(stream.expected_samples()):
+            wav = load_row(row)
+            return self.encode(wav, dedup), len(wav)
+        units = self.encode_stream(lambda: stream, dedup)
+        return units, int(stream.num_samples or 0)
 
     # ---- save / load ----------------------------------------------------------------
 

@@ -3,13 +3,17 @@
 A vocoder directory holds ``config.json`` (``{"type": "hifigan" | "fast", ...}``) and
 ``model.safetensors``. :func:`load_vocoder` dispatches on ``type`` through a registry that
 model modules fill with :func:`register_vocoder`; nothing here knows the concrete models.
+
+Speech of any length is synthesised in bounded memory by :meth:`VocoderModel.synthesize_stream`
+/ :meth:`VocoderModel.synthesize_to_wav`: chunks of frames, each with the generator's
+receptive field as context, trimmed and written to the wav as they come.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -20,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .. import __version__
+from ..audio.chunking import Chunking, is_long, plan_chunks, write_wav_blocks
 from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
 from ..audio.framing import Framing
 from ..common.errors import ArtifactError, InputError
@@ -28,6 +33,7 @@ from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind
 from ..common.progress import log
 from .duration import DurationPredictor, durations_from_log
+from .f0 import F0_PER_FRAME
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -36,6 +42,8 @@ WEIGHTS_NAME = "model.safetensors"
 VOCODERS: dict[str, type[VocoderModel]] = {}
 #: Modules whose import registers the built-in vocoder types.
 BUILTIN_MODULES = ("spokenlm.vocoder.hifigan", "spokenlm.vocoder.fast")
+#: Seconds of frames per chunk when long speech is synthesised chunk by chunk.
+VOCODER_CHUNK_S = 20.0
 
 
 @runtime_checkable
@@ -184,6 +192,29 @@ class VocoderModel(nn.Module):
                              f"[{int(units.min())}, {int(units.max())}]; use the vocoder "
                              f"trained on this tokenizer's units")
 
+    def frame_units(self, units: Sequence[int], durations: Sequence[int] | None = None,
+                    speaker: int | str | None = None
+                    ) -> tuple[Tensor, int | None, Tensor | None]:
+        """Deduplicated units (N,) + durations -> frame units (1, F), the speaker's row and
+        its (1,) tensor (None without speakers). Without durations the duration predictor
+        sets them (every unit lasts one frame when the vocoder has none)."""
+        u = torch.as_tensor(np.asarray(units, dtype=np.int64), device=self.device).reshape(-1)
+        if u.numel() == 0:
+            return u[None], None, None
+        self._check_units(u)
+        idx = self.speaker_index(speaker)
+        spk = None if idx is None else torch.tensor([idx], device=self.device)
+        if durations is not None:
+            d = torch.as_tensor(np.asarray(durations, dtype=np.int64), device=self.device)
+            if d.shape != u.shape or int(d.min()) < 1:
+                raise InputError(f"durations must be {u.numel()} integers >= 1 (one per unit), "
+                                 f"got shape {tuple(d.shape)}")
+        elif self.duration is not None:
+            d = durations_from_log(self.duration_log_pred(u[None], spk))[0]
+        else:
+            d = torch.ones_like(u)
+        return torch.repeat_interleave(u, d)[None], idx, spk  # (1, F)
+
     @torch.inference_mode()
     def synthesize(self, units: Sequence[int], durations: Sequence[int] | None = None,
                    speaker: int | str | None = None,
@@ -197,26 +228,92 @@ class VocoderModel(nn.Module):
         back as their config says (see :meth:`f0_input`).
         """
         self.eval()
-        u = torch.as_tensor(np.asarray(units, dtype=np.int64), device=self.device).reshape(-1)
-        if u.numel() == 0:
+        frames, idx, spk = self.frame_units(units, durations, speaker)
+        if frames.numel() == 0:
             return np.zeros(0, dtype=np.float32)
-        self._check_units(u)
-        idx = self.speaker_index(speaker)
-        spk = None if idx is None else torch.tensor([idx], device=self.device)
-        if durations is not None:
-            d = torch.as_tensor(np.asarray(durations, dtype=np.int64), device=self.device)
-            if d.shape != u.shape or int(d.min()) < 1:
-                raise InputError(f"durations must be {u.numel()} integers >= 1 (one per unit), "
-                                 f"got shape {tuple(d.shape)}")
-        elif self.duration is not None:
-            d = durations_from_log(self.duration_log_pred(u[None], spk))[0]
-        else:
-            d = torch.ones_like(u)
-        frames = torch.repeat_interleave(u, d)[None]  # (1, F)
         f0_in = self.f0_input(f0, frames.shape[1], idx)  # (1, 4F) or None
-        wav = (self.generate(frames, spk) if f0_in is None
-               else self.generate(frames, spk, f0_in))[0]  # type: ignore[call-arg]
-        return wav.float().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
+        return _to_numpy(self._generate(frames, spk, f0_in))
+
+    def _generate(self, frames: Tensor, speaker: Tensor | None, f0: Tensor | None) -> Tensor:
+        """:meth:`generate` of one utterance (1, F) -> (T,); ``f0`` only for F0 vocoders."""
+        return (self.generate(frames, speaker) if f0 is None
+                else self.generate(frames, speaker, f0))[0]  # type: ignore[call-arg]
+
+    # -- long inputs ----------------------------------------------------------------------
+    def receptive_field_frames(self) -> int:
+        """Unit frames each side that one output sample of :meth:`generate` depends on (an
+        upper bound): the context that makes chunked synthesis exact."""
+        raise NotImplementedError
+
+    @property
+    def chunking(self) -> Chunking:
+        """Chunks of :data:`VOCODER_CHUNK_S` seconds of frames, each generated with
+        :meth:`receptive_field_frames` of context per side and trimmed: the same waveform
+        as in one piece (to float rounding) for generators made only of convolutions."""
+        rate = self.framing.frame_rate
+        return Chunking(int(round(VOCODER_CHUNK_S * rate)), self.receptive_field_frames(),
+                        exact=True)
+
+    def frame_multiple(self) -> int:
+        """Chunks start on multiples of this many frames (F0 quantizers code 4 at a time)."""
+        return 1
+
+    def generate_stream(self, frames: Tensor, speaker: Tensor | None = None,
+                        f0: Tensor | None = None, chunk_frames: int | None = None
+                        ) -> Iterator[Tensor]:
+        """:meth:`generate` chunk by chunk: frame units (1, F) (+ generator-ready ``f0``
+        (1, 4F)) -> consecutive waveform pieces (T_k,) whose concatenation is
+        ``generate(frames)[0]``: every chunk of ``chunk_frames`` frames is generated with
+        :meth:`receptive_field_frames` of context each side, then trimmed to its own
+        ``chunk * hop_length`` samples."""
+        spec = self.chunking
+        hop = self.hop_length
+        for c in plan_chunks(frames.shape[1], chunk_frames or spec.chunk_frames,
+                             spec.context_frames, self.frame_multiple()):
+            wav = self._generate(frames[:, c.lo:c.hi], speaker, None if f0 is None else
+                                 f0[:, F0_PER_FRAME * c.lo:F0_PER_FRAME * c.hi])
+            yield wav[c.left * hop: c.left * hop + (c.stop - c.start) * hop]
+
+    @torch.inference_mode()
+    def synthesize_stream(self, units: Sequence[int], durations: Sequence[int] | None = None,
+                          speaker: int | str | None = None,
+                          f0: np.ndarray | Sequence[float] | None = None, *,
+                          chunk_frames: int | None = None) -> Iterator[np.ndarray]:
+        """:meth:`synthesize` in bounded memory: float32 waveform pieces (T_k,), in order.
+
+        Durations (and the F0 input) are prepared for the whole utterance (a few bytes a
+        frame); the generator runs chunk by chunk (:meth:`generate_stream`). The pieces
+        joined equal :meth:`synthesize` to float rounding for HiFi-GAN; the fast vocoder's
+        Griffin-Lim is iterative and global, so there they are close, not equal (see
+        :meth:`spokenlm.vocoder.fast.FastVocoder.generate_stream`).
+        """
+        self.eval()
+        frames, idx, spk = self.frame_units(units, durations, speaker)
+        if frames.numel() == 0:
+            return
+        f0_in = self.f0_input(f0, frames.shape[1], idx)  # (1, 4F) or None
+        for wav in self.generate_stream(frames, spk, f0_in, chunk_frames):
+            yield _to_numpy(wav)
+
+    @torch.inference_mode()
+    def synthesize_to_wav(self, path: str | os.PathLike, units: Sequence[int],
+                          durations: Sequence[int] | None = None,
+                          speaker: int | str | None = None,
+                          f0: np.ndarray | Sequence[float] | None = None) -> int:
+        """Speak ``units`` into the wav file ``path`` (16-bit PCM, atomically) and return
+        its number of samples. Speech up to :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S`
+        long is generated in one piece, exactly as :meth:`synthesize`; longer speech chunk
+        by chunk (:meth:`synthesize_stream`), each piece written as it comes."""
+        self.eval()
+        frames, idx, spk = self.frame_units(units, durations, speaker)
+        if frames.numel() == 0:
+            return write_wav_blocks(path, [], self.sample_rate)
+        f0_in = self.f0_input(f0, frames.shape[1], idx)  # (1, 4F) or None
+        if not is_long(frames.shape[1] * self.hop_length, self.sample_rate):
+            pieces: Iterable[np.ndarray] = [_to_numpy(self._generate(frames, spk, f0_in))]
+        else:
+            pieces = (_to_numpy(w) for w in self.generate_stream(frames, spk, f0_in))
+        return write_wav_blocks(path, pieces, self.sample_rate)
 
     def synthesize_batch(self, units: Sequence[Sequence[int]],
                          durations: Sequence[Sequence[int] | None] | None = None,
@@ -248,6 +345,11 @@ class VocoderModel(nn.Module):
                         ) -> VocoderModel:
         """Load a vocoder directory; on the base class this dispatches on ``type``."""
         return load_vocoder(path, device)
+
+
+def _to_numpy(wav: Tensor) -> np.ndarray:
+    """Waveform tensor (T,) -> float32 numpy, clipped to [-1, 1]."""
+    return wav.float().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
 
 
 def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> VocoderModel:

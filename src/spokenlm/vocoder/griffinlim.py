@@ -25,13 +25,15 @@ def mel_to_magnitude(mel: Tensor, fb: Tensor) -> Tensor:
 
 def griffin_lim(magnitude: Tensor, n_fft: int, hop_length: int, win_length: int | None = None,
                 n_iter: int = 32, momentum: float = 0.99, length: int | None = None,
-                seed: int = 0) -> Tensor:
+                seed: int = 0, angles: Tensor | None = None) -> Tensor:
     """Waveform whose STFT magnitude approximates ``magnitude``.
 
     Args:
         magnitude: linear magnitude (B, n_fft // 2 + 1, N) or (F, N), centred hann frames.
         length: output samples; default ``(N - 1) * hop_length``.
         momentum: 0 gives classic Griffin-Lim; 0.99 is "fast Griffin-Lim".
+        angles: initial phases as unit complex numbers, the shape of ``magnitude``;
+            default: uniform random phases drawn with ``seed``.
     Returns:
         wav (B, T) float (or (T,) for an unbatched input).
     """
@@ -40,9 +42,12 @@ def griffin_lim(magnitude: Tensor, n_fft: int, hop_length: int, win_length: int 
     win_length = win_length or n_fft
     window = torch.hann_window(win_length, device=mag.device, dtype=mag.dtype)
     length = length if length is not None else (mag.shape[-1] - 1) * hop_length
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    phase = torch.rand(mag.shape, generator=gen, dtype=mag.dtype).to(mag.device) * 2 * torch.pi
-    angles = torch.polar(torch.ones_like(mag), phase)
+    if angles is None:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        phase = torch.rand(mag.shape, generator=gen, dtype=mag.dtype).to(mag.device) * 2 * torch.pi
+        angles = torch.polar(torch.ones_like(mag), phase)
+    else:
+        angles = (angles[None] if squeeze else angles).to(mag.device)
     rebuilt = torch.zeros_like(angles)
     alpha = momentum / (1.0 + momentum)
 

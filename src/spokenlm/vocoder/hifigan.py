@@ -5,6 +5,10 @@ features for imported F0-conditioned generators, :mod:`.hifigan_f0`), and upsamp
 by transposed convolutions (rates whose product is the 320-sample hop), each followed by
 a multi-receptive-field fusion of residual blocks (HiFi-GAN, Kong et al. 2020).
 Discriminators and losses live in :mod:`.discriminators` and :mod:`.losses`.
+
+The generator is convolutions only, so long speech is synthesised chunk by chunk exactly
+(:meth:`~spokenlm.vocoder.base.VocoderModel.synthesize_stream`): each chunk is run with
+:meth:`UnitHifiGan.receptive_field_frames` of context each side and trimmed.
 """
 
 from __future__ import annotations
@@ -93,6 +97,17 @@ class ResBlock2(nn.Module):
         return x
 
 
+def _conv_span(module: nn.Module) -> float:
+    """Input steps each side a stack of 1-D convs (in forward order, strides compounding)
+    looks at, counted generously: the whole kernel span ``(k - 1) * dilation`` per conv."""
+    span, scale = 0.0, 1.0
+    for m in module.modules():
+        if isinstance(m, nn.Conv1d):
+            span += (m.kernel_size[0] - 1) * m.dilation[0] * scale
+            scale *= m.stride[0]
+    return span
+
+
 @register_vocoder("hifigan")
 class UnitHifiGan(VocoderModel):
     """Unit-to-waveform HiFi-GAN generator with an optional duration predictor.
@@ -153,6 +168,31 @@ class UnitHifiGan(VocoderModel):
     @property
     def needs_f0(self) -> bool:
         return self.f0 is not None
+
+    def receptive_field_frames(self) -> int:
+        """Unit frames each side one output sample depends on (upper bound), from the conv
+        stack: conv_pre, each transposed conv and the widest residual block after it,
+        conv_post; plus the F0 quantizer's encoder for F0 vocoders. Chunked synthesis
+        with this much context is exact (:meth:`generate_stream`)."""
+        c = self.config
+        rates, kernels = list(c["upsample_rates"]), list(c["upsample_kernel_sizes"])
+        pairs = 2 if str(c.get("resblock", "1")) == "1" else 1
+        steps, scale = 3.0, 1.0  # in generator input steps; conv_pre: kernel 7
+        for u, k in zip(rates, kernels):
+            steps += math.ceil(k / u) * scale  # a transposed conv, in its input steps
+            scale /= u
+            steps += scale * max(sum((k_r - 1) // 2 * (d if pairs == 1 else d + 1) for d in ds)
+                                 for k_r, ds in zip(c["resblock_kernel_sizes"],
+                                                    c["resblock_dilation_sizes"]))
+        steps += 3 * scale  # conv_post: kernel 7
+        steps_per_frame = self.hop_length // math.prod(rates)  # 1; 2 at 25 Hz; 4 raw F0
+        frames = math.ceil(steps / steps_per_frame)
+        if self.f0 is not None and self.f0.quantizer is not None:
+            frames += math.ceil(_conv_span(self.f0.quantizer.encoder) / F0_PER_FRAME)
+        return frames + self.frame_multiple()
+
+    def frame_multiple(self) -> int:
+        return 1 if self.f0 is None else self.f0.frame_multiple
 
     def forward(self, frames: Tensor, speaker: Tensor | None = None, f0: Tensor | None = None,
                 f0_stats: Tensor | None = None) -> Tensor:

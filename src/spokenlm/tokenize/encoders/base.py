@@ -26,6 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
+from ...audio.chunking import Chunking
 from ...audio.framing import DEFAULT_FRAMING, Framing
 from ...common.errors import InputError
 
@@ -75,6 +76,20 @@ class Encoder(torch.nn.Module):
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for a waveform of ``num_samples`` samples."""
         return self.framing.num_frames(num_samples)
+
+    @property
+    def chunking(self) -> Chunking:
+        """How long inputs are encoded chunk by chunk (``SpeechTokenizer.encode_stream``).
+
+        Default, for models with global operations (self-attention, a conv positional
+        embedding, group norm over time): 20 s chunks with 5 s of context each side, whose
+        features equal the one-piece ones only approximately. Frame-local encoders override
+        this with their exact context.
+        """
+        rate = self.framing.frame_rate
+        return Chunking(int(round(20 * rate)), int(round(5 * rate)), exact=False,
+                        note=f"{self.name}: global self-attention / normalisation over the "
+                             f"input; chunked features are approximate")
 
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **options}``; :func:`build_encoder` rebuilds the encoder from it."""

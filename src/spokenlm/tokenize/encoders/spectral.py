@@ -6,6 +6,11 @@ every 20 ms (320 samples): ``T`` samples give ``floor((T - 400) / 320) + 1`` fra
 ``i`` covers samples ``[320 i, 320 i + 400)``, as for HuBERT Base. Other rates (25, 12.5 Hz,
 any whole hop at 16 kHz) use :meth:`Framing.from_rate`: hop ``16000 / rate``, window 1.25
 hops. The windowed frame is zero-padded to the next power of two (512 at 50 Hz) for the FFT.
+
+Long inputs are encoded chunk by chunk *exactly* (``chunking``): log-mel and cepstra are
+frame-local, MFCC deltas need 2 frames of context each side (delta-deltas 4), and MFCC's
+per-utterance ``cmn`` takes the mean from a first streaming pass over the whole input (its
+cepstra summed in float64: the same mean to float32 rounding).
 """
 
 from __future__ import annotations
@@ -15,9 +20,15 @@ from dataclasses import dataclass
 
 import torch
 
+from ...audio.chunking import Chunking
 from ...audio.constants import N_FFT, N_MELS, SAMPLE_RATE
 from ...audio.framing import DEFAULT_FRAMING, Framing
 from .base import Encoder, register_encoder
+
+#: Frames each side a delta looks at (Kaldi's default window of 2; delta-deltas: 4).
+DELTA_WIDTH = 2
+#: Seconds of frames per chunk when a long input is encoded chunk by chunk.
+SPECTRAL_CHUNK_S = 30.0
 
 
 def fft_size(win_length: int) -> int:
@@ -82,7 +93,7 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
     return dct.to(torch.float32)
 
 
-def deltas(x: torch.Tensor, width: int = 2) -> torch.Tensor:
+def deltas(x: torch.Tensor, width: int = DELTA_WIDTH) -> torch.Tensor:
     """Regression deltas over time, edges replicated (Kaldi / torchaudio ``compute_deltas``).
 
     Args:
@@ -139,20 +150,52 @@ class MFCCEncoder(Encoder):
         self.register_buffer("dct", dct_matrix(o.n_mfcc, o.n_mels), persistent=False)
         self.register_buffer("lifter", lifter.float(), persistent=False)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    @property
+    def chunking(self) -> Chunking:
+        """Exact: cepstra are frame-local, deltas look 2 frames each way (delta-deltas 4);
+        with ``cmn`` a first pass sums the cepstra of the whole input (float64) for the mean
+        (:meth:`stream_stats`, :meth:`forward_with_stats`)."""
+        return Chunking(int(round(SPECTRAL_CHUNK_S * self.framing.frame_rate)),
+                        2 * DELTA_WIDTH if self.options.deltas else 0, exact=True,
+                        two_pass=self.options.cmn)
+
+    def cepstra(self, wav: torch.Tensor) -> torch.Tensor:
+        """Liftered cepstra before CMN and deltas, frame-local: (B, T) -> (B, F, n_mfcc)."""
         self.check_input(wav)
         with torch.autocast(wav.device.type, enabled=False):
             power = frame_power_spectrum(wav.float(), self.window, remove_dc=True,
                                          preemphasis=0.97, hop=self.framing.hop_length,
                                          n_fft=self.n_fft)  # (B, F, n_fft // 2 + 1)
             log_mel = torch.log(torch.clamp(power @ self.fbank, min=torch.finfo(torch.float32).eps))
-            ceps = (log_mel @ self.dct) * self.lifter  # (B, F, 13)
-            if self.options.cmn:
-                ceps = ceps - ceps.mean(dim=1, keepdim=True)
+            return (log_mel @ self.dct) * self.lifter  # (B, F, 13)
+
+    def _finish(self, ceps: torch.Tensor, mean: torch.Tensor | None) -> torch.Tensor:
+        """(B, F, n_mfcc) cepstra -> features: minus ``mean`` (B, 1, n_mfcc), then deltas."""
+        with torch.autocast(ceps.device.type, enabled=False):
+            if mean is not None:
+                ceps = ceps - mean
             if self.options.deltas:
                 d1 = deltas(ceps)
                 ceps = torch.cat([ceps, d1, deltas(d1)], dim=-1)  # (B, F, 39)
         return ceps
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        ceps = self.cepstra(wav)
+        return self._finish(ceps, ceps.mean(dim=1, keepdim=True) if self.options.cmn else None)
+
+    def stream_stats(self, wav: torch.Tensor) -> torch.Tensor:
+        """First-pass statistics of a chunk (frames without context): (B, n_mfcc + 1)
+        float64, the sum of its cepstra and its frame count; chunks' stats add up."""
+        ceps = self.cepstra(wav).double()
+        count = torch.full((ceps.shape[0], 1), ceps.shape[1], dtype=torch.float64,
+                           device=ceps.device)
+        return torch.cat([ceps.sum(dim=1), count], dim=1)
+
+    def forward_with_stats(self, wav: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of a chunk, with CMN by the whole input's mean from ``stats``
+        (the summed :meth:`stream_stats`, (B, n_mfcc + 1))."""
+        mean = (stats[:, :-1] / stats[:, -1:].clamp(min=1)).float()[:, None, :]
+        return self._finish(self.cepstra(wav), mean if self.options.cmn else None)
 
 
 @dataclass
@@ -185,6 +228,11 @@ class LogMelEncoder(Encoder):
                              persistent=False)
         self.register_buffer("fbank", mel_filterbank(options.n_mels, options.f_min,
                                                      options.f_max, self.n_fft), persistent=False)
+
+    @property
+    def chunking(self) -> Chunking:
+        """Exact with no context: every frame is computed from its own window only."""
+        return Chunking(int(round(SPECTRAL_CHUNK_S * self.framing.frame_rate)), 0, exact=True)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         self.check_input(wav)
