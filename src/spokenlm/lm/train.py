@@ -308,7 +308,10 @@ def train_lm(opts: LMTrainOptions) -> Path:
     result = fit(recipe, t, env, run, record=opts)
     final = run / "final"
     if env.main:
-        with lm.exporting(result.full_state):
+        full = result.full_state
+        if full is not None and getattr(lm.model.config, "tie_word_embeddings", False):
+            full.pop("lm_head.weight", None)  # tied: written once, as a plain save does
+        with lm.exporting(full):
             lm.save_pretrained(final)
         write_json(run / "metrics.json", train_metrics(
             train_loss=result.last.get("loss"), valid_loss=result.valid.get("valid_loss"),

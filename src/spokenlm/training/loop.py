@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -197,8 +199,6 @@ def fit(recipe: Recipe, opts: TrainerOptions, env: Env, run: Path,
     if resumed is not None:
         state = resumed[1]
         clock.base, clock.since = float(state["wall_s"]), time.perf_counter()
-    else:
-        torch.manual_seed(opts.seed + env.rank)
     log_path = run / "log.jsonl"
     n_params = engine.parameters()
     if env.main:
@@ -295,6 +295,7 @@ def _step(recipe: Recipe, engine: Engine, opts: TrainerOptions, env: Env, step: 
     batches = recipe.batches(step, shards, env.world * opts.grad_accum)
     sums: dict[str, list[float]] = {}
     for i, batch in enumerate(batches):
+        seed_shard(opts.seed, step, shards[i])
         autocast = (torch.autocast(env.device.type, dtype=env.amp) if env.amp is not None
                     else contextlib.nullcontext())
         with engine.sync(i == len(batches) - 1), autocast:
@@ -307,6 +308,16 @@ def _step(recipe: Recipe, engine: Engine, opts: TrainerOptions, env: Env, step: 
                 s[0] += x
                 s[1] += 1
     return {k: s[0] / s[1] if s[1] else float("nan") for k, s in sums.items()}
+
+
+def seed_shard(seed: int, step: int, shard: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and Python's RNGs from ``(seed, step, shard)``:
+    dropout and any other draw of a micro-batch are then the same whichever process, or
+    micro-step of one process, takes the shard, and after a resume."""
+    s = np.random.SeedSequence([seed, step, shard]).generate_state(2)
+    torch.manual_seed(int(s[0]))
+    np.random.seed(int(s[1]))
+    random.seed(int(s[1]))
 
 
 def _evaluate(recipe: Recipe, env: Env, step: int | None) -> dict[str, float]:
