@@ -26,17 +26,15 @@ from ..common.files import write_json, write_jsonl
 from ..common.options import arg, command
 from ..common.paths import store_path
 from ..common.progress import log, progress
-from ..ssl.data import DataState
+from ..ssl.data import DataState, EpochRecipe
 from ..ssl.masking import span_mask
 from ..tokenize.encoders import ENCODERS, encoder_options
-from ..training import Env, Recipe, TrainerOptions, fit, init, shard_slice
+from ..training import Env, TrainerOptions, fit, init, shard_slice
 from .ctc_model import Adapter, CTCConfig, CTCModel
 from .text import Unit, Vocab, error_rates, reference_text, row_tokens
 
-#: wav2vec 2.0 / HuBERT fine-tuning: Adam betas (0.9, 0.98), decay 0.01, a tighter clip (5)
-ASR_TRAINER = TrainerOptions(lr=5e-4, beta2=0.98, weight_decay=0.01, clip_grad=5.0,
-                             warmup_steps=100, min_lr_ratio=0.0, max_steps=1000,
-                             precision="fp32", eval_every=0, save_every=200)
+#: fine-tuning an encoder: the defaults (Adam (0.9, 0.98), decay 0.01), a tighter clip
+ASR_TRAINER = TrainerOptions(clip_grad=5.0, eval_every=0)
 
 
 @dataclass
@@ -152,7 +150,7 @@ def _frames(samples: int) -> int:
     return int((samples - 400) // 320 + 1)
 
 
-class CTCRecipe(Recipe):
+class CTCRecipe(EpochRecipe):
     """CTC on length-grouped batches; each process loads its rows of each batch."""
 
     name = "asr train"
@@ -202,12 +200,6 @@ class CTCRecipe(Recipe):
     def read_checkpoint(self, path: Path) -> dict[str, Any]:
         return _load_checkpoint(path, self.model)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"data": self.position.to_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.position = DataState(**state["data"])
-
     def run_info(self) -> dict[str, Any]:
         return {"trainable_parameters": sum(p.numel() for p in self.model.parameters()
                                             if p.requires_grad),
@@ -224,9 +216,7 @@ class CTCRecipe(Recipe):
 @command("asr train", ASRTrainOptions)
 def train_asr(opts: ASRTrainOptions) -> Path:
     """Fine-tune an encoder with a CTC head on transcribed audio; returns final/."""
-    t = opts.trainer
-    t.check()
-    env = init(t)
+    t, env = opts.trainer, init(opts.trainer)
     rows = select_rows(read_manifest(opts.manifest), opts.max_utterances, opts.max_minutes)
     if not rows:
         raise InputError(f"{opts.manifest}: no utterances to train on")

@@ -29,18 +29,15 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.load import row_num_samples
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
-from ..common.files import write_json
 from ..common.options import arg, command
-from ..common.paths import stored_fields
-from ..common.progress import log
 from ..ssl.data import CropBatches
 from ..ssl.masking import span_mask
 from ..tokenize.encoders.base import num_frames
-from .blocks import text_span_mask
-from .data import TEXT_SEED, TextBatches, char_vocab, speech_batch, text_char_ids, \
-    unpaired_text
 from ..training import Env, TrainerOptions, fit, init, shard_slice
-from .loop import JOINT_TRAINER, JointRecipe, step_generator, summary
+from .blocks import text_span_mask
+from .data import TEXT_SEED, TextBatches, char_vocab, text_char_ids, unpaired_text
+from .loop import JOINT_TRAINER, JointRecipe, speech_shard, step_generator, text_shard, \
+    write_final
 from .losses import stm_negatives
 from .slam import SLAMConfig, SLAMModel
 
@@ -120,17 +117,12 @@ class SLAMRecipe(JointRecipe):
 
     def shard(self, step: int, shard: int, n_shards: int) -> Any:
         o, seed = self.opts, self.opts.trainer.seed
-        part = shard_slice(self.speech.batch_size, shard, n_shards)
-        wav, lab = speech_batch(self.speech, step, part)
-        mask = span_mask([lab.shape[1]] * self.speech.batch_size, o.mask_prob, o.mask_length,
-                         seed=(seed, 7, step))[part]
-        tpart = shard_slice(self.text.batch_size, shard, n_shards, "--text-batch-size")
-        ids, lens, _ = self.text.batch(step, tpart)
-        every = self.text.lengths(step)
-        tmask = text_span_mask(every.tolist(), o.text_mask_prob, o.text_mask_length,
-                               seed=(seed, 8, step), max_len=int(every.max()))
+        wav, _, mask = speech_shard(self.speech, step, shard, n_shards, o.mask_prob,
+                                    o.mask_length, seed)
+        ids, lens, _, tmask = text_shard(self.text, step, shard, n_shards, o.text_mask_prob,
+                                         o.text_mask_length, seed, min_masks=1)  # SpanBERT
         batch = {"wav": wav, "mask": mask, "ids": ids, "lens": lens, "shard": shard,
-                 "tmask": tmask[tpart, :ids.shape[1]]}
+                 "tmask": tmask}
         if self.pairs is not None and alignment_active(o, step):
             batch.update(self._pairs(step, shard, n_shards))
         return batch
@@ -186,9 +178,7 @@ class SLAMRecipe(JointRecipe):
 @command("joint slam train", SLAMTrainOptions)
 def train_slam(opts: SLAMTrainOptions) -> Path:
     """SLAM pretraining (w2v-BERT, text MLM, TLM, STM); returns final/."""
-    t = opts.trainer
-    t.check()
-    env = init(t)
+    t, env = opts.trainer, init(opts.trainer)
     torch.manual_seed(t.seed)
     opts.output.mkdir(parents=True, exist_ok=True)
     rows = read_manifest(opts.manifest)
@@ -221,14 +211,7 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
             f"pairs, {len(text_rows)} unpaired sentences")
     result = fit(SLAMRecipe(model, speech, text, pairs, paired, opts, env), t, env,
                  opts.output, record=opts)
-    final = opts.output / "final"
-    if env.main:
-        model.cpu().save_pretrained(final)
-        vocab.save(final / "vocab.json")
-        write_json(opts.output / "metrics.json", {
-            "metric": "slam_train", **summary(result),
-            "options": stored_fields(opts, opts.output / "metrics.json")})
-        log(f"SLAM written to {final}; fine-tune with `spokenlm asr train --encoder joint "
+    final = write_final(model, result, opts, env, "slam_train", vocab)
+    env.log(f"SLAM written to {final}; fine-tune with `spokenlm asr train --encoder joint "
             f"--encoder-path {final}`")
-    env.barrier()
     return final

@@ -27,17 +27,15 @@ from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl, write_json, write_jsonl
 from ..common.options import arg, command
-from ..common.paths import stored_fields
-from ..common.progress import log
 from ..data.phoneme_units import DurationModel, phone_inventory
 from ..data.phonemes import split_phones
 from ..ssl.data import CropBatches
-from ..ssl.masking import span_mask
 from ..ssl.targets import TargetSpec, load_labels, make_targets
+from ..training import Env, TrainerOptions, fit, init
 from .data import (TEXT_SEED, TextBatches, alignment_labels, char_vocab, hidden_unit_rows,
-                   phoneme_unit_rows, speech_batch, text_char_ids, unpaired_text)
-from ..training import Env, TrainerOptions, fit, init, shard_slice
-from .loop import JOINT_TRAINER, JointRecipe, step_generator, summary
+                   phoneme_unit_rows, text_char_ids, unpaired_text)
+from .loop import JOINT_TRAINER, JointRecipe, speech_shard, step_generator, text_shard, \
+    write_final
 from .speechlm import SpeechLMConfig, SpeechLMModel
 
 
@@ -117,16 +115,11 @@ class SpeechLMRecipe(JointRecipe):
 
     def shard(self, step: int, shard: int, n_shards: int) -> Any:
         o, seed = self.opts, self.opts.trainer.seed
-        part = shard_slice(self.speech.batch_size, shard, n_shards)
-        wav, lab = speech_batch(self.speech, step, part)
-        mask = span_mask([lab.shape[1]] * self.speech.batch_size, o.mask_prob, o.mask_length,
-                         seed=(seed, 7, step))[part]
-        tpart = shard_slice(self.text.batch_size, shard, n_shards, "--text-batch-size")
-        ids, lens, chars = self.text.batch(step, tpart)
-        every = self.text.lengths(step)
-        tmask = span_mask(every.tolist(), o.text_mask_prob, o.text_mask_length,
-                          seed=(seed, 8, step), max_frames=int(every.max()))
-        return wav, lab, mask, ids, lens, tmask[tpart, :ids.shape[1]], chars, shard
+        wav, lab, mask = speech_shard(self.speech, step, shard, n_shards, o.mask_prob,
+                                      o.mask_length, seed)
+        ids, lens, chars, tmask = text_shard(self.text, step, shard, n_shards,
+                                             o.text_mask_prob, o.text_mask_length, seed)
+        return wav, lab, mask, ids, lens, tmask, chars, shard
 
     def loss(self, model: torch.nn.Module, batch: Any, step: int) -> dict[str, Any]:
         wav, lab, mask, ids, lens, tmask, chars, shard = batch
@@ -140,9 +133,7 @@ class SpeechLMRecipe(JointRecipe):
 @command("joint speechlm train", SpeechLMTrainOptions)
 def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
     """SpeechLM pretraining (UMLM + UCTC + random swapping); returns final/."""
-    t = opts.trainer
-    t.check()
-    env = init(t)
+    t, env = opts.trainer, init(opts.trainer)
     torch.manual_seed(t.seed)
     opts.output.mkdir(parents=True, exist_ok=True)
     rows = read_manifest(opts.manifest)
@@ -168,16 +159,9 @@ def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
             f"{len(unit_rows)} unpaired sentences, {n_units} units, {len(vocab)} characters")
     result = fit(SpeechLMRecipe(model, speech, text, opts, env), t, env, opts.output,
                  record=opts)
-    final = opts.output / "final"
-    if env.main:
-        model.cpu().save_pretrained(final)
-        vocab.save(final / "vocab.json")
-        write_json(opts.output / "metrics.json", {
-            "metric": "speechlm_train", **summary(result),
-            "options": stored_fields(opts, opts.output / "metrics.json")})
-        log(f"SpeechLM-{opts.variant} written to {final}; fine-tune with `spokenlm asr train "
+    final = write_final(model, result, opts, env, "speechlm_train", vocab)
+    env.log(f"SpeechLM-{opts.variant} written to {final}; fine-tune with `spokenlm asr train "
             f"--encoder hubert --encoder-path {final / 'speech_encoder'}`")
-    env.barrier()
     return final
 
 

@@ -18,13 +18,12 @@ import torch
 
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
-from ..common.files import read_json, read_jsonl, write_json
+from ..common.files import read_json, read_jsonl
 from ..common.options import arg, command
-from ..common.paths import stored_fields
 from ..data.phonemes import split_phones
 from ..ssl.targets import TargetSpec, load_labels, make_targets
 from ..training import Env, TrainerOptions, fit, init, shard_slice
-from .loop import JOINT_TRAINER, JointRecipe, summary
+from .loop import JOINT_TRAINER, JointRecipe, write_final
 from .t2u import SILENCE, T2UConfig, T2UModel
 
 #: FastSpeech-like text-to-unit model: a higher lr and a shorter run than the encoders
@@ -122,9 +121,7 @@ class T2URecipe(JointRecipe):
 @command("joint t2u train", T2UTrainOptions)
 def train_t2u(opts: T2UTrainOptions) -> Path:
     """Train SpeechLM-H's text-to-unit model (phonemes -> durations -> hidden units)."""
-    t = opts.trainer
-    t.check()
-    env = init(t)
+    t, env = opts.trainer, init(opts.trainer)
     torch.manual_seed(t.seed)
     rows = read_manifest(opts.manifest)
     if opts.units is None:
@@ -151,11 +148,4 @@ def train_t2u(opts: T2UTrainOptions) -> Path:
     env.log(f"t2u train: {len(examples)} paired utterances, {len(phones)} phones, {n_units} "
             f"units, durations from {'alignments' if ali else 'even split'}")
     result = fit(T2URecipe(model, examples, opts, env), t, env, opts.output, record=opts)
-    final = opts.output / "final"
-    if env.main:
-        model.cpu().save_pretrained(final)
-        write_json(opts.output / "metrics.json", {
-            "metric": "t2u_train", **summary(result),
-            "options": stored_fields(opts, opts.output / "metrics.json")})
-    env.barrier()
-    return final
+    return write_final(model, result, opts, env, "t2u_train")

@@ -29,22 +29,22 @@ import torch
 from torch import nn
 
 from ..audio.framing import check_same_framing
-from ..common.checkpoints import load_checkpoint
 from ..common.errors import InputError
 from ..common.files import write_json
 from ..common.options import arg, command
 from ..common.paths import store_path
 from ..common.progress import log
-from ..training import Env, Recipe, TrainerOptions, fit, init, take
+from ..training import Env, TrainerOptions, fit, init, take
 from .dpo_loss import PairTokens, dpo_loss, encode_pair, pair_logps, reference_logps
 from .model import UnitLM
 from .preference_data import PreferenceData, read_pairs
+from .train import UnitLMRecipe
 
 #: Slam's DPO (slamkit / TRL): lr 5e-5 constant after 100 warmup steps (its cosine's floor is
 #: the peak), AdamW (0.9, 0.999) without decay, clip 0.5, one epoch (--max-steps None)
 DPO_TRAINER = TrainerOptions(lr=5e-5, beta2=0.999, weight_decay=0.0, clip_grad=0.5,
-                             warmup_steps=100, min_lr_ratio=1.0, max_steps=None,
-                             precision="auto", eval_every=100, save_every=200)
+                             min_lr_ratio=1.0, max_steps=None, precision="auto",
+                             eval_every=100)
 
 #: running sums of a log window / an evaluation: loss, accuracy, margin, rewards, pairs
 _SUMS = ("loss", "accuracy", "margin", "chosen_reward", "rejected_reward")
@@ -194,7 +194,7 @@ def _logp_accuracy(ref: torch.Tensor) -> float | None:
     return float((ref[:, 0] > ref[:, 1]).float().mean()) if len(ref) else None
 
 
-class DPORecipe(Recipe):
+class DPORecipe(UnitLMRecipe):
     """The DPO loss on pairs in a seeded order; reference log-probs precomputed."""
 
     name = "lm dpo"
@@ -233,14 +233,6 @@ class DPORecipe(Recipe):
             return metrics
         return {f"valid_{k}": v for k, v in metrics.items() if k != "pairs"}
 
-    def write_files(self, path: Path) -> None:
-        self.lm.write_files(path)
-
-    def read_checkpoint(self, path: Path) -> dict[str, Any]:
-        tied = ({"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False)
-                else ())
-        return load_checkpoint(path, self.model, tied)
-
     def state_dict(self) -> dict[str, Any]:
         return {"order": dict(self.position)}
 
@@ -258,7 +250,6 @@ def train_dpo(opts: DPOOptions) -> Path:
     if opts.beta <= 0 or opts.batch_size < 1 or t.grad_accum < 1:
         raise InputError(f"--beta {opts.beta}, --batch-size {opts.batch_size}, --grad-accum "
                          f"{t.grad_accum}: β must be > 0 and the sizes >= 1")
-    t.check()
     env = init(t)
     run = opts.output
     lm, tokenizer = load_policy(opts)

@@ -45,9 +45,8 @@ Size = Literal["tiny", "small", "base", "350m", "1b"]
 
 #: LLaMA / GPT-style LM pretraining: AdamW betas (0.9, 0.95), decay 0.1, clip 1.0, cosine to
 #: 10 % of the peak, bf16 where native
-LM_TRAINER = TrainerOptions(lr=5e-4, beta2=0.95, weight_decay=0.1, clip_grad=1.0,
-                            warmup_steps=100, min_lr_ratio=0.1, max_steps=2000,
-                            precision="auto", eval_every=200, save_every=200)
+LM_TRAINER = TrainerOptions(beta2=0.95, weight_decay=0.1, min_lr_ratio=0.1, max_steps=2000,
+                            precision="auto")
 
 
 @dataclass
@@ -212,7 +211,21 @@ def _units_frame_rate(opts: LMTrainOptions, prefix: Path, meta: dict, lm: UnitLM
     return data.frame_rate
 
 
-class LMRecipe(Recipe):
+class UnitLMRecipe(Recipe):
+    """A recipe that trains ``self.lm``: its checkpoints are unit LM dirs."""
+
+    lm: UnitLM
+
+    def write_files(self, path: Path) -> None:
+        self.lm.write_files(path)
+
+    def read_checkpoint(self, path: Path) -> dict[str, Any]:
+        tied = ({"lm_head.weight"} if getattr(self.lm.model.config, "tie_word_embeddings",
+                                              False) else ())
+        return load_checkpoint(path, self.lm.model, tied)
+
+
+class LMRecipe(UnitLMRecipe):
     """Next-token prediction on blocks of packed units (or a ``--mix`` of several)."""
 
     name = "lm train"
@@ -252,14 +265,6 @@ class LMRecipe(Recipe):
         names = set(getattr(self.model, "_no_split_modules", None) or ())
         return [m for m in self.model.modules() if type(m).__name__ in names]
 
-    def write_files(self, path: Path) -> None:
-        self.lm.write_files(path)
-
-    def read_checkpoint(self, path: Path) -> dict[str, Any]:
-        tied = ({"lm_head.weight"} if getattr(self.model.config, "tie_word_embeddings", False)
-                else ())
-        return load_checkpoint(path, self.model, tied)
-
     def state_dict(self) -> dict[str, Any]:
         return {"data": self.position.to_dict()}
 
@@ -284,9 +289,7 @@ class LMRecipe(Recipe):
 @command("lm train", LMTrainOptions)
 def train_lm(opts: LMTrainOptions) -> Path:
     """Train a unit LM on packed units; returns the final unit LM dir (<output>/final)."""
-    t = opts.trainer
-    t.check()
-    env = init(t)
+    t, env = opts.trainer, init(opts.trainer)
     run = opts.output
     prefix = packed_prefix(opts.units)
     packed = load_packed(prefix)

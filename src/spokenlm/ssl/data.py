@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ import torch
 from ..audio.load import load_row, row_num_samples
 from ..common.errors import InputError
 from ..tokenize.encoders.base import RECEPTIVE_FIELD, STRIDE, num_frames
+from ..training import Recipe
 
 #: batches formed per sorted chunk (length-grouping window)
 SORT_WINDOW = 50
@@ -32,6 +34,18 @@ class DataState:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class EpochRecipe(Recipe):
+    """A recipe whose data position is a :class:`DataState` (``self.position``)."""
+
+    position: DataState
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.position.to_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.position = DataState(**state["data"])
 
 
 class CropBatches:

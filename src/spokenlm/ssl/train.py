@@ -35,17 +35,15 @@ from ..common.hub import local_or_hub
 from ..common.options import arg, command
 from ..common.paths import store_path
 from ..common.progress import log
-from ..training import Env, Recipe, TrainerOptions, fit, init, shard_slice
+from ..training import Env, TrainerOptions, fit, init, shard_slice
 from .config import HeadConfig, SSLSize, default_final_dim, hubert_config
-from .data import CropBatches, DataState
+from .data import CropBatches, DataState, EpochRecipe
 from .masking import span_mask
 from .model import HEAD_WEIGHTS, HubertPretrainModel
 from .targets import TargetSpec, load_labels, make_targets
 
-#: HuBERT's fairseq recipe: Adam betas (0.9, 0.98), decay 0.01, clip 10, fp32 on CPUs
-SSL_TRAINER = TrainerOptions(lr=5e-4, beta2=0.98, weight_decay=0.01, clip_grad=10.0,
-                             warmup_steps=100, min_lr_ratio=0.0, max_steps=1000,
-                             precision="fp32", eval_every=200, save_every=200)
+#: HuBERT's fairseq recipe: the defaults (Adam (0.9, 0.98), decay 0.01) and clip 10
+SSL_TRAINER = TrainerOptions(clip_grad=10.0)
 
 
 @dataclass
@@ -135,7 +133,7 @@ def _load_checkpoint(path: Path, model: HubertPretrainModel) -> dict[str, Any]:
     return state
 
 
-class SSLRecipe(Recipe):
+class SSLRecipe(EpochRecipe):
     """Masked prediction on equal-length crops; each process loads its rows of each batch."""
 
     name = "ssl train"
@@ -172,12 +170,6 @@ class SSLRecipe(Recipe):
     def read_checkpoint(self, path: Path) -> dict[str, Any]:
         return _load_checkpoint(path, self.model)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"data": self.position.to_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.position = DataState(**state["data"])
-
     def describe(self) -> str:
         o = self.opts
         return (f"{sum(p.numel() for p in self.model.hubert.parameters()) / 1e6:.2f}M encoder "
@@ -188,9 +180,7 @@ class SSLRecipe(Recipe):
 @command("ssl train", SSLTrainOptions)
 def train_ssl(opts: SSLTrainOptions) -> Path:
     """HuBERT-style pretraining (one iteration); returns the final encoder dir."""
-    t = opts.trainer
-    t.check()
-    env = init(t)
+    t, env = opts.trainer, init(opts.trainer)
     run = opts.output
     if opts.target_encoder == "hubert" and opts.target_encoder_path is None:
         raise InputError("--target-encoder hubert needs --target-encoder-path (the "

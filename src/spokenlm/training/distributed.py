@@ -97,8 +97,9 @@ class Env:
 
 
 def init(opts: TrainerOptions) -> Env:
-    """Join the process group under torchrun (once); pick this process's device and the
-    autocast dtype of ``opts.precision``."""
+    """Check ``opts``, join the process group under torchrun (once), pick this process's
+    device and the autocast dtype of ``opts.precision``."""
+    opts.check()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")

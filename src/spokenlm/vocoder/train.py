@@ -121,7 +121,6 @@ def train_vocoder(opts: VocoderTrainOptions) -> Path:
     t = opts.trainer
     t = t.replace(lr=task_cls.default_lr if t.lr is None else t.lr,
                   clip_grad=task_cls.default_clip_grad if t.clip_grad is None else t.clip_grad)
-    t.check()
     run = opts.output
     _check_run(run, opts)
     env = init(t)
