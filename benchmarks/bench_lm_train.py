@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     from spokenlm.lm.config import LMConfig
     from spokenlm.lm.data import BlockStream
     from spokenlm.lm.model import UnitLM
+    from spokenlm.common.options import build_options
     from spokenlm.lm.train import LMTrainOptions, evaluate, train_lm
     from spokenlm.testing.lm import write_packed_units
 
@@ -179,13 +180,12 @@ def main(argv: list[str] | None = None) -> dict:
             name = "compiled" if compiled else "eager"
             log(f"spokenlm lm train ({name}): {args.size}, {args.steps} steps x "
                 f"{args.batch_size} x {args.seq_len}")
-            opts = LMTrainOptions(units=prefix, output=tmp / f"run_{name}", init_from=init_dir,
-                                  valid_fraction=0.0, seq_len=args.seq_len,
-                                  batch_size=args.batch_size, lr=args.lr,
-                                  warmup_steps=args.warmup, max_steps=args.steps,
-                                  precision="auto", device=str(device), seed=args.seed,
-                                  log_every=1, eval_every=0, save_every=args.steps,
-                                  keep_checkpoints=1, resume=False, compile=compiled)
+            opts = build_options(  # the trainer's options by their flat (CLI) names
+                LMTrainOptions, units=prefix, output=tmp / f"run_{name}", init_from=init_dir,
+                valid_fraction=0.0, seq_len=args.seq_len, batch_size=args.batch_size,
+                lr=args.lr, warmup_steps=args.warmup, max_steps=args.steps, precision="auto",
+                device=str(device), seed=args.seed, log_every=1, eval_every=0,
+                save_every=args.steps, keep_checkpoints=1, resume=False, compile=compiled)
             t0 = time.perf_counter()
             final = train_lm(opts)
             wall = time.perf_counter() - t0
