@@ -40,19 +40,13 @@ class DiscriminatorP(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """(B, 1, T) -> scores (B, K), feature maps."""
-        fmap = []
         b, c, t = x.shape
         if t % self.period:
             n_pad = self.period - (t % self.period)
             x = F.pad(x, (0, n_pad), "reflect")
             t = t + n_pad
         x = x.view(b, c, t // self.period, self.period)  # (B, 1, T/p, p)
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return x.flatten(1, -1), fmap
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class DiscriminatorS(nn.Module):
@@ -77,13 +71,7 @@ class DiscriminatorS(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """(B, 1, T) -> scores (B, K), feature maps."""
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return x.flatten(1, -1), fmap
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -121,6 +109,18 @@ class MultiScaleDiscriminator(nn.Module):
             for lst, v in zip(outs, (r, g, fr, fg)):
                 lst.append(v)
         return outs
+
+
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: Tensor
+                ) -> tuple[Tensor, list[Tensor]]:
+    """Leaky-ReLU convs then the output conv: scores (B, K) and every layer's output."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = post(x)
+    fmap.append(x)
+    return x.flatten(1, -1), fmap
 
 
 def _run(discs: nn.ModuleList, y: Tensor, y_hat: Tensor
