@@ -33,8 +33,13 @@ def test_demo_writes_metrics_and_report(run: Path) -> None:
     assert np.isfinite(metrics["lm"]["valid_loss"])
     assert 0.0 <= metrics["spot_the_word"]["accuracy_sum"] <= 1.0
     assert metrics["spot_the_word"]["n_items"] == 4
+    assert 0.0 <= metrics["acceptability"]["accuracy_sum"] <= 1.0
+    assert metrics["acceptability"]["n_items"] == 4
+    assert json.loads((run / "bench" / "acceptability.json").read_text())["metric"] == \
+        "acceptability"
     assert set(metrics["timings_s"]) >= {"corpus", "tokenizer", "tokenize", "lm", "vocoder",
-                                         "resynth", "generate", "spot_the_word_eval"}
+                                         "resynth", "generate", "spot_the_word_eval",
+                                         "acceptability_eval"}
     html = (run / "report.html").read_text()
     assert "<audio" in html and "loss.png" in html
 

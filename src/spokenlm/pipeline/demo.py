@@ -10,7 +10,8 @@ already exists, and can be re-run on its own with the printed CLI command):
 5. ``vocoder/``     fast CPU vocoder (unit -> mel -> Griffin-Lim)
 6. ``resynth/``     held-out utterances resynthesised through units
 7. ``generate/``    spoken continuations of held-out prompts
-8. ``bench/``       spot-the-word pairs spoken by held-out voices, scored by the LM
+8. ``bench/``       spot-the-word and acceptability pairs spoken by held-out voices, scored
+                    by the LM (``bench/spot_the_word.json``, ``bench/acceptability.json``)
 9. ``metrics.json`` and ``report.html``
 """
 
@@ -45,7 +46,7 @@ class DemoOptions:
     prompt_seconds: float = arg(1.0, help="seconds of each held-out utterance used as prompt "
                                 "(synthetic utterances last ~2.5 s)")
     n_resynth: int = arg(8, help="held-out utterances to resynthesise")
-    n_pairs: int = arg(200, help="spot-the-word pairs")
+    n_pairs: int = arg(200, help="pairs of each benchmark (spot-the-word, acceptability)")
     seed: int = arg(0, help="seed for every step")
     jobs: int = arg(2, help="parallel espeak-ng processes")
 

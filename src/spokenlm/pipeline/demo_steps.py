@@ -30,6 +30,8 @@ class Paths:
         self.generate = run / "generate"
         self.bench = run / "bench" / "spot_the_word"
         self.bench_metrics = run / "bench" / "spot_the_word.json"
+        self.acceptability = run / "bench" / "acceptability"
+        self.acceptability_metrics = run / "bench" / "acceptability.json"
 
     def units_of(self, split: str) -> Path:
         return self.units / f"{split}.jsonl"
@@ -47,6 +49,8 @@ def steps(opts: DemoOptions) -> list[Step]:
         ("generate", lambda o: _generate(o, p), p.generate / "generations.jsonl"),
         ("spot_the_word_build", lambda o: _bench(o, p), p.bench / "items.jsonl"),
         ("spot_the_word_eval", lambda o: _bench_eval(o, p), p.bench_metrics),
+        ("acceptability_build", lambda o: _acceptability(o, p), p.acceptability / "items.jsonl"),
+        ("acceptability_eval", lambda o: _acceptability_eval(o, p), p.acceptability_metrics),
     ]
 
 
@@ -116,6 +120,20 @@ def _bench_eval(o: DemoOptions, p: Paths) -> None:
     spot_the_word(benchmark=p.bench, tokenizer=p.tokenizer, lm=p.lm, output=p.bench_metrics)
 
 
+def _acceptability(o: DemoOptions, p: Paths) -> None:
+    from ..data.benchmark_builders import build_benchmark
+
+    build_benchmark(generate="acceptability", corpus=p.corpus, output=p.acceptability,
+                    n_items=o.n_pairs, seed=o.seed, jobs=o.jobs)
+
+
+def _acceptability_eval(o: DemoOptions, p: Paths) -> None:
+    from ..eval.acceptability import evaluate_acceptability
+
+    evaluate_acceptability(benchmark=p.acceptability, tokenizer=p.tokenizer, lm=p.lm,
+                           output=p.acceptability_metrics)
+
+
 def collect_metrics(o: DemoOptions, timings: dict[str, float]) -> dict:
     """The numbers a person checks first, read back from each step's artifacts."""
     p = Paths(o.output)
@@ -127,6 +145,7 @@ def collect_metrics(o: DemoOptions, timings: dict[str, float]) -> dict:
     gens = read_jsonl(p.generate / "generations.jsonl")
     resyn = read_jsonl(p.resynth / "resynth.jsonl")
     swuggy = read_json(p.bench_metrics)
+    blimp = read_json(p.acceptability_metrics)
     tok_cfg = read_json(p.tokenizer / "config.json")
     rate = Framing.from_json(tok_cfg, str(p.tokenizer)).frame_rate
     return {
@@ -140,6 +159,7 @@ def collect_metrics(o: DemoOptions, timings: dict[str, float]) -> dict:
         "lm": {k: lm_metrics.get(k) for k in ("valid_loss", "valid_perplexity", "train_loss",
                                               "steps", "tokens", "parameters")},
         "spot_the_word": {k: swuggy[k] for k in ("accuracy_sum", "accuracy_mean", "n_items")},
+        "acceptability": {k: blimp[k] for k in ("accuracy_sum", "accuracy_mean", "n_items")},
         "generation": {"n": len(gens),
                        "continuation_seconds_mean": float(np.mean(
                            [g.get("continuation_seconds", 0.0) for g in gens])) if gens else 0.0,
