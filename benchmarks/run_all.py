@@ -20,7 +20,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STAGES = ("tokenize", "kmeans", "lm_train", "scoring", "generation", "vocoder", "demo")
+STAGES = ("tokenize", "kmeans", "lm_train", "scoring", "generation", "vocoder", "demo",
+          "scale", "scale_audio")
+#: stages whose script is not bench_<name>.py, and the flags they add (the cost-curve
+#: scripts print one row per curve and record nothing themselves when run from here)
+SCRIPTS = {"scale": ("scale.py", ["--no-record"]),
+           "scale_audio": ("scale_audio.py", ["--no-record"])}
 RESULTS = HERE / "results.jsonl"
 
 
@@ -35,19 +40,24 @@ def git_commit() -> str | None:
         return None
 
 
-def run_stage(name: str, flags: list[str]) -> dict:
-    cmd = [sys.executable, str(HERE / f"bench_{name}.py"), *flags]
+def run_stage(name: str, flags: list[str]) -> list[dict]:
+    script, extra = SCRIPTS.get(name, (f"bench_{name}.py", []))
+    if name in SCRIPTS:  # their default is the full curves; --reduced is what make bench runs
+        extra = extra + ([] if "--full" in flags else ["--reduced"])
+        flags = [f for f in flags if f != "--full"]
+    cmd = [sys.executable, str(HERE / script), *flags, *extra]
     print(f"== {name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - t0
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        return {"bench": name, "error": f"exit code {proc.returncode}; see stderr above",
-                "script_s": round(elapsed, 1)}
-    row = json.loads(lines[-1])
-    row["script_s"] = round(elapsed, 1)
-    return row
+        return [{"bench": name, "error": f"exit code {proc.returncode}; see stderr above",
+                 "script_s": round(elapsed, 1)}]
+    rows = [json.loads(ln) for ln in (lines if name in SCRIPTS else lines[-1:])]
+    for row in rows:
+        row["script_s"] = round(elapsed, 1)
+    return rows
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -95,6 +105,18 @@ def summary(row: dict) -> tuple[str, str, str]:
     if name == "vocoder":
         return (f"fast RTF {_fmt(s['fast_rtf'])}", f"HiFi-GAN V1 RTF {_fmt(b['hifigan_v1_rtf'])}",
                 f"{_fmt(r)}x")
+    if name.startswith("scale"):  # a cost curve: its largest point and growth exponent
+        def curve(side: dict) -> str:
+            last = (side.get("points") or [{}])[-1]
+            at = (f"{last['items']} items" if "items" in last
+                  else f"size {last.get('size')}")
+            return (f"{_fmt(last.get('seconds'))} s at {at}, "
+                    f"time ~ size^{_fmt(side.get('time_exponent'))}")
+
+        if isinstance(r, dict):  # audio curves: time and peak-RSS ratios at one size
+            return (curve(s), curve(b), f"time {_fmt(r.get('time'))}x, peak RSS "
+                    f"{_fmt(r.get('peak_rss'))}x at size {r.get('at_size')}")
+        return curve(s), curve(b), f"{_fmt(r)}x"
     if name == "demo":
         return (f"total {_fmt(s['total_s'], 4)} s (slowest: {s.get('slowest_step')})", "-", "-")
     return ("-", "-", _fmt(r))
@@ -153,11 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name in stages:
         extra = ["--dir", args.demo_dir] if name == "demo" and args.demo_dir else []
-        row = {**run_stage(name, flags + extra), **meta}
-        rows.append(row)
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.results, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        for row in run_stage(name, flags + extra):
+            row = {**row, **meta}
+            rows.append(row)
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.results, "a") as f:
+                f.write(json.dumps(row) + "\n")
     print(table(rows))
 
 

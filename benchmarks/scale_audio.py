@@ -8,7 +8,7 @@ Curves (one JSON line each, bench names ``scale_*``):
   library call ``tokenize_manifest``, defaults: packed output too) with an MFCC + k-means
   (100 units) tokenizer on 1 min -> 1 h of audio, in one file or in 10 s files.
   spokenlm: the streaming path (a file over ``STREAM_ABOVE_S`` = 60 s is read block by
-  block and encoded in 30 s chunks with 4 frames of context). Baseline: the same command
+  block and encoded in 120 s chunks with 4 frames of context). Baseline: the same command
   with streaming switched off (``STREAM_ABOVE_S = inf``: every file decoded whole and
   encoded in one piece, the path before issue 18). Many 10 s files take the one-piece path
   on both sides, so there the two are the same code. Agreement: the units JSONL rows are
@@ -331,7 +331,7 @@ def curve_tokenize(args: argparse.Namespace, device: torch.device, many: bool = 
         sizes, math.inf, "units_sha", {"tokenizer": tok},
         lambda s: audio_manifest(root, s, many),
         "peak RSS under 2 GB on a 1-hour file, time linear in audio; same units",
-        ("tokenize_manifest, streaming (files > 60 s in 30 s chunks from disk)",
+        ("tokenize_manifest, streaming (files > 60 s in 120 s chunks from disk)",
          "tokenize_manifest with streaming off (each file decoded whole, one piece)"),
         {"unit": "seconds of audio", "layout": layout, "encoder": "mfcc", "n_units": N_UNITS})
 

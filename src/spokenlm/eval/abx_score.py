@@ -34,7 +34,7 @@ from .dtw import Blocks, FrameBank, block_dtw, slice_dtw
 CONTEXT_CELLS = 1_000_000
 RUN_CELLS = 4_000_000
 #: padded (group, x, a or b) cells per batch
-BATCH_CELLS = 4_000_000
+BATCH_CELLS = 1_000_000
 
 
 @dataclass
