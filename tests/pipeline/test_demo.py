@@ -41,7 +41,7 @@ def test_demo_writes_metrics_and_report(run: Path) -> None:
                                          "resynth", "generate", "spot_the_word_eval",
                                          "acceptability_eval"}
     html = (run / "report.html").read_text()
-    assert "<audio" in html and "loss.png" in html
+    assert "<audio" in html and "loss.png" in html and "acceptability" in html
 
 
 def test_generated_audio_is_valid_and_of_expected_length(run: Path) -> None:
@@ -74,3 +74,31 @@ def test_each_step_runs_alone_from_the_cli(run: Path, tmp_path: Path) -> None:
                 str(run / "tokenizer"), "--lm", str(run / "lm" / "final"),
                 "--output", str(tmp_path / "s.json")]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["n_items"] == 4
+
+
+def test_tokenizer_options_and_twist_step(run: Path, tmp_path: Path) -> None:
+    """frame_rate / cmn reach the tokenizer, and twist_steps adds a text LM step that the
+    unit LM warm-starts from (the corpus is reused: its step is skipped)."""
+    import shutil
+
+    from spokenlm.pipeline import demo_steps
+    from spokenlm.pipeline.demo import DemoOptions
+
+    out = tmp_path / "run"
+    shutil.copytree(run / "corpus", out / "corpus")
+    opts = DemoOptions(**{**TINY, "output": out, "frame_rate": 25.0, "cmn": True,
+                          "twist_steps": 3, "lm_steps": 3})
+    steps = demo_steps.steps(opts)
+    names = [name for name, _, _ in steps]
+    assert names.index("tokenize") < names.index("text_lm") < names.index("lm")
+    assert "text_lm" not in [n for n, _, _ in demo_steps.steps(DemoOptions(**TINY))]
+    for name, fn, marker in steps:
+        if name in ("tokenizer", "tokenize", "text_lm", "lm"):
+            fn(opts)
+            assert marker.exists(), name
+    cfg = json.loads((out / "tokenizer" / "config.json").read_text())
+    assert cfg["encoder"]["cmn"] is True and cfg["encoder"]["frame_rate"] == 25.0
+    assert json.loads((out / "units" / "train.jsonl").open().readline())["frame_rate"] == 25.0
+    lm_opts = json.loads((out / "lm" / "options.json").read_text())
+    init_from = (out / "lm" / lm_opts["init_from"]).resolve()  # stored relative to lm/
+    assert init_from == (out / "text_lm" / "final").resolve()

@@ -34,12 +34,18 @@ class DemoOptions:
     n_utterances: int = arg(5000, help="utterances in the synthetic corpus")
     n_speakers: int = arg(24, help="synthetic speakers (voice x pitch x rate); more voices, less speaker overfitting")
     encoder: str = arg("mfcc", help="speech encoder for the tokenizer (mfcc, logmel, hubert, wav2vec2)")
+    frame_rate: float | None = arg(None, help="frames per second of an mfcc/logmel encoder "
+                                   "(its default 50 when unset; 25 halves the units)")
+    cmn: bool = arg(False, help="mfcc: per-utterance cepstral mean normalisation before k-means")
     n_units: int = arg(100, help="k-means clusters (unit vocabulary size)")
     lm_size: str = arg("small", help="unit LM size preset (tiny, small, base, ...)")
     lm_steps: int = arg(250, help="unit LM training steps")
     lm_batch_size: int = arg(16, help="unit LM sequences per step")
     lm_seq_len: int = arg(256, help="unit LM training sequence length")
     lm_eval_every: int = arg(50, help="steps between validation losses (the report's curve)")
+    twist_steps: int = arg(0, help="> 0: first train a text LM of the unit LM's size this many "
+                           "steps on the corpus's training sentences and warm-start the unit LM "
+                           "from it (TWIST); 0: cold start")
     vocoder_steps: int = arg(800, help="fast vocoder training steps")
     vocoder_size: str = arg("base", help="fast vocoder size preset (tiny, base)")
     n_prompts: int = arg(8, help="held-out prompts to continue")

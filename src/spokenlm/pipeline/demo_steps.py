@@ -22,6 +22,8 @@ class Paths:
         self.corpus = run / "corpus"
         self.tokenizer = run / "tokenizer"
         self.units = run / "units"
+        self.text_lm_run = run / "text_lm"
+        self.text_lm = run / "text_lm" / "final"
         self.lm_run = run / "lm"
         self.lm = run / "lm" / "final"
         self.vocoder_run = run / "vocoder"
@@ -39,10 +41,13 @@ class Paths:
 
 def steps(opts: DemoOptions) -> list[Step]:
     p = Paths(opts.output)
+    text_lm: list[Step] = ([("text_lm", lambda o: _text_lm(o, p), p.text_lm / "config.json")]
+                           if opts.twist_steps > 0 else [])
     return [
         ("corpus", lambda o: _corpus(o, p), p.corpus / "test.jsonl"),
         ("tokenizer", lambda o: _tokenizer(o, p), p.tokenizer / "config.json"),
         ("tokenize", lambda o: _tokenize(o, p), p.units_of("test")),
+        *text_lm,
         ("lm", lambda o: _lm(o, p), p.lm / "spokenlm_lm.json"),
         ("vocoder", lambda o: _vocoder(o, p), p.vocoder / "config.json"),
         ("resynth", lambda o: _resynth(o, p), p.resynth / "resynth.jsonl"),
@@ -65,7 +70,8 @@ def _tokenizer(o: DemoOptions, p: Paths) -> None:
     from ..tokenize.train import train_tokenizer
 
     train_tokenizer(manifest=p.corpus / "train.jsonl", output=p.tokenizer, encoder=o.encoder,
-                    n_units=o.n_units, seed=o.seed)
+                    n_units=o.n_units, seed=o.seed, frame_rate=o.frame_rate,
+                    encoder_option=["cmn=true"] if o.cmn else [])
 
 
 def _tokenize(o: DemoOptions, p: Paths) -> None:
@@ -76,13 +82,23 @@ def _tokenize(o: DemoOptions, p: Paths) -> None:
                           output=p.units_of(split))
 
 
+def _text_lm(o: DemoOptions, p: Paths) -> None:
+    from ..lm.text_lm import pretrain_text_lm
+
+    pretrain_text_lm(text=p.corpus, output=p.text_lm_run, size=o.lm_size,
+                     max_steps=o.twist_steps, eval_every=o.twist_steps,
+                     save_every=o.twist_steps, batch_size=o.lm_batch_size,
+                     seq_len=o.lm_seq_len, seed=o.seed)
+
+
 def _lm(o: DemoOptions, p: Paths) -> None:
     from ..lm.train import train_lm
 
     train_lm(units=p.units_of("train"), valid_units=p.units_of("valid"), output=p.lm_run,
              size=o.lm_size, max_steps=o.lm_steps, batch_size=o.lm_batch_size,
              seq_len=o.lm_seq_len, seed=o.seed, tokenizer=p.tokenizer,
-             eval_every=o.lm_eval_every)
+             eval_every=o.lm_eval_every,
+             init_from=p.text_lm if o.twist_steps > 0 else None)
 
 
 def _vocoder(o: DemoOptions, p: Paths) -> None:
