@@ -29,7 +29,7 @@ token lists, gathered first (context-free ABX resamples its categories for every
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -255,34 +255,49 @@ def block_dtw(bank: FrameBank, rows: Blocks, cols: Blocks, pairs: np.ndarray, *,
     Returns:
         (P,) float32 costs.
     """
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
-    out = np.empty(len(pairs), dtype=np.float32)
-    if len(pairs) == 0:
-        return out
     n_r, n_c = rows.frames(bank.lengths), cols.frames(bank.lengths)
     dim = int(bank.frames.shape[1]) if bank.frames.dim() == 2 else 1
     rank = np.lexsort((n_c, n_r))  # blocks by size
-    pos = np.empty(len(rank), dtype=np.int64)
-    pos[rank] = np.arange(len(rank))
-    by_block = np.argsort(pos[pairs[:, 0]], kind="stable")  # pairs in block-rank order
-    block_rank = pos[pairs[by_block, 0]]
     sr, sc = n_r[rank], n_c[rank]
-    start = 0
-    while start < len(rank):
+
+    def window_stop(start: int) -> int:
         window = min(len(rank) - start, max_block_cells // max(1, int(sr[start])) + 1)
         r, c = sr[start:start + window], np.maximum.accumulate(sc[start:start + window])
         count = np.arange(1, window + 1)
         cost = np.maximum(count * r * c, count * (r + c) * dim // 4)
-        stop = start + max(1, int(np.searchsorted(cost, max_block_cells, side="right")))
-        lo, hi = np.searchsorted(block_rank, [start, stop])
+        return start + max(1, int(np.searchsorted(cost, max_block_cells, side="right")))
+
+    def costs(start: int, stop: int, sub: np.ndarray) -> np.ndarray:
+        blocks = rank[start:stop]
+        local = np.empty(len(rank), dtype=np.int64)
+        local[blocks] = np.arange(len(blocks))
+        sub = np.stack([local[sub[:, 0]], sub[:, 1], sub[:, 2]], 1)
+        return _dtw_in_blocks(bank, rows.select(blocks), cols.select(blocks), sub, max_cells)
+
+    return _costs_by_window(pairs, rank, window_stop, costs)
+
+
+def _costs_by_window(pairs: np.ndarray, walk: np.ndarray, window_stop: Callable[[int], int],
+                     costs: Callable[[int, int, np.ndarray], np.ndarray]) -> np.ndarray:
+    """(P,) float32 DTW costs of ``pairs`` (P, 3) (block, row, column), a window of blocks
+    at a time: the blocks are walked in the order ``walk`` (n_blocks,) lists them, a window
+    runs from position ``start`` to ``window_stop(start)`` of it, and ``costs(start, stop,
+    sub)`` gives the costs of the pairs ``sub`` (k, 3) whose blocks lie in that window."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
+    out = np.empty(len(pairs), dtype=np.float32)
+    if len(pairs) == 0:
+        return out
+    pos = np.empty(len(walk), dtype=np.int64)
+    pos[walk] = np.arange(len(walk))
+    order = np.argsort(pos[pairs[:, 0]], kind="stable")  # pairs in walking order
+    walked = pos[pairs[order, 0]]
+    start = 0
+    while start < len(walk):
+        stop = window_stop(start)
+        lo, hi = np.searchsorted(walked, [start, stop])
         if hi > lo:
-            sel = by_block[lo:hi]
-            blocks = rank[start:stop]
-            local = np.empty(len(rank), dtype=np.int64)
-            local[blocks] = np.arange(len(blocks))
-            sub = np.stack([local[pairs[sel, 0]], pairs[sel, 1], pairs[sel, 2]], 1)
-            out[sel] = _dtw_in_blocks(bank, rows.select(blocks), cols.select(blocks), sub,
-                                      max_cells)
+            sel = order[lo:hi]
+            out[sel] = costs(start, stop, pairs[sel])
         start = stop
     return out
 
@@ -323,24 +338,16 @@ def slice_dtw(bank: FrameBank, blocks: np.ndarray, pairs: np.ndarray, *,
     Returns:
         (P,) float32 costs.
     """
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
-    out = np.empty(len(pairs), dtype=np.float32)
-    if len(pairs) == 0:
-        return out
     cells = (blocks[:, 1] - blocks[:, 0]) * (blocks[:, 3] - blocks[:, 2])
-    order = np.argsort(pairs[:, 0], kind="stable")
-    p_block = pairs[order, 0]
-    start = 0
-    while start < len(blocks):  # consecutive blocks, up to max_block_cells at a time
+
+    def window_stop(start: int) -> int:  # consecutive blocks, up to max_block_cells at a time
         total = np.cumsum(cells[start:])
-        stop = start + max(1, int(np.searchsorted(total, max_block_cells, side="right")))
-        lo, hi = np.searchsorted(p_block, [start, stop])
-        if hi > lo:
-            sel = order[lo:hi]
-            out[sel] = _slice_batch(bank, blocks[start:stop], pairs[sel] - [start, 0, 0],
-                                    max_cells)
-        start = stop
-    return out
+        return start + max(1, int(np.searchsorted(total, max_block_cells, side="right")))
+
+    def costs(start: int, stop: int, sub: np.ndarray) -> np.ndarray:
+        return _slice_batch(bank, blocks[start:stop], sub - [start, 0, 0], max_cells)
+
+    return _costs_by_window(pairs, np.arange(len(blocks)), window_stop, costs)
 
 
 def _slice_batch(bank: FrameBank, blocks: np.ndarray, pairs: np.ndarray,

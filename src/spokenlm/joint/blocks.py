@@ -12,6 +12,7 @@ SpanBERT-style spans over tokens with BERT's 80/10/10 corruption.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,9 +23,24 @@ from ..ssl.config import hubert_config
 from ..ssl.masking import span_mask
 from ..tokenize.encoders.base import num_frames
 
-__all__ = ["ConformerLayer", "ConformerStack", "SpeechFrontend", "TextEmbedding",
+__all__ = ["ConformerLayer", "ConformerStack", "SpeechFrontend", "TextEmbedding", "TrunkConfig",
            "additive_mask", "bert_corrupt", "frame_lengths", "frontend_config", "padding_mask",
            "span_mask", "text_span_mask"]
+
+
+@dataclass
+class TrunkConfig:
+    """The sizes SpeechLM and SLAM share: width, attention heads, feed-forward width, conv
+    front-end channels, speech-only and shared layers (SpeechLM: transformer layers, SLAM:
+    conformers), and dropout. Each model's config extends it."""
+
+    hidden: int = 96
+    heads: int = 4
+    ffn: int = 384
+    conv_dim: int = 64
+    speech_layers: int = 2
+    shared_layers: int = 2
+    dropout: float = 0.0
 
 
 def frontend_config(hidden: int = 96, conv_dim: int = 64, heads: int = 4, ffn: int = 384,

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..common.errors import InputError
 from ..tokenize.encoders.spectral import LogMelEncoder, LogMelOptions
-from .blocks import (ConformerStack, SpeechFrontend, TextEmbedding, bert_corrupt,
+from .blocks import (ConformerStack, SpeechFrontend, TextEmbedding, TrunkConfig, bert_corrupt,
                      frontend_config, padding_mask)
 from .losses import contrastive_loss, masked_ce
 from .quantizer import GumbelQuantizer
@@ -40,20 +40,13 @@ SLAM_TYPE = "spokenlm-slam"
 
 
 @dataclass
-class SLAMConfig:
+class SLAMConfig(TrunkConfig):
     vocab_size: int = 32  # characters incl. blank/pad 0; the [MASK] id is vocab_size
-    hidden: int = 96
-    heads: int = 4
-    ffn: int = 384
-    conv_dim: int = 64
-    speech_layers: int = 2
-    shared_layers: int = 2
     kernel: int = 15
     code_entries: int = 64
     code_groups: int = 1
     code_dim: int = 64
     max_text_len: int = 512
-    dropout: float = 0.0
     temperature: float = 0.1
     n_negatives: int = 20
     diversity_weight: float = 0.1

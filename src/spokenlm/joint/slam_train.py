@@ -33,17 +33,17 @@ from ..common.options import arg, command
 from ..ssl.data import CropBatches
 from ..ssl.masking import span_mask
 from ..tokenize.encoders.base import num_frames
-from ..training import Env, TrainerOptions, fit, init, shard_slice
+from ..training import Env, fit, init, shard_slice
 from .blocks import text_span_mask
-from .data import TEXT_SEED, TextBatches, char_vocab, text_char_ids, unpaired_text
-from .loop import JOINT_TRAINER, JointRecipe, speech_shard, step_generator, text_shard, \
-    write_final
+from .data import TextBatches, char_vocab, text_char_ids
+from .loop import JointRecipe, speech_shard, step_generator, text_shard, write_final
 from .losses import stm_negatives
+from .pretrain_options import SpeechTextOptions
 from .slam import SLAMConfig, SLAMModel
 
 
 @dataclass
-class SLAMTrainOptions:
+class SLAMTrainOptions(SpeechTextOptions):
     manifest: Path = arg(positional=True, help="speech manifest (unlabelled audio)")
     output: Path = arg(help="run dir (checkpoints/, log.jsonl, final/)")
     paired_manifest: Path | None = arg(None, help="paired speech+text manifest for TLM/STM")
@@ -52,14 +52,8 @@ class SLAMTrainOptions:
     alignment_start: int = arg(500, help="(staged) step at which TLM/STM start")
     tlm: bool = arg(True, help="translation LM on paired data")
     stm: bool = arg(True, help="speech-text matching on paired data")
-    text_file: Path | None = arg(None, help="unpaired text, one sentence per line")
-    text_sentences: int = arg(2000, help="unpaired sentences (from the grammar when no file)")
-    text_seed: int = arg(TEXT_SEED, help="grammar seed of the unpaired text")
-    hidden: int = arg(96, help="model width")
-    heads: int = arg(4, help="attention heads")
     speech_layers: int = arg(2, help="speech conformer layers (contrastive module)")
     shared_layers: int = arg(2, help="shared conformer layers (MLM module)")
-    conv_dim: int = arg(64, help="conv front-end channels")
     code_entries: int = arg(64, help="quantiser codebook entries (= MLM classes)")
     quantizer_grad: bool = arg(False, help="let the quantiser's gradient reach the conv "
                                "encoder (wav2vec 2.0 does; at small scale the codes collapse)")
@@ -71,19 +65,14 @@ class SLAMTrainOptions:
     code_input: Literal["conv", "logmel"] = arg("logmel", help="quantiser input: fixed "
                                                 "log-mel frames, or the conv features")
     mask_prob: float = arg(0.65, help="speech span-mask probability")
-    mask_length: int = arg(10, help="speech span length in frames")
     text_mask_prob: float = arg(0.15, help="text span-mask probability")
     text_mask_length: int = arg(3, help="text span length (characters)")
     text_weight: float = arg(1.0, help="text MLM loss weight")
-    batch_size: int = arg(8, help="speech utterances per step")
-    text_batch_size: int = arg(8, help="text sentences per step")
     paired_batch_size: int = arg(4, help="pairs per step")
     max_seconds: float = arg(4.0, help="longest unpaired speech crop (s)")
     max_paired_seconds: float = arg(6.0, help="paired utterances longer than this are skipped")
     tau_anneal_fraction: float = arg(0.7, help="Gumbel temperature reaches its minimum after "
                                      "this share of --max-steps (wav2vec 2.0: ~0.7)")
-    dropout: float = arg(0.0, help="dropout")
-    trainer: TrainerOptions = arg(JOINT_TRAINER, help="training loop options")
 
 
 def frame_placeholders(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -189,8 +178,7 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
         raise InputError(f"{opts.paired_manifest}: no row with text of at most "
                          f"{opts.max_paired_seconds} s; add transcripts or raise "
                          f"--max-paired-seconds")
-    text_rows = unpaired_text(opts.text_sentences, opts.text_seed, opts.text_file,
-                              exclude=[r.get("text", "") for r in rows + paired])
+    text_rows = opts.unpaired_text([r.get("text", "") for r in rows + paired])
     vocab = char_vocab([r["text"] for r in text_rows + paired])
     chars = text_char_ids(text_rows, vocab)
     text = TextBatches(chars, chars, opts.text_batch_size, t.seed, 500)
@@ -198,13 +186,10 @@ def train_slam(opts: SLAMTrainOptions) -> Path:
                          int(opts.max_seconds * SAMPLE_RATE), t.seed, opts.manifest)
     pairs = (CTCBatches(paired, vocab, opts.paired_batch_size, t.seed,
                         opts.paired_manifest) if paired else None)
-    cfg = SLAMConfig(vocab_size=len(vocab), hidden=opts.hidden, heads=opts.heads,
-                     ffn=4 * opts.hidden, conv_dim=opts.conv_dim,
-                     speech_layers=opts.speech_layers, shared_layers=opts.shared_layers,
+    cfg = SLAMConfig(vocab_size=len(vocab), **opts.trunk(opts.speech_layers, opts.shared_layers),
                      code_entries=opts.code_entries, quantizer_grad=opts.quantizer_grad,
                      frozen_code_assignment=opts.frozen_code_assignment,
-                     code_input=opts.code_input,
-                     dropout=opts.dropout)
+                     code_input=opts.code_input)
     model = SLAMModel(cfg)
     env.log(f"joint slam train ({opts.schedule}{'' if opts.tlm else ', no TLM'}"
             f"{'' if opts.stm else ', no STM'}): {len(speech.rows)} utterances, {len(paired)} "

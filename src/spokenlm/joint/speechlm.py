@@ -29,7 +29,7 @@ from torch import nn
 
 from ..common.files import atomic_dir, write_json
 from ..ssl.model import normalize_wav
-from .blocks import additive_mask, frontend_config, padding_mask
+from .blocks import TrunkConfig, additive_mask, frontend_config, padding_mask
 from .losses import ctc_loss, masked_ce, random_swap
 from .weights import ModelDir
 
@@ -38,16 +38,9 @@ SPEECH_ENCODER = "speech_encoder"
 
 
 @dataclass
-class SpeechLMConfig:
+class SpeechLMConfig(TrunkConfig):
     n_units: int = 50  # unit vocabulary (phones or k-means clusters); [MASK] = n_units
     n_chars: int = 32  # CTC vocabulary incl. blank 0
-    hidden: int = 96
-    heads: int = 4
-    ffn: int = 384
-    conv_dim: int = 64
-    speech_layers: int = 2
-    shared_layers: int = 2
-    dropout: float = 0.0
     swap_prob: float = 0.1
     uctc_weight: float = 0.1
     normalize: bool = True

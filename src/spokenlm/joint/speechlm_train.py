@@ -31,16 +31,16 @@ from ..data.phoneme_units import DurationModel, phone_inventory
 from ..data.phonemes import split_phones
 from ..ssl.data import CropBatches
 from ..ssl.targets import TargetSpec, load_labels, make_targets
-from ..training import Env, TrainerOptions, fit, init
-from .data import (TEXT_SEED, TextBatches, alignment_labels, char_vocab, hidden_unit_rows,
-                   phoneme_unit_rows, text_char_ids, unpaired_text)
-from .loop import JOINT_TRAINER, JointRecipe, speech_shard, step_generator, text_shard, \
-    write_final
+from ..training import Env, fit, init
+from .data import (TextBatches, alignment_labels, char_vocab, hidden_unit_rows,
+                   phoneme_unit_rows, text_char_ids)
+from .loop import JointRecipe, speech_shard, step_generator, text_shard, write_final
+from .pretrain_options import SpeechTextOptions
 from .speechlm import SpeechLMConfig, SpeechLMModel
 
 
 @dataclass
-class SpeechLMTrainOptions:
+class SpeechLMTrainOptions(SpeechTextOptions):
     manifest: Path = arg(positional=True, help="speech manifest (unlabelled audio)")
     output: Path = arg(help="run dir (targets/, text_units.jsonl, checkpoints/, final/)")
     variant: Literal["P", "H"] = arg("P", help="P: phoneme units, H: hidden units")
@@ -52,25 +52,14 @@ class SpeechLMTrainOptions:
     n_clusters: int = arg(50, help="(H) k-means units")
     targets: Path | None = arg(None, help="(H) tokenizer dir to use instead of fitting one "
                                "(must be the one the t2u model was trained on)")
-    text_file: Path | None = arg(None, help="unpaired text, one sentence per line")
-    text_sentences: int = arg(2000, help="unpaired sentences (from the grammar when no file)")
-    text_seed: int = arg(TEXT_SEED, help="grammar seed of the unpaired text")
-    hidden: int = arg(96, help="model width")
-    heads: int = arg(4, help="attention heads")
     layers: int = arg(4, help="total transformer layers L (L/2 speech + L/2 shared)")
-    conv_dim: int = arg(64, help="conv front-end channels")
     mask_prob: float = arg(0.65, help="speech span-mask probability (HuBERT 0.65)")
-    mask_length: int = arg(10, help="speech span length in frames")
     text_mask_prob: float = arg(0.3, help="text-unit span-mask probability")
     text_mask_length: int = arg(10, help="text-unit span length in frames")
     swap_prob: float = arg(0.1, help="random swapping probability (0 disables)")
     uctc_weight: float = arg(0.1, help="UCTC loss weight (paper: 0.1)")
-    batch_size: int = arg(8, help="speech utterances per step")
-    text_batch_size: int = arg(8, help="text sentences per step")
     max_seconds: float = arg(4.0, help="longest speech crop (s)")
     max_text_frames: int = arg(600, help="longest text-unit sequence (frames)")
-    dropout: float = arg(0.0, help="dropout")
-    trainer: TrainerOptions = arg(JOINT_TRAINER, help="training loop options")
 
 
 def _units(opts: SpeechLMTrainOptions, rows: list[dict], text_rows: list[dict]
@@ -137,8 +126,7 @@ def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
     torch.manual_seed(t.seed)
     opts.output.mkdir(parents=True, exist_ok=True)
     rows = read_manifest(opts.manifest)
-    text_rows = unpaired_text(opts.text_sentences, opts.text_seed, opts.text_file,
-                              exclude=[r.get("text", "") for r in rows])
+    text_rows = opts.unpaired_text([r.get("text", "") for r in rows])
     labels, unit_rows, n_units = env.first(lambda: _cached_units(opts, rows, text_rows))
     vocab = char_vocab([r["text"] for r in unit_rows] + [r["text"] for r in rows
                                                         if r.get("text")])
@@ -148,10 +136,8 @@ def train_speechlm(opts: SpeechLMTrainOptions) -> Path:
                          t.seed, opts.manifest)
     if opts.layers < 2:
         raise InputError(f"--layers {opts.layers}: SpeechLM needs at least 2 (L/2 + L/2)")
-    cfg = SpeechLMConfig(n_units=n_units, n_chars=len(vocab), hidden=opts.hidden,
-                         heads=opts.heads, ffn=4 * opts.hidden, conv_dim=opts.conv_dim,
-                         speech_layers=opts.layers // 2,
-                         shared_layers=opts.layers - opts.layers // 2, dropout=opts.dropout,
+    cfg = SpeechLMConfig(n_units=n_units, n_chars=len(vocab),
+                         **opts.trunk(opts.layers // 2, opts.layers - opts.layers // 2),
                          swap_prob=opts.swap_prob, uctc_weight=opts.uctc_weight,
                          variant=opts.variant)
     model = SpeechLMModel(cfg)

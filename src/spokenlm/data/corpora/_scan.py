@@ -1,5 +1,6 @@
-"""Header checks shared by the corpus importers: manifest fields of each audio file from its
-header (no decoding unless asked), and a skip record for each file refused."""
+"""Scanning shared by the corpus importers: the audio files of a LibriVox-style split folder,
+the splits asked for, and header checks (manifest fields of each audio file from its header,
+no decoding unless asked, and a skip record for each file refused)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...audio.load import AudioError, audio_info, decode_audio, printable, validate_audio
+from ...common.errors import InputError
 from ...common.progress import log, progress
+
+#: Audio of the LibriVox corpora (LibriSpeech, Libri-Light): FLAC, or WAV once converted.
+AUDIO_EXTENSIONS = (".flac", ".wav")
+
+
+def split_audio(folder: Path) -> list[Path]:
+    """The audio files ``<speaker>/<book or chapter>/<name>.flac|.wav`` of a split folder,
+    sorted, hidden files left out."""
+    return sorted(p for p in folder.glob("*/*/*") if p.suffix.lower() in AUDIO_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def choose_splits(found: dict[str, Path], wanted: list[str], root: Path) -> dict[str, Path]:
+    """The splits of ``found`` (name -> folder under ``root``) named in ``wanted`` (--splits),
+    in that order; all of ``found`` when ``wanted`` is empty."""
+    if not wanted:
+        return found
+    unknown = [s for s in wanted if s not in found]
+    if unknown:
+        raise InputError(f"{printable(root)}: no split {unknown} here (found "
+                         f"{sorted(found)}); check --splits")
+    return {s: found[s] for s in wanted}
 
 
 def header_rows(paths: list[Path], *, min_duration: float, max_duration: float | None,

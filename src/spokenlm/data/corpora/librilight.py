@@ -31,15 +31,15 @@ from ...common.errors import InputError
 from ...common.files import write_jsonl
 from ...common.options import arg, command
 from ...common.progress import log, progress
-from .vad import MAX_GAP_S, MAX_SEGMENT_S, MIN_SEGMENT_S, VadOptions, cut_segments, shared_vad
+from ._scan import AUDIO_EXTENSIONS, choose_splits, split_audio
+from .vad import SegmentingOptions, shared_vad
 
 #: Libri-Light's split folders.
 SPLITS = ("small", "medium", "large", "duplicate")
-AUDIO_EXTENSIONS = (".flac", ".wav")
 
 
 @dataclass
-class LibriLightOptions:
+class LibriLightOptions(SegmentingOptions):
     root: Path = arg(positional=True, help="Libri-Light root holding small/ medium/ large/, "
                                            "or one split folder (<speaker>/<book>/*.flac)")
     output: Path = arg(Path("manifest.jsonl"), short="-o", help="where to write the manifest")
@@ -48,11 +48,6 @@ class LibriLightOptions:
     vad: Literal["auto", "json", "silero"] = arg(
         "auto", help="speech intervals from: auto (the file's .json voice_activity, else "
                      "Silero VAD), json (only files that have one), silero (always run VAD)")
-    min_segment: float = arg(MIN_SEGMENT_S, help="shortest segment kept (s)")
-    max_segment: float = arg(MAX_SEGMENT_S, help="longest segment (s); longer speech is split")
-    max_gap: float = arg(MAX_GAP_S, help="a silence longer than this (s) ends a segment")
-    vad_threshold: float = arg(VadOptions.threshold, help="Silero speech probability "
-                                                           "threshold")
     jobs: int = arg(2, help="files segmented in parallel")
 
 
@@ -119,19 +114,9 @@ def librilight(opts: LibriLightOptions) -> Path:
     root = Path(opts.root)
     if not root.is_dir():
         raise InputError(f"{printable(root)}: not a folder; pass your Libri-Light root")
-    if not 0 < opts.min_segment <= opts.max_segment:
-        raise InputError(f"--min-segment {opts.min_segment} / --max-segment "
-                         f"{opts.max_segment}: need 0 < min <= max")
-    splits = find_splits(root)
-    if opts.splits:
-        unknown = [s for s in opts.splits if s not in splits]
-        if unknown:
-            raise InputError(f"{printable(root)}: no split {unknown} here (found "
-                             f"{sorted(splits)}); check --splits")
-        splits = {s: splits[s] for s in opts.splits}
-    files = [(split, p) for split, folder in splits.items()
-             for p in sorted(folder.glob("*/*/*"))
-             if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")]
+    opts.check_segment_lengths()
+    splits = choose_splits(find_splits(root), opts.splits, root)
+    files = [(split, p) for split, folder in splits.items() for p in split_audio(folder)]
     if not files:
         raise InputError(f"{printable(root)}: no audio in splits {list(splits)}")
     ids = _file_ids([p for _, p in files], root)
@@ -183,11 +168,8 @@ def _file_rows(split: str, path: Path, file_id: str, opts: LibriLightOptions
     source = "json"
     if intervals is None:
         source = "silero"
-        vad_opts = VadOptions(threshold=opts.vad_threshold)
-        intervals = shared_vad().detect(path, vad_opts)
-    segments = cut_segments(intervals, min_segment=opts.min_segment,
-                            max_segment=opts.max_segment, max_gap=opts.max_gap,
-                            file_duration=length)
+        intervals = shared_vad().detect(path, opts.vad_options())
+    segments = opts.cut(intervals, length)
     if not segments:
         raise AudioError(f"{printable(path)}: no speech segment of at least "
                          f"{opts.min_segment:g} s ({source}); lower --min-segment to keep "

@@ -26,14 +26,13 @@ from ...common.errors import InputError
 from ...common.files import write_jsonl
 from ...common.options import arg, command
 from ...common.progress import log
-from ._scan import header_rows
+from ._scan import choose_splits, header_rows, split_audio
 
 #: Folder names of LibriSpeech splits (and Mini LibriSpeech's ``train-clean-5``, ``dev-clean-2``).
 SPLIT_NAME = re.compile(r"^(train|dev|test)-(clean|other)(-\d+)?$")
 #: Canonical order of the splits in a manifest (others follow, sorted by name).
 SPLIT_ORDER = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean",
                "dev-other", "test-clean", "test-other")
-AUDIO_EXTENSIONS = (".flac", ".wav")
 
 
 @dataclass
@@ -108,13 +107,7 @@ def librispeech(opts: LibriSpeechOptions) -> Path:
     root = Path(opts.root)
     if not root.is_dir():
         raise InputError(f"{printable(root)}: not a folder; pass your LibriSpeech root")
-    splits = find_splits(root)
-    if opts.splits:
-        unknown = [s for s in opts.splits if s not in splits]
-        if unknown:
-            raise InputError(f"{printable(root)}: no split {unknown} here (found "
-                             f"{sorted(splits)}); check --splits")
-        splits = {s: splits[s] for s in opts.splits}
+    splits = choose_splits(find_splits(root), opts.splits, root)
     rows: list[dict] = []
     skipped: list[dict] = []
     for split, folder in splits.items():
@@ -138,8 +131,7 @@ def _split_rows(split: str, folder: Path, opts: LibriSpeechOptions
                 ) -> tuple[list[dict], list[dict]]:
     """Rows and skip records of one split folder ``<speaker>/<chapter>/<id>.flac``."""
     texts, skipped = read_transcripts(folder)
-    files = sorted(p for p in folder.glob("*/*/*") if p.suffix.lower() in AUDIO_EXTENSIONS
-                   and not p.name.startswith("."))
+    files = split_audio(folder)
     kept, bad = header_rows(files, min_duration=opts.min_duration,
                             max_duration=opts.max_duration, validate=opts.validate,
                             jobs=opts.jobs, desc=f"{split}: reading headers")

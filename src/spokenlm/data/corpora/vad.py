@@ -238,15 +238,37 @@ def cut_segments(intervals: Iterable[tuple[float, float]], *, min_segment: float
     return [(s, e) for s, e in spans if e - s >= min_segment]
 
 
-@dataclass
-class SegmentOptions:
-    manifest: Path = arg(positional=True, help="audio manifest (JSONL) of long recordings")
-    output: Path = arg(Path("segments.jsonl"), short="-o", help="manifest of segments to write")
+@dataclass(kw_only=True)
+class SegmentingOptions:
+    """How a command cuts speech into segments (``data segment``, ``data librilight``)."""
+
     min_segment: float = arg(MIN_SEGMENT_S, help="shortest segment kept (s)")
     max_segment: float = arg(MAX_SEGMENT_S, help="longest segment (s); longer speech is split")
     max_gap: float = arg(MAX_GAP_S, help="a silence longer than this (s) ends a segment")
     vad_threshold: float = arg(VadOptions.threshold, help="Silero speech probability "
                                                            "threshold")
+
+    def check_segment_lengths(self) -> None:
+        """Refuse ``--min-segment`` / ``--max-segment`` that no segment can satisfy."""
+        if not 0 < self.min_segment <= self.max_segment:
+            raise InputError(f"--min-segment {self.min_segment} / --max-segment "
+                             f"{self.max_segment}: need 0 < min <= max")
+
+    def vad_options(self) -> VadOptions:
+        return VadOptions(threshold=self.vad_threshold)
+
+    def cut(self, intervals: Iterable[tuple[float, float]], file_duration: float
+            ) -> list[tuple[float, float]]:
+        """:func:`cut_segments` of ``intervals`` with these lengths."""
+        return cut_segments(intervals, min_segment=self.min_segment,
+                            max_segment=self.max_segment, max_gap=self.max_gap,
+                            file_duration=file_duration)
+
+
+@dataclass
+class SegmentOptions(SegmentingOptions):
+    manifest: Path = arg(positional=True, help="audio manifest (JSONL) of long recordings")
+    output: Path = arg(Path("segments.jsonl"), short="-o", help="manifest of segments to write")
     jobs: int = arg(2, help="recordings segmented in parallel")
 
 
@@ -261,13 +283,11 @@ def segment_manifest(opts: SegmentOptions) -> Path:
     One row per segment (``id`` ``<id>_<k>``, ``start``/``duration`` into the recording,
     ``recording`` = its id, its other columns but text), and a skip report of the rows left
     out."""
-    if not 0 < opts.min_segment <= opts.max_segment:
-        raise InputError(f"--min-segment {opts.min_segment} / --max-segment "
-                         f"{opts.max_segment}: need 0 < min <= max")
+    opts.check_segment_lengths()
     rows = read_manifest(opts.manifest)
     if not rows:
         raise InputError(f"{opts.manifest}: the manifest lists no audio")
-    vad, vad_opts = shared_vad(), VadOptions(threshold=opts.vad_threshold)
+    vad, vad_opts = shared_vad(), opts.vad_options()
 
     def one(row: dict) -> list[dict]:
         start, duration = row_segment(row, where=str(opts.manifest))
@@ -275,9 +295,7 @@ def segment_manifest(opts: SegmentOptions) -> Path:
         end = (info.frames / info.samplerate if duration is None or start is None
                else start + duration)
         intervals = vad.detect(row["path"], vad_opts, start=start, duration=duration)
-        spans = cut_segments(intervals, min_segment=opts.min_segment,
-                             max_segment=opts.max_segment, max_gap=opts.max_gap,
-                             file_duration=end)
+        spans = opts.cut(intervals, end)
         if not spans:
             raise AudioError(f"{printable(row['path'])}: no speech segment of at least "
                              f"{opts.min_segment:g} s found; lower --min-segment")
