@@ -25,17 +25,24 @@ EOS_HELP = ("score the EOS after the units, as slamkit does (--no-eos: the units
             "default: EOS unless the LM is a released TWIST LM, which has none)")
 
 
-@dataclass
-class OfficialOptions:
-    benchmark: Path = arg(positional=True, scanned=True, help=BENCHMARK_HELP)
+@dataclass(kw_only=True)
+class ReleaseScoringOptions:
+    """The unit LM that scores a released benchmark, and how (``eval official``, ``eval
+    salmon``, ``eval zerospeech-submission``)."""
+
     tokenizer: Path = arg(help="tokenizer directory (or hub id)")
     lm: Path = arg(help="unit LM directory (or hub id)")
-    output: Path = arg(Path("official.json"), help="metrics JSON to write (per-item scores "
-                       "go to <output>.items.jsonl)")
     eos: bool | None = arg(None, help=EOS_HELP)
     batch_tokens: int | None = arg(None, help="token budget per LM forward (default: 2048 "
                                    "on CPU, 16384 on GPU)")
     device: str = arg("auto", help="where the tokenizer and LM run: auto, cpu, cuda")
+
+
+@dataclass
+class OfficialOptions(ReleaseScoringOptions):
+    benchmark: Path = arg(positional=True, scanned=True, help=BENCHMARK_HELP)
+    output: Path = arg(Path("official.json"), help="metrics JSON to write (per-item scores "
+                       "go to <output>.items.jsonl)")
 
 
 @command("eval official", OfficialOptions)

@@ -11,24 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.options import arg, command
-from .official import EOS_HELP
+from .official import ReleaseScoringOptions
 from .releases.salmon import PARTS, load_salmon
 from .releases.scoring import run_release
 
 
 @dataclass
-class SalmonOptions:
+class SalmonOptions(ReleaseScoringOptions):
     benchmark: Path = arg(positional=True, scanned=True, help="SALMon folder "
                           "(salmon_benchmark/ with its part folders, or one part folder)")
-    tokenizer: Path = arg(help="tokenizer directory (or hub id)")
-    lm: Path = arg(help="unit LM directory (or hub id)")
     output: Path = arg(Path("salmon.json"), help="metrics JSON to write (per-sample scores "
                        "go to <output>.items.jsonl)")
     parts: list[str] = arg(["all"], help=f"parts to score: all, or some of {', '.join(PARTS)}")
-    eos: bool | None = arg(None, help=EOS_HELP)
-    batch_tokens: int | None = arg(None, help="token budget per LM forward (default: 2048 "
-                                   "on CPU, 16384 on GPU)")
-    device: str = arg("auto", help="where the tokenizer and LM run: auto, cpu, cuda")
 
 
 @command("eval salmon", SalmonOptions)

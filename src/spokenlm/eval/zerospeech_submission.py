@@ -46,7 +46,7 @@ from ..common.paths import ArtifactKind
 from ..common.progress import log, progress
 from ..lm.model import UnitLM
 from ..tokenize.tokenizer import SpeechTokenizer
-from .official import EOS_HELP
+from .official import ReleaseScoringOptions
 from .releases.scoring import resolve_eos, score_units
 
 SUBMISSION_KIND = ArtifactKind("ZeroSpeech 2021 submission", ("meta.yaml",))
@@ -57,11 +57,9 @@ SEMANTIC_SUBSETS = ("librispeech", "synthetic")
 
 
 @dataclass
-class SubmissionOptions:
+class SubmissionOptions(ReleaseScoringOptions):
     dataset: Path = arg(positional=True, scanned=True, help="ZeroSpeech 2021 dataset root "
                         "(phonetic/, lexical/, syntactic/, semantic/)")
-    tokenizer: Path = arg(help="tokenizer directory (or hub id)")
-    lm: Path = arg(help="unit LM directory (or hub id)")
     output: Path = arg(Path("zr2021_submission"), help="submission folder to write")
     tasks: list[str] = arg(list(TASKS), help="tasks to fill: phonetic lexical syntactic "
                            "semantic")
@@ -69,7 +67,6 @@ class SubmissionOptions:
                           "none, and validate with --only-dev)")
     score: Literal["sum", "mean"] = arg("sum", help="lexical/syntactic score of a wav: "
                                         "summed or per-token log-likelihood")
-    eos: bool | None = arg(None, help=EOS_HELP)
     features: Literal["features", "units"] = arg("features", help="phonetic/semantic "
                                                  "frames: encoder features or one-hot units")
     author: str = arg("anonymous", help="meta.yaml author (set it before submitting)")
@@ -84,9 +81,6 @@ class SubmissionOptions:
     semantic_metric: str = arg("cosine", help="scipy cdist metric for the semantic task")
     semantic_pooling: Literal["min", "max", "mean", "sum", "last", "lastlast", "off"] = arg(
         "mean", help="pooling of semantic features over frames")
-    batch_tokens: int | None = arg(None, help="token budget per LM forward (default: 2048 "
-                                   "on CPU, 16384 on GPU)")
-    device: str = arg("auto", help="where the tokenizer and LM run: auto, cpu, cuda")
 
 
 def _check(opts: SubmissionOptions) -> None:
