@@ -71,12 +71,7 @@ def _bad_version(s: Sentence, subset: str, rng: random.Random) -> str | None:
         toks[i] = "an" if toks[i] == "a" else "a"
         return " ".join(toks)
     if subset == "word_order":
-        idx = [i for i in range(len(toks) - 1) if toks[i] != toks[i + 1]]
-        if not idx:
-            return None
-        i = rng.choice(idx)
-        toks[i], toks[i + 1] = toks[i + 1], toks[i]
-        return " ".join(toks)
+        return s.swap_adjacent(rng)
     raise ValueError(f"unknown subset {subset!r}; choose from {SUBSETS}")
 
 

@@ -82,6 +82,17 @@ class Sentence:
         tokens[agreement.target] = agreement.alternative
         return Sentence(tuple(tokens), self.shape, (), self.question)
 
+    def swap_adjacent(self, rng: random.Random) -> str | None:
+        """The text with one pair of adjacent, different words (drawn by ``rng``) swapped:
+        a word-order violation; None when the sentence has no such pair."""
+        toks = list(self.tokens)
+        pairs = [i for i in range(len(toks) - 1) if toks[i] != toks[i + 1]]
+        if not pairs:
+            return None
+        i = rng.choice(pairs)
+        toks[i], toks[i + 1] = toks[i + 1], toks[i]
+        return " ".join(toks)
+
 
 @dataclass(frozen=True)
 class Mention:

@@ -100,13 +100,7 @@ def _ungrammatical(s: Sentence, rng: random.Random) -> str | None:
     agreements = [a for a in s.agreements if a.alternative != s.tokens[a.target]]
     if agreements:
         return s.violate(rng.choice(agreements)).text
-    toks = list(s.tokens)
-    pairs = [i for i in range(len(toks) - 1) if toks[i] != toks[i + 1]]
-    if not pairs:
-        return None
-    i = rng.choice(pairs)
-    toks[i], toks[i + 1] = toks[i + 1], toks[i]
-    return " ".join(toks)
+    return s.swap_adjacent(rng)
 
 
 def preference_items(stories: Sequence[Sequence[str]], n: int, seed: int = 0,
