@@ -95,6 +95,19 @@ def _cmnd(frames: np.ndarray, window: int, max_lag: int) -> np.ndarray:
     return out
 
 
+def f0_input(wav: np.ndarray, sample_rate: int, f0_min: float, f0_max: float,
+             name: str) -> np.ndarray:
+    """``wav`` as float64 samples (T,), after refusing what no F0 extractor here takes: a
+    rate other than 16 kHz or an F0 range outside (0, sample_rate / 4) (``name``: the
+    extractor, for the message)."""
+    if sample_rate != SAMPLE_RATE:
+        raise InputError(f"{name} works on {SAMPLE_RATE} Hz audio, got {sample_rate} Hz; "
+                         f"load it with spokenlm.audio.load_audio (resamples)")
+    if not 0 < f0_min < f0_max < sample_rate / 4:
+        raise InputError(f"F0 range [{f0_min}, {f0_max}] Hz is not a valid range")
+    return np.asarray(wav, dtype=np.float64).reshape(-1)
+
+
 def extract_f0(wav: np.ndarray, sample_rate: int = SAMPLE_RATE,
                options: PitchOptions | None = None) -> np.ndarray:
     """16 kHz mono waveform (T,) -> F0 in Hz, float32 (ceil(T / 80),); unvoiced frames 0.
@@ -103,12 +116,7 @@ def extract_f0(wav: np.ndarray, sample_rate: int = SAMPLE_RATE,
     ``extract_f0(wav)[4 * i : 4 * i + 4]`` belongs to unit frame ``i``.
     """
     opts = options or PitchOptions()
-    if sample_rate != SAMPLE_RATE:
-        raise InputError(f"extract_f0 works on {SAMPLE_RATE} Hz audio, got {sample_rate} Hz; "
-                         f"load it with spokenlm.audio.load_audio (resamples)")
-    if not 0 < opts.f0_min < opts.f0_max < sample_rate / 4:
-        raise InputError(f"F0 range [{opts.f0_min}, {opts.f0_max}] Hz is not a valid range")
-    x = np.asarray(wav, dtype=np.float64).reshape(-1)
+    x = f0_input(wav, sample_rate, opts.f0_min, opts.f0_max, "extract_f0")
     n = num_f0_frames(len(x))
     if n == 0:
         return np.zeros(0, dtype=np.float32)

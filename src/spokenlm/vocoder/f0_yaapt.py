@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.constants import SAMPLE_RATE
-from ..common.errors import InputError
-from .f0 import F0_HOP, num_f0_frames, register_f0_tracker
+from .f0 import F0_HOP, f0_input, num_f0_frames, register_f0_tracker
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,7 @@ def extract_f0_yaapt(wav: np.ndarray, sample_rate: int = SAMPLE_RATE,
     import amfm_decompy.pYAAPT as pyaapt
 
     opts = options or YaaptOptions()
-    if sample_rate != SAMPLE_RATE:
-        raise InputError(f"extract_f0_yaapt works on {SAMPLE_RATE} Hz audio, got {sample_rate} "
-                         f"Hz; load it with spokenlm.audio.load_audio (resamples)")
-    if not 0 < opts.f0_min < opts.f0_max < sample_rate / 4:
-        raise InputError(f"F0 range [{opts.f0_min}, {opts.f0_max}] Hz is not a valid range")
-    x = np.asarray(wav, dtype=np.float64).reshape(-1)
+    x = f0_input(wav, sample_rate, opts.f0_min, opts.f0_max, "extract_f0_yaapt")
     n = num_f0_frames(len(x))
     peak = float(np.abs(x).max()) if len(x) else 0.0
     if n == 0 or peak == 0.0 or not np.isfinite(peak):
