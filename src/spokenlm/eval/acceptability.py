@@ -16,17 +16,13 @@ from pathlib import Path
 from ..common.files import write_json, write_jsonl
 from ..common.options import arg, command
 from ..common.progress import log
-from .benchmark import evaluate_benchmark
+from .benchmark import UnitLMBenchOptions, evaluate_benchmark
 
 
 @dataclass
-class LikelihoodBenchOptions:
+class LikelihoodBenchOptions(UnitLMBenchOptions):
     benchmark: Path = arg(positional=True, help="benchmark directory (spokenlm or ZeroSpeech 2021)")
-    tokenizer: Path = arg(help="tokenizer directory")
-    lm: Path = arg(help="unit LM directory")
     output: Path = arg(Path("benchmark.json"), help="metrics JSON to write")
-    batch_tokens: int | None = arg(None, help="token budget per LM forward (default: 2048 "
-                                   "on CPU, 16384 on GPU)")
     share_prefix: bool = arg(True, help="score the endings of a shared prompt from one run of "
                              "it (KV cache); same scores as --no-share-prefix, less compute")
 

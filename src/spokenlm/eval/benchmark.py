@@ -25,6 +25,7 @@ from ..audio.load import AudioError, load_row
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl
+from ..common.options import arg
 from ..common.paths import store_path
 from ..common.progress import log, progress
 from ..lm.model import UnitLM
@@ -141,6 +142,17 @@ def accuracy(scored: list[dict]) -> dict:
                            "accuracy_mean": acc(rows, "ll_mean")}
                     for name, rows in sorted(subsets.items())},
     }
+
+
+@dataclass(kw_only=True)
+class UnitLMBenchOptions:
+    """The tokenizer and unit LM a spokenlm likelihood benchmark scores, and the LM's token
+    budget (``eval acceptability``, ``eval story-cloze``, ``eval spot-the-word``)."""
+
+    tokenizer: Path = arg(help="tokenizer directory")
+    lm: Path = arg(help="unit LM directory")
+    batch_tokens: int | None = arg(None, help="token budget per LM forward (default: 2048 "
+                                   "on CPU, 16384 on GPU)")
 
 
 def evaluate_benchmark(bench_dir: Path, tokenizer_dir: Path, lm_dir: Path,

@@ -9,17 +9,13 @@ from pathlib import Path
 from ..common.files import write_json, write_jsonl
 from ..common.options import arg, command
 from ..common.progress import log
-from .benchmark import evaluate_benchmark
+from .benchmark import UnitLMBenchOptions, evaluate_benchmark
 
 
 @dataclass
-class SpotTheWordOptions:
+class SpotTheWordOptions(UnitLMBenchOptions):
     benchmark: Path = arg(positional=True, help="spokenlm benchmark directory of word/pseudo-word pairs")
-    tokenizer: Path = arg(help="tokenizer directory")
-    lm: Path = arg(help="unit LM directory")
     output: Path = arg(Path("spot_the_word.json"), help="metrics JSON to write")
-    batch_tokens: int | None = arg(None, help="token budget per LM forward (default: 2048 "
-                                   "on CPU, 16384 on GPU)")
 
 
 @command("eval spot-the-word", SpotTheWordOptions)
