@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import ArtifactError, InputError
 from .paths import ArtifactKind, check_replaceable
 
 _UMASK = os.umask(0)
@@ -169,6 +169,18 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError as e:
                 raise InputError(f"{path}:{lineno}: not valid JSON ({e})") from e
+
+
+def read_artifact_json(path: str | os.PathLike, missing: str) -> Any:
+    """The JSON file ``path`` of a saved artifact (a model's ``config.json``): an
+    :class:`ArtifactError` saying ``missing`` when there is no such file, and with
+    :func:`read_json`'s message when it cannot be read."""
+    if not Path(path).exists():
+        raise ArtifactError(missing)
+    try:
+        return read_json(path)
+    except InputError as e:
+        raise ArtifactError(str(e)) from e
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -30,7 +30,7 @@ from ..audio.chunking import AudioStream, is_long
 from ..audio.framing import Framing
 from ..audio.load import load_row
 from ..common.errors import ArtifactError, InputError
-from ..common.files import atomic_dir, read_json, write_json
+from ..common.files import atomic_dir, read_artifact_json, write_json
 from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind
 from .dedup import dedup as run_length
@@ -176,13 +176,9 @@ class SpeechTokenizer:
         """Load a tokenizer directory written by :meth:`save_pretrained` (or a hub id)."""
         directory = local_or_hub(directory, "tokenizer")
         cfg_path = directory / CONFIG_NAME
-        if not cfg_path.exists():
-            raise ArtifactError(f"{directory}: not a tokenizer directory (no {CONFIG_NAME}); "
-                                f"train one with `spokenlm tokenize train` or fix the path")
-        try:
-            config = read_json(cfg_path)
-        except InputError as e:
-            raise ArtifactError(str(e)) from e
+        config = read_artifact_json(cfg_path, f"{directory}: not a tokenizer directory (no "
+                                    f"{CONFIG_NAME}); train one with `spokenlm tokenize "
+                                    f"train` or fix the path")
         _check_config(config, cfg_path)
         kmeans = KMeans.load(directory / CENTROIDS_NAME)
         if (kmeans.n_clusters, kmeans.dim) != (config["n_units"], config["dim"]):

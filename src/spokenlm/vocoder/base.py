@@ -28,7 +28,7 @@ from ..audio.chunking import Chunking, is_long, plan_chunks, write_wav_blocks
 from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
 from ..audio.framing import Framing
 from ..common.errors import ArtifactError, InputError
-from ..common.files import atomic_dir, read_json, write_json
+from ..common.files import atomic_dir, read_artifact_json, write_json
 from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind
 from ..common.progress import log
@@ -357,13 +357,8 @@ def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     ``config.json``)."""
     path = local_or_hub(path, "vocoder")
     config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-    if not config_path.exists():
-        raise ArtifactError(f"{config_path}: not found; {path} is not a vocoder directory "
-                            f"(train one with `spokenlm vocoder train`)")
-    try:
-        config = read_json(config_path)
-    except InputError as e:
-        raise ArtifactError(str(e)) from e
+    config = read_artifact_json(config_path, f"{config_path}: not found; {path} is not a "
+                                f"vocoder directory (train one with `spokenlm vocoder train`)")
     name = config.get("type")
     try:
         cls = vocoder_class(str(name))
