@@ -58,20 +58,32 @@ from .speech_resynthesis_f0 import (F0_INVERSE_MAP, F0_KEY_MAP, describe, f0_con
                                     write_f0_files)
 
 _CONV = r"(conv_pre|conv_post|ups\.\d+|resblocks\.\d+\.convs[12]?\.\d+)"
-#: original key regex -> spokenlm key (weight-normed conv weights handled separately)
-KEY_MAP: list[tuple[str, str]] = [
-    (r"dict\.weight", "embedding.weight"),
-    (r"spkr\.weight", "speaker_embedding.weight"),
-    (r"dur_predictor\.conv1\.0\.(weight|bias)", r"duration.convs.0.\1"),
-    (r"dur_predictor\.ln1\.(weight|bias)", r"duration.norms.0.\1"),
-    (r"dur_predictor\.conv2\.0\.(weight|bias)", r"duration.convs.1.\1"),
-    (r"dur_predictor\.ln2\.(weight|bias)", r"duration.norms.1.\1"),
-    (r"dur_predictor\.proj\.(weight|bias)", r"duration.proj.\1"),
-    (_CONV + r"\.bias", r"\1.bias"),
-    (_CONV + r"\.weight_g", r"\1.parametrizations.weight.original0"),
-    (_CONV + r"\.weight_v", r"\1.parametrizations.weight.original1"),
-    *F0_KEY_MAP,
+#: (original name, spokenlm name) of each generator tensor; ``{conv}`` stands for any conv
+#: of the generator, ``{param}`` for weight or bias
+TENSOR_NAMES: list[tuple[str, str]] = [
+    ("dict.weight", "embedding.weight"),
+    ("spkr.weight", "speaker_embedding.weight"),
+    ("dur_predictor.conv1.0.{param}", "duration.convs.0.{param}"),
+    ("dur_predictor.ln1.{param}", "duration.norms.0.{param}"),
+    ("dur_predictor.conv2.0.{param}", "duration.convs.1.{param}"),
+    ("dur_predictor.ln2.{param}", "duration.norms.1.{param}"),
+    ("dur_predictor.proj.{param}", "duration.proj.{param}"),
+    ("{conv}.bias", "{conv}.bias"),
+    ("{conv}.weight_g", "{conv}.parametrizations.weight.original0"),
+    ("{conv}.weight_v", "{conv}.parametrizations.weight.original1"),
 ]
+
+
+def _key_map(names: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(regex of the first name, replacement giving the second) for :func:`_rename`."""
+    def pattern(name: str) -> str:
+        return re.escape(name).replace(r"\{conv\}", _CONV).replace(r"\{param\}", "(weight|bias)")
+
+    return [(pattern(a), b.replace("{conv}", r"\1").replace("{param}", r"\1")) for a, b in names]
+
+
+#: original key regex -> spokenlm key (weight-normed conv weights handled separately)
+KEY_MAP: list[tuple[str, str]] = [*_key_map(TENSOR_NAMES), *F0_KEY_MAP]
 #: config keys of generator inputs spokenlm does not have -> what they are
 _UNSUPPORTED = {
     "lambda_commit": "an F0 VQ trained inside the generator (import generators whose F0 "
@@ -220,16 +232,7 @@ def load_resynthesis_generator(checkpoint: str | os.PathLike,
 
 def original_checkpoint(model: UnitHifiGan) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(generator state dict under original key names, original-style config.json)."""
-    inverse = [(r"embedding\.weight", "dict.weight"), (r"speaker_embedding\.weight", "spkr.weight"),
-               (r"duration\.convs\.0\.(weight|bias)", r"dur_predictor.conv1.0.\1"),
-               (r"duration\.norms\.0\.(weight|bias)", r"dur_predictor.ln1.\1"),
-               (r"duration\.convs\.1\.(weight|bias)", r"dur_predictor.conv2.0.\1"),
-               (r"duration\.norms\.1\.(weight|bias)", r"dur_predictor.ln2.\1"),
-               (r"duration\.proj\.(weight|bias)", r"dur_predictor.proj.\1"),
-               (_CONV + r"\.bias", r"\1.bias"),
-               (_CONV + r"\.parametrizations\.weight\.original0", r"\1.weight_g"),
-               (_CONV + r"\.parametrizations\.weight\.original1", r"\1.weight_v"),
-               *F0_INVERSE_MAP]
+    inverse = [*_key_map([(b, a) for a, b in TENSOR_NAMES]), *F0_INVERSE_MAP]
     state, unknown = _rename(model.state_dict(), inverse)
     if unknown:
         raise InputError(f"vocoder has tensors with no original counterpart: {unknown[:6]}")
