@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...audio.load import AudioError, audio_info, printable
-from ...audio.manifest import skip_report_path, write_manifest
 from ...common.errors import InputError
-from ...common.files import write_jsonl
 from ...common.options import arg, command
 from ...common.progress import log, progress
 from ._scan import AUDIO_EXTENSIONS, choose_splits, split_audio
-from .vad import SegmentingOptions, shared_vad
+from .vad import SegmentingOptions, shared_vad, write_segments
 
 #: Libri-Light's split folders.
 SPLITS = ("small", "medium", "large", "duplicate")
@@ -141,17 +139,10 @@ def librilight(opts: LibriLightOptions) -> Path:
                 continue
             sources[source] += 1
             rows += file_rows
-    report = write_jsonl(skip_report_path(opts.output), skipped)
-    if not rows:
-        raise InputError(f"{printable(root)}: no segment from {len(files)} files; see "
-                         f"{printable(report)}")
-    write_manifest(rows, opts.output)
-    hours = sum(r["duration"] for r in rows) / 3600
-    log(f"{printable(opts.output)}: {len(rows)} segments, {hours:.2f} h of "
-        f"{len(files) - len(skipped)} files ({sources['json']} by their voice_activity, "
-        f"{sources['silero']} by Silero VAD); {len(skipped)} skipped (listed in "
-        f"{printable(report)})")
-    return opts.output
+    return write_segments(rows, skipped, opts.output,
+                          empty=f"{printable(root)}: no segment from {len(files)} files",
+                          source=f"{len(files) - len(skipped)} files ({sources['json']} by "
+                                 f"their voice_activity, {sources['silero']} by Silero VAD)")
 
 
 def _file_rows(split: str, path: Path, file_id: str, opts: LibriLightOptions

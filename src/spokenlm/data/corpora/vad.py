@@ -319,13 +319,21 @@ def segment_manifest(opts: SegmentOptions) -> Path:
                 log(f"skipped {reason}")
                 skipped.append({"id": row["id"], "path": row["path"], "reason": reason})
             out += segs
-    report = write_jsonl(skip_report_path(opts.output), skipped)
-    if not out:
-        raise InputError(f"{opts.manifest}: no speech segment in {len(rows)} recordings; see "
-                         f"{printable(report)}")
-    write_manifest(out, opts.output)
-    hours = sum(r["duration"] for r in out) / 3600
-    log(f"{printable(opts.output)}: {len(out)} segments, {hours:.2f} h of speech from "
-        f"{len(rows) - len(skipped)} recordings; {len(skipped)} skipped (listed in "
-        f"{printable(report)})")
-    return opts.output
+    return write_segments(out, skipped, opts.output,
+                          empty=f"{opts.manifest}: no speech segment in {len(rows)} recordings",
+                          source=f"speech from {len(rows) - len(skipped)} recordings")
+
+
+def write_segments(rows: list[dict], skipped: list[dict], output: Path, *, empty: str,
+                   source: str) -> Path:
+    """Write the skip report ``<output>.skipped.jsonl`` and the manifest of segments
+    ``rows``. ``empty``: the error when there is no segment (``; see <report>`` added);
+    ``source``: what the segments were cut from, for the summary line."""
+    report = write_jsonl(skip_report_path(output), skipped)
+    if not rows:
+        raise InputError(f"{empty}; see {printable(report)}")
+    write_manifest(rows, output)
+    hours = sum(r["duration"] for r in rows) / 3600
+    log(f"{printable(output)}: {len(rows)} segments, {hours:.2f} h of {source}; "
+        f"{len(skipped)} skipped (listed in {printable(report)})")
+    return output
