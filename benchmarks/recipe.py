@@ -186,7 +186,8 @@ def train_row(row: str, seed: int, args: argparse.Namespace, p: dict[str, Path],
 
     run = args.output / "runs" / f"{row}_s{seed}"
     common = dict(size=args.size, seq_len=args.seq_len, batch_size=args.batch_size,
-                  max_tokens=args.max_tokens, max_steps=None, seed=seed, device=args.device,
+                  max_tokens=args.max_tokens, max_steps=10 ** 9,  # the token budget ends it
+                  seed=seed, device=args.device,
                   eval_every=0, save_every=100, tokenizer=p["tokenizer"])
     facts: dict = {}
     if row == "dpo":

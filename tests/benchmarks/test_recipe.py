@@ -31,7 +31,6 @@ def test_mean_sd_and_table() -> None:
     assert args.max_tokens == 400_000 and recipe.parse_args(["--full"]).max_tokens == 1_600_000
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_recipe_smallest_end_to_end(tmp_path) -> None:
     from spokenlm.data.synth import synth_corpus
