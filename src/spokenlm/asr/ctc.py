@@ -16,7 +16,7 @@ import torch
 
 from ..common.device import resolve_device
 from ..common.errors import ArtifactError
-from ..common.hub import local_or_hub
+from ..common.hub import loading, local_or_hub
 from ..common.progress import progress
 from .base import ASR, normalize_text, register_asr
 
@@ -33,13 +33,10 @@ class CTCDirASR(ASR):
         if not (self.path / "config.json").exists():
             raise ArtifactError(f"{self.path}: not a transformers model directory (no "
                                 f"config.json); pass a CTC model saved with save_pretrained")
-        try:
+        with loading(self.path, "a CTC model and its processor", "the directory needs "
+                     "vocab.json and preprocessor_config.json next to the model"):
             self.processor = AutoProcessor.from_pretrained(self.path, local_files_only=True)
             self.model = AutoModelForCTC.from_pretrained(self.path, local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise ArtifactError(f"{self.path}: cannot load a CTC model and its processor "
-                                f"({e}); the directory needs vocab.json and "
-                                f"preprocessor_config.json next to the model") from e
         self.device = resolve_device(device)
         self.model.to(self.device).eval()
         self.batch_size = batch_size

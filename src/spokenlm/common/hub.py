@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
+from .errors import ArtifactError, InputError
 
 #: ``org/name`` or ``org/name@revision`` (the hub's repo-id characters).
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
@@ -90,3 +92,14 @@ def local_or_hub(spec: str | os.PathLike, what: str = "model") -> Path:
     if path.exists() or parse_hub_id(spec) is None:
         return path
     return resolve_model_dir(spec, what)
+
+
+@contextmanager
+def loading(path: Path, what: str, fix: str) -> Iterator[None]:
+    """Around ``from_pretrained`` calls of the directory ``path``: a transformers failure
+    (``OSError``, ``ValueError``) becomes ``ArtifactError("{path}: cannot load {what} ({e});
+    {fix}")``."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{path}: cannot load {what} ({e}); {fix}") from e

@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 
 from ..common.device import resolve_device
-from ..common.errors import ArtifactError
-from ..common.hub import local_or_hub
+from ..common.hub import loading, local_or_hub
 
 
 class TextLM:
@@ -28,7 +27,9 @@ class TextLM:
 
         self.path = local_or_hub(path, "text LM")
         self.spokenlm_tokenizer: TextTokenizer | None = None
-        try:
+        with loading(self.path, "a causal LM with its tokenizer", "pass a local HF model "
+                     "directory with its tokenizer files, or a `spokenlm lm pretrain-text` "
+                     "final/ dir"):
             self.model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True)
             if (self.path / TOKENIZER_FILE).exists():
                 self.spokenlm_tokenizer = TextTokenizer.load(self.path / TOKENIZER_FILE)
@@ -36,10 +37,6 @@ class TextLM:
             else:
                 self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
                 self.bos_id = self.tokenizer.bos_token_id
-        except (OSError, ValueError) as e:
-            raise ArtifactError(f"{self.path}: cannot load a causal LM with its tokenizer "
-                                f"({e}); pass a local HF model directory with its tokenizer "
-                                f"files, or a `spokenlm lm pretrain-text` final/ dir") from e
         self.device = resolve_device(device)
         self.model.to(self.device).eval()
 
