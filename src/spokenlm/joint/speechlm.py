@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..common.files import atomic_dir, write_json
-from ..ssl.model import normalize_wav
+from ..ssl.model import HubertBody
 from .blocks import TrunkConfig, additive_mask, frontend_config, padding_mask
 from .losses import ctc_loss, masked_ce, random_swap
 from .weights import ModelDir
@@ -47,7 +47,7 @@ class SpeechLMConfig(TrunkConfig):
     variant: str = "P"  # "P" (phoneme units) or "H" (hidden units); informational
 
 
-class SpeechLMModel(ModelDir, nn.Module):
+class SpeechLMModel(HubertBody, ModelDir, nn.Module):
     TYPE = SPEECHLM_TYPE
     CONFIG = SpeechLMConfig
     TRAIN_HINT = "spokenlm joint speechlm train"
@@ -75,9 +75,6 @@ class SpeechLMModel(ModelDir, nn.Module):
     def mask_id(self) -> int:
         return self.config.n_units
 
-    def num_frames(self, num_samples: int) -> int:
-        return int(self.hubert._get_feat_extract_output_lengths(torch.tensor(num_samples)))
-
     def run_shared(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, H) -> (B, L, H) through the shared layers; pad (B, L) bool."""
         att = additive_mask(pad, x.dtype)
@@ -89,9 +86,7 @@ class SpeechLMModel(ModelDir, nn.Module):
                       ) -> torch.Tensor:
         """(B, T) equal-length audio -> (B, F, H) speech-transformer output; masked frames
         (B, F) get HuBERT's learned mask embedding."""
-        if self.config.normalize:
-            wav = normalize_wav(wav)
-        return self.hubert(wav, mask_time_indices=mask).last_hidden_state
+        return self.hubert_hidden(wav, mask, self.config.normalize)
 
     def embed_units(self, units: torch.Tensor, pad: torch.Tensor | None = None
                     ) -> torch.Tensor:

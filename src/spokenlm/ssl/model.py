@@ -26,7 +26,7 @@ from .. import __version__
 from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, atomic_path, write_json
 from ..common.paths import ArtifactKind
-from ..audio.normalize import normalize_wav  # noqa: F401 (re-exported)
+from ..audio.normalize import normalize_wav
 from .config import HeadConfig
 
 HEAD_WEIGHTS = "ssl_head.safetensors"
@@ -46,7 +46,26 @@ class SSLOutput:
     logits: torch.Tensor
 
 
-class HubertPretrainModel(torch.nn.Module):
+class HubertBody:
+    """For a module whose ``hubert`` is a transformers ``HubertModel``: its frame count and
+    its last hidden states (used by the SSL model and SpeechLM's speech transformer)."""
+
+    hubert: Any
+
+    def num_frames(self, num_samples: int) -> int:
+        return int(self.hubert._get_feat_extract_output_lengths(torch.tensor(num_samples)))
+
+    def hubert_hidden(self, wav: torch.Tensor, mask: torch.Tensor | None,
+                      normalize: bool) -> torch.Tensor:
+        """(B, T) equal-length audio (per-utterance normalised first when ``normalize``) ->
+        (B, F, H) last hidden states; ``mask`` (B, F) bool frames get HuBERT's learned mask
+        embedding before the transformer."""
+        if normalize:
+            wav = normalize_wav(wav)
+        return self.hubert(wav, mask_time_indices=mask).last_hidden_state
+
+
+class HubertPretrainModel(HubertBody, torch.nn.Module):
     """``hubert`` (transformers HubertModel) + ``final_proj`` (H -> final_dim) +
     ``label_embs`` (K, final_dim)."""
 
@@ -76,15 +95,10 @@ class HubertPretrainModel(torch.nn.Module):
     def config(self) -> Any:
         return self.hubert.config
 
-    def num_frames(self, num_samples: int) -> int:
-        return int(self.hubert._get_feat_extract_output_lengths(torch.tensor(num_samples)))
-
     def hidden(self, wav: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) audio -> (B, F, H) last hidden states; ``mask`` (B, F) bool frames get the
         learned mask embedding before the transformer."""
-        if self.normalize:
-            wav = normalize_wav(wav)
-        return self.hubert(wav, mask_time_indices=mask).last_hidden_state
+        return self.hubert_hidden(wav, mask, self.normalize)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, F, H) -> (B, F, K) cosine similarities / temperature."""
