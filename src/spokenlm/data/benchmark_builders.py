@@ -51,7 +51,7 @@ from ..common.paths import store_path, stored_fields, unique_names
 from ..common.progress import log
 from .grammar import Sentence, generate_parsed
 from .pseudowords import arpabet_to_espeak, make_pseudowords
-from .tts import Speaker, speak_many, speaker_table
+from .tts import Speaker, jobs_option, speak_many, speaker_table
 
 SUBSETS = ("subject_verb", "det_noun", "article", "word_order")
 
@@ -264,7 +264,7 @@ class BenchBuildOptions:
     n_voices: int = arg(4, help="without --corpus: voices from the built-in table")
     voices_per_item: int = arg(1, help="voices speaking each item (>1 for word ABX)")
     seed: int = arg(0, help="seed for item generation")
-    jobs: int = arg(2, help="espeak-ng processes in parallel")
+    jobs: int = jobs_option()
     text: Path | None = arg(None, help="--generate preference: stories from this UTF-8 text "
                             "(separated by blank lines) instead of the grammar's")
     sentences_per_story: int = arg(4, help="--generate preference: sentences of each grammar "

@@ -20,7 +20,7 @@ from ..common.options import arg, command
 from ..common.paths import stored_fields, unique_names
 from ..common.progress import log
 from .pseudowords import arpabet_to_espeak, make_pseudowords
-from .tts import Speaker, speak_many
+from .tts import Speaker, jobs_option, speak_many
 
 
 @dataclass
@@ -31,7 +31,7 @@ class SpotTheWordBuildOptions:
     split: str = arg("test", help="speakers of this corpus split speak the pairs (held-out voices)")
     min_phones: int = arg(3, help="shortest word (in phonemes) to use")
     seed: int = arg(0, help="seed for word choice and pseudo-word generation")
-    jobs: int = arg(2, help="espeak-ng processes in parallel")
+    jobs: int = jobs_option()
 
 
 def _speakers(corpus: Path, split: str) -> list[Speaker]:

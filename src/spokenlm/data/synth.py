@@ -40,7 +40,7 @@ from ..common.paths import unique_names
 from ..common.progress import log
 from .grammar import generate_parsed
 from .phonemes import espeak_binary, phonemize_batch
-from .tts import SPEAKERS, Speaker, speak, speak_many, speaker_table
+from .tts import SPEAKERS, Speaker, jobs_option, speak, speak_many, speaker_table
 from .vocabulary import vocabulary
 
 __all__ = ["SynthOptions", "synth_corpus", "split_speakers", "speak", "speaker_table",
@@ -67,7 +67,7 @@ class SynthOptions:
     n_valid_speakers: int = arg(1, help="held-out speakers for the valid split")
     n_test_speakers: int = arg(2, help="held-out speakers for the test split")
     seed: int = arg(0, help="seed for sentences (or stories), speaker and document splits")
-    jobs: int = arg(2, help="espeak-ng processes in parallel")
+    jobs: int = jobs_option()
     text: Path | None = arg(None, help="speak this UTF-8 text file instead of grammar "
                             "sentences (documents: see --documents)")
     stories: int | None = arg(None, help="speak this many grammar stories instead of single "

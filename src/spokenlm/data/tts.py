@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -20,6 +21,7 @@ import soundfile as sf
 from ..audio.constants import SAMPLE_RATE
 from ..audio.load import AudioError, resample, save_wav, validate_audio
 from ..common.errors import InputError
+from ..common.options import arg
 from ..common.progress import progress
 from .phonemes import espeak_binary
 
@@ -93,6 +95,12 @@ def speak(texts: Sequence[str], speaker: Speaker, out_paths: Sequence[str | Path
         raise ValueError(f"{len(texts)} texts but {len(out_paths)} output paths")
     return speak_many([(t, speaker, Path(p)) for t, p in zip(texts, out_paths)], jobs=jobs,
                       skip_existing=skip_existing)
+
+
+def jobs_option() -> Any:
+    """The ``--jobs`` option of the commands that speak with espeak-ng (``data synth``,
+    ``data bench build``, ``data bench spot-the-word``, ``data word-alignments``)."""
+    return arg(2, help="espeak-ng processes in parallel")
 
 
 def speak_many(items: Sequence[tuple[str, Speaker, Path]], *, jobs: int = 1,

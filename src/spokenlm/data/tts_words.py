@@ -36,7 +36,7 @@ from ..common.files import read_json, write_jsonl
 from ..common.options import arg, command
 from ..common.progress import log, progress
 from .alignments import SILENCE
-from .tts import PAD_S, Speaker
+from .tts import PAD_S, Speaker, jobs_option
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER
@@ -178,7 +178,7 @@ class WordAlignmentsOptions:
                        "synth` folder (speakers.json and its manifests)")
     output: Path = arg(Path("words.jsonl"), help="labels JSONL to write ({id, intervals})")
     manifest: str = arg("all.jsonl", help="manifest of the corpus folder to align")
-    jobs: int = arg(2, help="espeak-ng processes in parallel")
+    jobs: int = jobs_option()
 
 
 @command("data word-alignments", WordAlignmentsOptions)
