@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from spokenlm.lm.config import LMConfig
     from spokenlm.lm.model import UnitLM
+    from spokenlm.lm.sampling import SamplingOptions
 
     lm = UnitLM.build(args.n_units, LMConfig.named(args.size), seed=args.seed).to(device)
     lm.model.eval()
@@ -68,10 +69,10 @@ def main(argv: list[str] | None = None) -> dict:
                .tolist() for _ in range(n_prompts)]
     log(f"{n_prompts} prompts x {new} new tokens, model {args.size}")
 
-    lm.generate(prompts[:2], max_new_tokens=4, temperature=0, stop_at_eos=False)  # warm up
+    greedy = SamplingOptions(max_new_tokens=new, temperature=0, stop_at_eos=False)
+    lm.generate(prompts[:2], greedy.replace(max_new_tokens=4))  # warm up
     hf_generate_one_by_one(lm, prompts[:1], 4)
-    ours, t_ours = timed(lambda: lm.generate(prompts, max_new_tokens=new, temperature=0,
-                                             stop_at_eos=False, batch_size=64), device)
+    ours, t_ours = timed(lambda: lm.generate(prompts, greedy, batch_size=64), device)
     log(f"spokenlm {t_ours:.2f} s; baseline: HF generate one prompt at a time")
     base, t_base = timed(lambda: hf_generate_one_by_one(lm, prompts, new), device)
     log(f"  {t_base:.2f} s")

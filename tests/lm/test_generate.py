@@ -145,7 +145,7 @@ def test_generate_command_takes_repetition_penalty(tmp_path) -> None:
     from spokenlm.common.errors import InputError
     from spokenlm.pipeline.generate import GenerateOptions, generate as generate_command
 
-    assert GenerateOptions.__dataclass_fields__["repetition_penalty"].default == 1.0
+    assert GenerateOptions.__dataclass_fields__["sampling"].default.repetition_penalty == 1.0
     ns = build_parser().parse_args(["generate", "x.wav", "--tokenizer", "t", "--lm", "l",
                                     "--repetition-penalty", "1.1"])
     assert ns.repetition_penalty == 1.1

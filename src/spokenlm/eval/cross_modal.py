@@ -46,6 +46,7 @@ from ..common.progress import log, progress
 from ..lm.interleave import text_span_ids
 from ..lm.interleaved_model import InterleavedLM
 from ..lm.interleaved_score import sample_restricted, score_suffixes
+from ..lm.sampling import SamplingOptions
 from ..lm.text_codec import TextCodec
 from .benchmark import Benchmark, accuracy, encode_audio
 from .generation import sequence_metrics
@@ -70,12 +71,23 @@ class CrossModalOptions:
                             "prompts and right endings")
     n_generate: int = arg(8, help="items continued by sampling, speech->text and "
                           "text->speech (0: none)")
+    # The sampling settings this command exposes, with help in its own words (tokens of
+    # either modality); defaults from SamplingOptions but the shorter continuations.
     max_new_tokens: int = arg(60, help="longest sampled continuation (tokens)")
-    temperature: float = arg(0.8, help="sampling temperature (0: greedy)")
-    top_k: int = arg(25, help="sample among the k most likely tokens (0: all)")
-    seed: int = arg(0, help="seed of the sampling")
+    temperature: float = arg(SamplingOptions.temperature, help="sampling temperature (0: "
+                             "greedy)")
+    top_k: int = arg(SamplingOptions.top_k, help="sample among the k most likely tokens "
+                     "(0: all)")
+    seed: int = arg(SamplingOptions.seed, help="seed of the sampling")
     batch_tokens: int | None = arg(None, help="token budget per LM forward (default: by "
                                    "device)")
+
+    @property
+    def sampling(self) -> SamplingOptions:
+        """The draws of ``--n-generate``: these flags, the rest as SamplingOptions has them
+        (EOS ends a continuation; no top-p, no repetition penalty)."""
+        return SamplingOptions(max_new_tokens=self.max_new_tokens,
+                               temperature=self.temperature, top_k=self.top_k, seed=self.seed)
 
 
 @command("eval cross-modal", CrossModalOptions)
@@ -86,6 +98,7 @@ def evaluate_cross_modal(opts: CrossModalOptions) -> dict:
     reported before and after interleaved training."""
     from ..tokenize.tokenizer import SpeechTokenizer
 
+    sampling = opts.sampling  # a bad --temperature, --top-k, ... fails before any work
     lm = InterleavedLM.from_pretrained(opts.lm)
     tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
     lm.check_tokenizer(tokenizer.n_units)
@@ -98,7 +111,8 @@ def evaluate_cross_modal(opts: CrossModalOptions) -> dict:
                "continuation": continuation_nll(lm, items, opts.batch_tokens)}
     text_lm = opts.text_lm or (Path(lm.text_lm) if lm.text_lm else None)
     judge = _TextLMScore(text_lm, lm.codec)
-    samples, metrics["generation"] = _generation(items[: opts.n_generate], seqs, opts, judge)
+    samples, metrics["generation"] = _generation(items[: opts.n_generate], seqs, opts,
+                                                 sampling, judge)
     texts = _texts(opts, items)
     metrics["text_perplexity"] = _text_perplexity(texts, seqs, judge, opts.batch_tokens)
     metrics.update(skips.report())
@@ -223,21 +237,20 @@ def continuation_nll(lm: InterleavedLM, items: list[dict], batch_tokens: int | N
 
 
 def _generation(items: list[dict], seqs: _Sequences, opts: CrossModalOptions,
-                judge: _TextLMScore) -> tuple[list[dict], dict]:
-    """Sampled speech->text and text->speech continuations and their metrics."""
+                sampling: SamplingOptions, judge: _TextLMScore) -> tuple[list[dict], dict]:
+    """Sampled speech->text and text->speech continuations (every draw from one generator
+    seeded with ``sampling.seed``) and their metrics."""
     vocab, lm = seqs.vocab, seqs.lm
     allowed = {"text": lm.text_allowed(),
                "speech": list(range(vocab.unit_offset, vocab.unit_offset + vocab.n_units))}
-    generator = torch.Generator(device=lm.device).manual_seed(opts.seed)
+    generator = torch.Generator(device=lm.device).manual_seed(sampling.seed)
     samples: list[dict] = []
     for direction in ("speech->text", "text->speech"):
         a, b = _modalities(direction)
         for it in progress(items, desc=f"generate {direction}", unit="item"):
             prompt = [vocab.bos_id, vocab.marker(a), *seqs.body(a, it["prompt"], first=True),
                       vocab.marker(b)]
-            new = sample_restricted(lm.model, prompt, allowed[b], vocab.eos_id,
-                                    max_new_tokens=opts.max_new_tokens,
-                                    temperature=opts.temperature, top_k=opts.top_k,
+            new = sample_restricted(lm.model, prompt, allowed[b], vocab.eos_id, sampling,
                                     generator=generator)
             row = {"id": it["id"], "direction": direction, "prompt_text": it["prompt"][0],
                    "reference": it["endings"][it["answer"]][0]}

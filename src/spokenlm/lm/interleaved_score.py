@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from .sampling import next_token
+from .sampling import SamplingOptions, next_token, repetition_penalty, sampling_options
 from .score import default_batch_tokens, length_batches
 
 
@@ -55,21 +56,30 @@ def score_suffixes(model: torch.nn.Module, seqs: Sequence[Sequence[int]],
 
 @torch.inference_mode()
 def sample_restricted(model: torch.nn.Module, prompt: Sequence[int], allowed: Sequence[int],
-                      eos_id: int, *, max_new_tokens: int = 60, temperature: float = 0.8,
-                      top_k: int = 25, top_p: float = 1.0,
-                      generator: torch.Generator | None = None) -> list[int]:
+                      eos_id: int, sampling: SamplingOptions | None = None, *,
+                      generator: torch.Generator | None = None, **overrides: Any) -> list[int]:
     """Continue one token prompt drawing only ``allowed`` ids or ``eos_id`` (which ends the
-    continuation and is not returned); KV cache, one token per step."""
+    continuation and is not returned; never drawn without ``stop_at_eos``); KV cache, one
+    token per step. ``sampling`` (default :class:`SamplingOptions`, loose keywords such as
+    ``temperature=0`` replace its fields) says how; the draws come from ``generator``, which
+    a caller continuing many prompts seeds once with ``sampling.seed`` (without one, a
+    generator seeded with it here)."""
+    opts = sampling_options(sampling, **overrides)
     device = next(model.parameters()).device
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(opts.seed)
     vocab = model.get_output_embeddings().weight.shape[0]
     ok = torch.zeros(vocab, dtype=torch.bool, device=device)
     ok[torch.as_tensor(list(allowed), dtype=torch.long, device=device)] = True
-    ok[eos_id] = True
+    if opts.stop_at_eos:
+        ok[eos_id] = True
     limit = getattr(model.config, "max_position_embeddings", None)
     prompt = list(prompt)
-    if limit and len(prompt) + max_new_tokens > limit:
-        prompt = prompt[:1] + prompt[len(prompt) + max_new_tokens - limit + 1:]
+    if limit and len(prompt) + opts.max_new_tokens > limit:
+        prompt = prompt[:1] + prompt[len(prompt) + opts.max_new_tokens - limit + 1:]
     ids = torch.tensor([prompt], dtype=torch.long, device=device)
+    seen = torch.zeros((1, vocab), dtype=torch.bool, device=device)  # (1, V)
+    seen[0, ids[0]] = True
     was_training = model.training
     model.eval()
     new: list[int] = []
@@ -77,15 +87,19 @@ def sample_restricted(model: torch.nn.Module, prompt: Sequence[int], allowed: Se
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters \
         else "past_key_values"  # transformers 5.x renamed it
     try:
-        for _ in range(max_new_tokens):
+        for _ in range(opts.max_new_tokens):
             out = model(input_ids=ids, use_cache=True, **{cache_arg: past})
             past = out.get("cache") if hasattr(out, "get") else None
             past = out.past_key_values if past is None else past
-            logits = out.logits[:, -1].float().masked_fill(~ok, float("-inf"))  # (1, V)
-            token = int(next_token(logits, temperature, top_k, top_p, generator)[0])
+            logits = repetition_penalty(out.logits[:, -1].float(), seen,
+                                        opts.repetition_penalty)
+            logits = logits.masked_fill(~ok, float("-inf"))  # (1, V)
+            token = int(next_token(logits, opts.temperature, opts.top_k, opts.top_p,
+                                   generator)[0])
             if token == eos_id:
                 break
             new.append(token)
+            seen[0, token] = True
             ids = torch.tensor([[token]], dtype=torch.long, device=device)
     finally:
         model.train(was_training)

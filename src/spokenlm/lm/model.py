@@ -22,7 +22,7 @@ from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind, resolve_path, store_path
 from .config import LMConfig, build_llama_config, special_ids
 from .score import LogLik, log_likelihood
-from .sampling import generate
+from .sampling import SamplingOptions, generate
 
 META_FILE = "spokenlm_lm.json"
 LM_KIND = ArtifactKind("unit LM", (META_FILE,))
@@ -219,12 +219,9 @@ class UnitLM:
         return log_likelihood(self, seqs, batch_tokens=batch_tokens, add_bos=add_bos,
                               add_eos=add_eos)
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int = 150,
-                 temperature: float = 0.8, top_k: int = 25, top_p: float = 1.0, seed: int = 0,
-                 stop_at_eos: bool = True, batch_size: int = 64,
-                 repetition_penalty: float = 1.0) -> list[list[int]]:
-        """Continue each unit prompt; returns only the new units (temperature 0 = greedy;
-        ``repetition_penalty`` 1.0 = off, see :func:`~spokenlm.lm.sampling.repetition_penalty`)."""
-        return generate(self, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                        top_k=top_k, top_p=top_p, seed=seed, stop_at_eos=stop_at_eos,
-                        batch_size=batch_size, repetition_penalty=repetition_penalty)
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingOptions | None = None,
+                 *, batch_size: int = 64, **overrides: Any) -> list[list[int]]:
+        """Continue each unit prompt; returns only the new units, drawn as ``sampling`` says
+        (default :class:`~spokenlm.lm.sampling.SamplingOptions`; loose keywords such as
+        ``temperature=0`` replace its fields). See :func:`~spokenlm.lm.sampling.generate`."""
+        return generate(self, prompts, sampling, batch_size=batch_size, **overrides)

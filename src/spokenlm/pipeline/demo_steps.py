@@ -116,10 +116,11 @@ def _resynth(o: DemoOptions, p: Paths) -> None:
 
 
 def _generate(o: DemoOptions, p: Paths) -> None:
+    from ..lm.sampling import SamplingOptions
     from .generate import generate
 
     generate(prompt=p.corpus / "test.jsonl", tokenizer=p.tokenizer, lm=p.lm, vocoder=p.vocoder,
-             output=p.generate, limit=o.n_prompts, seed=o.seed,
+             output=p.generate, limit=o.n_prompts, sampling=SamplingOptions(seed=o.seed),
              prompt_seconds=o.prompt_seconds)
 
 

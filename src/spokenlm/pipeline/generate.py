@@ -1,7 +1,8 @@
 """``spokenlm generate``: spoken prompt -> units -> unit LM continuation -> audio.
 
-Defaults follow the slamkit/TWIST convention for generation metrics: a 3 s prompt,
-temperature 0.8, top-k 25, 150 new units.
+Defaults follow the slamkit/TWIST convention for generation metrics: a 3 s prompt and
+the sampling defaults of :class:`~spokenlm.lm.sampling.SamplingOptions` (its fields are the
+``--temperature``, ``--top-k``, ... flags).
 
 A prompt file of any length is fine: of a recording longer than
 :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` only the prompt's seconds are decoded, and
@@ -23,11 +24,12 @@ from ..audio.chunking import AudioStream, is_long, write_wav_blocks
 from ..audio.constants import SAMPLE_RATE
 from ..audio.framing import check_same_framing
 from ..audio.load import AudioError, load_row, save_wav
-from ..common.errors import ArtifactError, InputError
+from ..common.errors import ArtifactError
 from ..common.options import arg, command, to_dict
 from ..common.paths import unique_names
 from ..common.progress import log, progress
 from ..lm.model import UnitLM
+from ..lm.sampling import SamplingOptions
 from ..tokenize.tokenizer import SpeechTokenizer, Units
 from ..vocoder.base import load_vocoder
 from .index import RowIndex, artifact_stamp
@@ -43,21 +45,11 @@ class GenerateOptions:
     vocoder: Path | None = arg(None, help="vocoder directory; without it only units are written")
     output: Path = arg(Path("generate"), help="folder for continuations (wav + generations.jsonl)")
     prompt_seconds: float = arg(3.0, help="seconds of each prompt fed to the LM")
-    max_new_tokens: int = arg(150, help="units to generate per continuation")
-    temperature: float = arg(0.8, help="sampling temperature (0 = greedy)")
-    top_k: int = arg(25, help="sample among the k most likely units (0 = off)")
-    top_p: float = arg(1.0, help="nucleus sampling mass (1.0 = off)")
-    repetition_penalty: float = arg(1.0, help="divide the logits of units already in the "
-                                    "prompt or continuation by this (multiply when negative), "
-                                    "as CTRL / Hugging Face do; 1.0 = off; Slam uses 1.1 after "
-                                    "DPO")
-    stop_at_eos: bool = arg(True, help="end a continuation when the LM ends the utterance; "
-                                       "--no-stop-at-eos always generates max_new_tokens")
+    sampling: SamplingOptions = arg(SamplingOptions(), help="how continuations are drawn")
     samples_per_prompt: int = arg(1, help="continuations per prompt")
     batch_size: int = arg(16, help="prompts decoded together")
     split: str | None = arg(None, help="with a manifest: only rows of this split")
     limit: int | None = arg(None, help="use at most this many prompts")
-    seed: int = arg(0, help="sampling seed")
 
 
 @command("generate", GenerateOptions)
@@ -68,9 +60,6 @@ def generate(opts: GenerateOptions) -> Path:
     written; a rerun with the same settings resumes (see :class:`RowIndex`). Batches are
     formed as in an uninterrupted run, so resumed continuations are the same.
     """
-    if not opts.repetition_penalty > 0:
-        raise InputError(f"--repetition-penalty {opts.repetition_penalty}: must be > 0 "
-                         "(1.0 = off, 1.1 as Slam)")
     tokenizer = SpeechTokenizer.from_pretrained(opts.tokenizer)
     lm = UnitLM.from_pretrained(opts.lm)
     if lm.n_units != tokenizer.n_units:
@@ -88,7 +77,7 @@ def generate(opts: GenerateOptions) -> Path:
     names = unique_names(sid for sids in samples.values() for sid in sids)
     settings = {k: v for k, v in to_dict(opts).items()
                 if k not in ("prompt", "output", "split", "limit")}
-    if opts.repetition_penalty == 1.0:  # off: runs from before the option resume as they were
+    if opts.sampling.repetition_penalty == 1.0:  # off: runs from before the option resume
         settings.pop("repetition_penalty")
     settings.update(tokenizer=artifact_stamp(opts.tokenizer), lm=artifact_stamp(opts.lm),
                     vocoder=artifact_stamp(opts.vocoder))
@@ -100,12 +89,9 @@ def generate(opts: GenerateOptions) -> Path:
         for start in range(0, len(prompts), opts.batch_size):
             batch = prompts[start:start + opts.batch_size]
             if not all(p["done"] for p in batch):  # decoded whole: samples as in a full run
-                conts = lm.generate([p["prompt_units"] for p in batch],
-                                    max_new_tokens=opts.max_new_tokens,
-                                    temperature=opts.temperature, top_k=opts.top_k,
-                                    top_p=opts.top_p, seed=opts.seed + start,
-                                    stop_at_eos=opts.stop_at_eos,
-                                    repetition_penalty=opts.repetition_penalty)
+                # each batch its own seed, so a resumed run draws what a whole one does
+                sampling = opts.sampling.replace(seed=opts.sampling.seed + start)
+                conts = lm.generate([p["prompt_units"] for p in batch], sampling)
                 for p, cont in zip(batch, conts):
                     if p["done"]:
                         continue
