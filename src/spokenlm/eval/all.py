@@ -36,16 +36,15 @@ from ..common.files import read_json, write_json
 from ..common.options import arg, command
 from ..common.paths import store_path, stored_fields
 from ..common.progress import log
+from .judges import asr_option, speaker_encoder_option, text_lm_option
 
 
 @dataclass
 class EvalAllOptions:
     run: Path = arg(positional=True, help="run directory (spokenlm demo output)")
-    asr: str = arg("auto", help="ASR for resynthesis / generation transcripts: auto (whisper "
-                   "if installed, else pocketsphinx), whisper:DIR, pocketsphinx, ...")
-    text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
-    speaker_encoder: str = arg("auto", help="resynthesis speaker similarity: auto (ge2e if "
-                               "Resemblyzer is installed), ge2e, ge2e:PATH, HF x-vector dir, none")
+    asr: str = asr_option()
+    text_lm: Path | None = text_lm_option()
+    speaker_encoder: str = speaker_encoder_option()
     aligner: Path | None = arg(None, help="CTC phoneme model dir (`spokenlm asr train --unit "
                                "phonemes`) to align with instead of pocketsphinx")
     n_align: int = arg(60, help="test utterances to align for PNMI and phone ABX")

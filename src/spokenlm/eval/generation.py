@@ -42,6 +42,7 @@ from ..common.options import arg, command
 from ..common.paths import resolve_path, stored_fields
 from ..common.progress import log
 from .bleu import distinct_n, entropy, vert
+from .judges import asr_option, text_lm_option
 from .skips import Skips, fmt, set_or_reason
 
 
@@ -84,10 +85,8 @@ class GenerationEvalOptions:
     lm: Path | None = arg(None, help="reference unit LM dir for unit perplexity")
     n_units: int | None = arg(None, help="unit vocabulary size for normalised entropy "
                                          "(default: the reference LM's)")
-    asr: str | None = arg("auto", help="ASR spec for transcripts: auto (whisper if installed, "
-                          "else pocketsphinx), whisper:DIR, pocketsphinx, ctc:DIR; none "
-                          "to skip transcripts")
-    text_lm: Path | None = arg(None, help="local HF causal LM dir for PPX / GenPPL")
+    asr: str | None = asr_option(none_skips=True)
+    text_lm: Path | None = text_lm_option()
     output: Path = arg(Path("generation.json"), help="metrics JSON to write")
 
 

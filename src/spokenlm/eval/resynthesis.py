@@ -26,6 +26,7 @@ from ..common.options import arg, command
 from ..common.paths import resolve_path, stored_fields
 from ..common.progress import log
 from .edit_distance import error_rate
+from .judges import asr_option, speaker_encoder_option
 from .skips import Skips, fmt, set_or_reason
 from .speaker import AUTO, SpeakerEmbedder, load_speaker_encoder, no_encoder_reason
 
@@ -33,11 +34,9 @@ from .speaker import AUTO, SpeakerEmbedder, load_speaker_encoder, no_encoder_rea
 @dataclass
 class ResynthEvalOptions:
     resynth: Path = arg(positional=True, help="resynth output dir (resynth.jsonl) or the file")
-    asr: str = arg("auto", help="ASR spec: auto (whisper if installed, else pocketsphinx), "
-                   "whisper, whisper:DIR, pocketsphinx, ctc:DIR")
+    asr: str = asr_option()
     phone_asr: str | None = arg(None, help="phone recogniser for PER (pocketsphinx-phones)")
-    speaker_encoder: str = arg(AUTO, help="speaker similarity: auto (ge2e if Resemblyzer is "
-                               "installed), ge2e, ge2e:PATH, an HF x-vector model dir, none")
+    speaker_encoder: str = speaker_encoder_option()
     source: bool = arg(True, help="also transcribe the source audio (ASR's own WER)")
     limit: int | None = arg(None, help="evaluate at most this many files")
     output: Path = arg(Path("resynthesis.json"), help="metrics JSON to write")

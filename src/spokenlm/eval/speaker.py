@@ -41,6 +41,7 @@ from ..common.device import resolve_device
 from ..common.errors import InputError
 from ..common.hub import local_or_hub
 from ..common.progress import progress
+from .judges import AUTO
 
 #: model types whose x-vector model reads a raw waveform (``input_values``)
 WAVEFORM_MODEL_TYPES = ("wavlm", "wav2vec2", "unispeech-sat", "data2vec-audio",
@@ -112,9 +113,8 @@ class SpeakerEmbedder:
 
 #: speaker encoder name -> factory(argument after ``name:`` or None, device=...)
 SPEAKER_ENCODERS: dict[str, Callable[..., SpeakerEmbedder]] = {}
-#: the spec for no speaker similarity, and the default spec (``ge2e`` when installed)
+#: the spec for no speaker similarity (the default spec, AUTO, is ``ge2e`` when installed)
 NO_ENCODER = "none"
-AUTO = "auto"
 
 
 def register_speaker_encoder(name: str) -> Callable[[Callable[..., SpeakerEmbedder]],
