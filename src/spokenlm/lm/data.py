@@ -1,7 +1,8 @@
 """Packed unit data for LM training.
 
-Reads the packed units of the contract (``<prefix>.bin`` uint16/uint32 units, ``<prefix>.idx.npy``
-int64 (N+1,) offsets, ``<prefix>.meta.json``), lays the utterances out as one token stream
+Reads the packed units of the contract (``<prefix>.bin`` uint16/uint32 units,
+``<prefix>.idx.npy`` int64 (N+1,) offsets, ``<prefix>.meta.json``; the format and its reader
+are :mod:`spokenlm.common.packed`'s), lays the utterances out as one token stream
 ``BOS u.. EOS BOS u.. EOS ...`` (units shifted by ``unit_offset``) in an order drawn from
 ``(seed, epoch)``, and cuts it into blocks of ``T + 1`` tokens (stride ``T``) for next-token
 prediction. A :class:`DataState` (epoch, next block) is all a checkpoint needs to resume at
@@ -10,39 +11,19 @@ exactly the next batch.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..common.errors import InputError
+from ..common.packed import PACK_SUFFIXES, find_packed, packed_prefix
 
-PACK_SUFFIXES = (".bin", ".idx.npy", ".meta.json")
+__all__ = ["PACK_SUFFIXES", "BlockStream", "DataState", "load_packed", "packed_prefix",
+           "split_valid"]
 
-
-def packed_prefix(path: str | os.PathLike) -> Path:
-    """Packed prefix for a prefix, a units ``.jsonl`` (sibling packed files) or a packed file."""
-    path = Path(path)
-    for suffix in (".jsonl", *PACK_SUFFIXES):
-        if path.name.endswith(suffix):
-            path = path.with_name(path.name[: -len(suffix)])
-            break
-    missing = [str(path) + s for s in PACK_SUFFIXES if not Path(str(path) + s).exists()]
-    if missing:
-        raise InputError(f"{path}: packed units not found (missing {', '.join(missing)}); "
-                         "pack the units JSONL with `spokenlm tokenize run` (it writes "
-                         "<name>.bin, <name>.idx.npy and <name>.meta.json next to it)")
-    return path
-
-
-def load_packed(prefix: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(tokens memmap (n_tokens,), offsets int64 (N+1,), meta) of packed units; accepts every
-    path form of :func:`packed_prefix` (the reading itself is the tokenize stage's)."""
-    from ..tokenize.pack import load_packed as load
-
-    return load(packed_prefix(prefix))
+#: accepts a prefix, the units ``.jsonl`` or a packed file (InputError when missing)
+load_packed = find_packed
 
 
 @dataclass

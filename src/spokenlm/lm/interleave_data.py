@@ -33,8 +33,9 @@ import numpy as np
 
 from ..audio.framing import Framing, UnitsFraming
 from ..common.errors import InputError
-from ..common.files import atomic_path, iter_jsonl, read_json, write_json, write_jsonl
+from ..common.files import iter_jsonl, read_json, write_jsonl
 from ..common.options import arg, command
+from ..common.packed import packed_dtype, packed_files, prefix_of, write_packed
 from ..common.paths import store_path
 from ..common.progress import log, progress
 from ..data.alignments import ALIGNMENTS_HELP, TIER_HELP, read_alignments
@@ -79,10 +80,8 @@ def interleave_data(opts: InterleaveDataOptions) -> Path:
         raise InputError(f"--kinds {' '.join(opts.kinds)}: choose from {', '.join(KINDS)}")
     if opts.copies < 1:
         raise InputError(f"--copies {opts.copies}: must be at least 1")
-    prefix = Path(opts.output)
-    if prefix.name.endswith(".jsonl"):
-        prefix = prefix.with_name(prefix.name[: -len(".jsonl")])
-    if _prefix(opts.units).resolve() == prefix.resolve():
+    prefix = prefix_of(opts.output)
+    if prefix_of(opts.units).resolve() == prefix.resolve():
         raise InputError(f"--output {opts.output}: the prefix of the input {opts.units}; "
                          f"writing there would overwrite its packed units, choose another")
     codec = TextCodec.load(opts.text_lm)
@@ -114,15 +113,11 @@ def interleave_data(opts: InterleaveDataOptions) -> Path:
     return prefix
 
 
-def _prefix(path: Path) -> Path:
-    return path.with_suffix("") if path.suffix == ".jsonl" else path
-
-
 def _n_units(opts: InterleaveDataOptions) -> int:
     """K: from the speech tokenizer, else from the packed meta beside the units JSONL."""
     if opts.tokenizer is not None:
         return int(read_json(opts.tokenizer / "config.json")["n_units"])
-    meta = Path(f"{_prefix(opts.units)}.meta.json")
+    meta = packed_files(prefix_of(opts.units))[".meta.json"]
     if not meta.is_file():
         raise InputError(f"{opts.units}: no packed meta ({meta}) to read the unit count "
                          f"from; pass --tokenizer (the speech tokenizer dir)")
@@ -184,18 +179,9 @@ def _sequences(i: int, row: dict, words: list, opts: InterleaveDataOptions, code
 def _write_packed(prefix: Path, rows: list[dict], vocab: InterleavedVocab,
                   opts: InterleaveDataOptions, codec: TextCodec, framing: Framing) -> None:
     """PREFIX.bin / .idx.npy / .meta.json in the packed-units format (token ids)."""
-    dtype = np.dtype(np.uint16 if vocab.vocab_size <= np.iinfo(np.uint16).max else np.uint32)
-    lengths = np.array([len(r["tokens"]) for r in rows], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    with atomic_path(f"{prefix}.bin") as tmp, open(tmp, "wb") as f:
-        for r in rows:
-            f.write(np.asarray(r["tokens"], dtype=dtype).tobytes())
-    with atomic_path(f"{prefix}.idx.npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, offsets)
-    meta_path = Path(f"{prefix}.meta.json")
-    write_json(meta_path, {
-        "dtype": dtype.name, "n_units": vocab.n_units, "n_utterances": len(rows),
-        "n_tokens": int(offsets[-1]), "dedup": True, "ids": [r["id"] for r in rows],
+    meta_path = packed_files(prefix)[".meta.json"]
+    write_packed(prefix, (r["tokens"] for r in rows), packed_dtype(vocab.vocab_size, 0), {
+        "n_units": vocab.n_units, "dedup": True, "ids": [r["id"] for r in rows],
         "source": opts.units.name, "frame_rate": framing.frame_rate,
         "interleaved": {**vocab.to_json(), "text_lm": store_path(opts.text_lm, meta_path),
                         "text_tokenizer": codec.kind, "fingerprint": codec.fingerprint(),

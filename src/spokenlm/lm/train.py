@@ -30,6 +30,7 @@ from ..common.errors import InputError
 from ..common.files import read_json, write_json
 from ..common.hub import local_or_hub
 from ..common.options import arg, command
+from ..common.packed import packed_files
 from ..common.paths import store_path
 from ..common.progress import log
 from ..training import Env, Recipe, TrainerOptions, fit, init
@@ -201,7 +202,7 @@ def _units_frame_rate(opts: LMTrainOptions, prefix: Path, meta: dict, lm: UnitLM
         others.append((Framing.from_json(read_json(opts.tokenizer / "config.json"),
                                          str(opts.tokenizer)), f"tokenizer {opts.tokenizer}"))
     if opts.valid_units is not None:
-        v_meta = read_json(Path(f"{packed_prefix(opts.valid_units)}.meta.json"))
+        v_meta = read_json(packed_files(packed_prefix(opts.valid_units))[".meta.json"])
         others.append((Framing.from_json(v_meta, str(opts.valid_units)),
                        f"validation units {opts.valid_units}"))
     if opts.init_from is not None and lm.frame_rate is not None:

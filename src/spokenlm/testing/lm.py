@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.files import write_json
+from ..common.packed import packed_dtype, write_packed
 
 
 def tiny_unit_lm(n_units: int = 20, *, seed: int = 0, size: str = "tiny", **overrides: Any):
@@ -27,21 +27,11 @@ def save_tiny_unit_lm(path: str | os.PathLike, n_units: int = 20, **kwargs: Any)
 
 def write_packed_units(prefix: str | os.PathLike, seqs: Sequence[Sequence[int]],
                        n_units: int, ids: Sequence[str] | None = None) -> Path:
-    """Write ``<prefix>.bin/.idx.npy/.meta.json`` in the packed-units format of the contract."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    dtype = np.uint16 if n_units + 3 <= 65535 else np.uint32
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    flat = np.concatenate([np.asarray(s, dtype=dtype) for s in seqs]) if len(seqs) else \
-        np.zeros(0, dtype)
-    flat.astype(dtype).tofile(str(prefix) + ".bin")
-    np.save(str(prefix) + ".idx.npy", offsets)
-    write_json(str(prefix) + ".meta.json", {
-        "dtype": np.dtype(dtype).name, "n_units": int(n_units), "n_utterances": len(seqs),
-        "n_tokens": int(offsets[-1]),
+    """Write ``<prefix>.bin/.idx.npy/.meta.json`` in the packed-units format of the contract
+    (:func:`spokenlm.common.packed.write_packed`); ids default to ``utt0``, ``utt1``, ..."""
+    return write_packed(prefix, seqs, packed_dtype(n_units), {
+        "n_units": int(n_units),
         "ids": list(ids) if ids is not None else [f"utt{i}" for i in range(len(seqs))]})
-    return prefix
 
 
 def repetitive_corpus(n_utterances: int = 40, n_units: int = 12, length: int = 24,

@@ -38,11 +38,12 @@ from ..audio.load import AudioError, load_row
 from ..common.errors import ArtifactError, InputError
 from ..common.files import iter_jsonl, read_json, write_json, write_jsonl
 from ..common.options import arg, command
+from ..common.packed import prefix_of
 from ..common.paths import store_path, store_row
 from ..common.progress import log, progress
 from ._manifest import COPIED_COLUMNS, read_rows
 from .features import DEFAULT_BATCH_SECONDS
-from .pack import pack_units, packed_prefix
+from .pack import pack_units
 from .tokenizer import CENTROIDS_NAME, CONFIG_NAME, SpeechTokenizer, Units
 
 
@@ -77,7 +78,7 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
 
 def skipped_path(jsonl: Path) -> Path:
     """``units.jsonl`` -> ``units.skipped.jsonl``."""
-    return jsonl.with_name(packed_prefix(jsonl).name + ".skipped.jsonl")
+    return jsonl.with_name(prefix_of(jsonl).name + ".skipped.jsonl")
 
 
 @command("tokenize run", TokenizeOptions)
@@ -85,7 +86,7 @@ def tokenize_manifest(opts: TokenizeOptions) -> Path:
     """Turn every file of a manifest into units (JSONL, plus packed files for LM training)."""
     rows = read_rows(opts.manifest)
     i, n = parse_shard(opts.shard)
-    prefix = packed_prefix(opts.output)
+    prefix = prefix_of(opts.output)
     parts = Path(f"{prefix}.parts") / f"shard-{i}-of-{n}"
     _check_run_state(opts, parts.parent, len(rows))
     shard_rows = rows[i::n]
@@ -228,6 +229,6 @@ def _finish(opts: TokenizeOptions, rows: list[dict], units: list[Iterator[dict]]
         log(f"skipped {n_skipped} unreadable file(s), listed in {skipped_path(output)}")
     if opts.pack:
         n_units = int(read_json(opts.tokenizer / CONFIG_NAME)["n_units"])
-        pack_units(output, packed_prefix(output), n_units=n_units)
+        pack_units(output, prefix_of(output), n_units=n_units)
     log(f"{n_done} utterances tokenized -> {output}")
     return output

@@ -28,6 +28,7 @@ from ..audio.framing import units_framing
 from ..common.errors import InputError
 from ..common.files import iter_jsonl, read_json
 from ..common.options import arg, command
+from ..common.packed import packed_files, prefix_of
 from ..common.progress import log
 from ..training import Env, Recipe, TrainerOptions, fit, init, take
 from .base import VocoderModel
@@ -148,7 +149,7 @@ def train_vocoder(opts: VocoderTrainOptions) -> Path:
 
 
 def _n_units(units_path: Path, observed: int) -> int:
-    meta = units_path.with_name(units_path.name.removesuffix(".jsonl") + ".meta.json")
+    meta = packed_files(prefix_of(units_path))[".meta.json"]
     if meta.exists():
         return int(read_json(meta)["n_units"])
     log(f"vocoder: {meta} not found; n_units = max unit + 1 = {observed} (pass --n-units "
