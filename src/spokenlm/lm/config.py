@@ -10,7 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-N_SPECIALS = 3  # BOS, EOS, PAD
+from ..common.packed import N_SPECIALS  # BOS, EOS, PAD; defined once, with the packed format
+
+__all__ = ["N_SPECIALS", "SIZES", "LMConfig", "build_llama_config", "special_ids"]
 
 
 @dataclass(frozen=True)

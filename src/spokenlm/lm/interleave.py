@@ -46,8 +46,8 @@ import numpy as np
 
 from ..audio.framing import Framing
 from ..common.errors import InputError
+from ..common.packed import N_SPECIALS
 from ..data.alignments import Interval, is_silence
-from .config import N_SPECIALS
 from .text_codec import TextCodec
 
 Method = Literal["poisson", "random"]

@@ -38,7 +38,8 @@ import torch
 from ..common.errors import InputError
 from ..common.files import read_json
 from ..common.hub import local_or_hub
-from .config import N_SPECIALS
+from ..common.packed import N_SPECIALS
+from .config import special_ids
 from .model import META_FILE, UnitLM
 
 Init = Literal["mean", "random"]
@@ -149,8 +150,7 @@ def warm_start(text_lm: str | os.PathLike | Any, n_units: int, *, init: Init = "
     n_text = int(text_emb.shape[0])
     offset = n_text if keep_text_vocab else 0
     vocab = offset + n_units + N_SPECIALS
-    ids = {"bos_id": offset + n_units, "eos_id": offset + n_units + 1,
-           "pad_id": offset + n_units + 2}
+    ids = special_ids(n_units, offset)
     model.resize_token_embeddings(vocab, mean_resizing=False)  # keeps tying, sets vocab_size
     emb, head = model.get_input_embeddings(), model.get_output_embeddings()
     generator = torch.Generator().manual_seed(seed)
