@@ -16,10 +16,10 @@ from typing import Literal
 
 import numpy as np
 
+from ..common.edit_distance import error_rate
 from ..common.errors import ArtifactError, InputError
 from ..common.files import read_json, write_json
 from ..data.phonemes import split_phones
-from ..eval.edit_distance import error_rate
 
 Unit = Literal["chars", "phonemes"]
 BLANK = "<blank>"

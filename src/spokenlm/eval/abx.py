@@ -40,7 +40,7 @@ from ..common.files import write_json
 from ..common.options import arg, command
 from ..common.paths import stored_fields
 from ..common.progress import log, progress
-from .abx_groups import Categories, across_groups, encode, within_groups
+from .abx_groups import Categories, Token, across_groups, encode, within_groups
 from .abx_score import score_groups
 from .dtw import FrameBank
 from .skips import Skips, fmt, set_or_reason
@@ -50,15 +50,6 @@ SPEAKER_MODES = ("within", "across")
 CONTEXT_MODES = ("within", "any")
 #: libri-light's default seed (``zrc_abx2.eval_ABX.SEED``)
 REFERENCE_SEED = 3459
-
-
-@dataclass(frozen=True)
-class Token:
-    """One ABX token: which label, in which context, said by whom."""
-
-    label: str
-    context: str
-    speaker: str
 
 
 def condition_name(speaker: str, context: str) -> str:

@@ -30,6 +30,16 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Token:
+    """One ABX token: which label, in which context, said by whom (re-exported by
+    :mod:`spokenlm.eval.abx`; :mod:`~spokenlm.eval.abx_items` makes them)."""
+
+    label: str
+    context: str
+    speaker: str
+
+
+@dataclass(frozen=True)
 class Codes:
     """Integer ids per token: context, label, speaker (numbered by first appearance)."""
 

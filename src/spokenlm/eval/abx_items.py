@@ -46,7 +46,7 @@ from ..common.progress import log, progress
 from ..data.alignments import (ALIGNMENTS_HELP, SILENCE, SILENCE_HELP, STRESS_HELP, TIER_HELP,
                                TOLERANCE, Alignments, Interval, is_silence, read_alignments)
 from ..tokenize.tokenizer import SpeechTokenizer
-from .abx import Token
+from .abx_groups import Token
 from .skips import Skips
 
 

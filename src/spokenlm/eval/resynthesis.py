@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.load import AudioError, load_row
+from ..common.edit_distance import error_rate
 from ..common.errors import InputError
 from ..common.files import read_jsonl, write_json, write_jsonl
 from ..common.options import arg, command
 from ..common.paths import resolve_path, stored_fields
 from ..common.progress import log
-from .edit_distance import error_rate
 from .judges import asr_option, speaker_encoder_option
 from .skips import Skips, fmt, set_or_reason
 from .speaker import AUTO, SpeakerEmbedder, load_speaker_encoder, no_encoder_reason

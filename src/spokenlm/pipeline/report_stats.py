@@ -105,7 +105,7 @@ def word_error_rate(reference: str | None, hypothesis: str | None) -> float | No
     """WER of one transcript against its reference (normalised as ``eval resynthesis``
     normalises); None without a reference."""
     from ..asr.base import normalize_text
-    from ..eval.edit_distance import error_rate
+    from ..common.edit_distance import error_rate
 
     if not reference:
         return None
