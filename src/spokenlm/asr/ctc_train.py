@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio.load import load_row, row_num_samples
+from ..audio.load import load_row
 from ..audio.manifest import read_manifest
 from ..common.checkpoints import check_fits, read_state, reading
 from ..common.errors import InputError
@@ -30,6 +30,7 @@ from ..ssl.data import DataState, EpochRecipe
 from ..ssl.masking import span_mask
 from ..tokenize.encoders import ENCODERS, encoder_options
 from ..training import Env, TrainerOptions, fit, init, shard_slice
+from .batching import CTCBatches
 from .ctc_model import Adapter, CTCConfig, CTCModel
 from .text import Unit, Vocab, error_rates, reference_text, row_tokens
 
@@ -74,42 +75,6 @@ def select_rows(rows: list[dict], max_utterances: int | None,
         out.append(r)
         seconds += float(r.get("duration") or 0)
     return out
-
-
-class CTCBatches:
-    """Length-grouped shuffled batches: (wav (B, T) zero-padded, lengths (B,), targets
-    list of id lists). Batches are a function of (seed, epoch)."""
-
-    def __init__(self, rows: list[dict], vocab: Vocab, batch_size: int, seed: int,
-                 source: Path) -> None:
-        self.rows = rows
-        self.targets = [vocab.encode(row_tokens(r, vocab.unit, source)) for r in rows]
-        self.batch_size = max(1, min(batch_size, len(rows)))
-        self.seed = seed
-        self._lengths: dict[int, int] = {}
-
-    def length(self, i: int) -> int:
-        """Samples of row ``i`` (from its header, cached)."""
-        if i not in self._lengths:
-            self._lengths[i] = row_num_samples(self.rows[i])
-        return self._lengths[i]
-
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
-        dur = np.array([float(self.rows[i].get("duration") or 0) for i in order])
-        order = order[np.argsort(dur, kind="stable")]
-        batches = [order[s:s + self.batch_size].tolist()
-                   for s in range(0, len(order), self.batch_size)]
-        perm = np.random.default_rng([self.seed, epoch, 1]).permutation(len(batches))
-        return [batches[i] for i in perm]
-
-    def load(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
-        wavs = [load_row(self.rows[i]) for i in idx]
-        lengths = torch.tensor([len(w) for w in wavs])
-        wav = torch.zeros(len(wavs), int(lengths.max()))
-        for b, w in enumerate(wavs):
-            wav[b, :len(w)] = torch.from_numpy(w)
-        return wav, lengths, [self.targets[i] for i in idx]
 
 
 def ctc_loss(log_probs: torch.Tensor, frames: torch.Tensor,

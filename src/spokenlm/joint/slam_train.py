@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..asr.ctc_train import CTCBatches
+from ..asr.batching import CTCBatches
 from ..audio.constants import SAMPLE_RATE
 from ..audio.load import row_num_samples
 from ..audio.manifest import read_manifest
