@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--encoder", default="mfcc", choices=("mfcc", "logmel"))
     g.add_argument("--norm", default="none", choices=NORMS)
     g.add_argument("--no-deltas", action="store_true", help="mfcc: 13 statics only")
+    g.add_argument("--smooth", type=int, default=0,
+                   help="moving average over +-N frames of the normalised features (before "
+                        "deltas): steadier units within a phone")
     g.add_argument("--n-units", type=int, default=100)
     g.add_argument("--frame-rate", type=float, default=50.0)
     g.add_argument("--max-frames", type=int, default=200_000, help="k-means frames")
@@ -141,7 +144,7 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
         arrays[f"{part}_o"] = np.cumsum([0] + [len(f) for f in feats])
     if ex is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # concurrent rows
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
     return {part: [arrays[f"{part}_x"][a:b] for a, b in
@@ -178,6 +181,11 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
             elif args.norm == "speaker":
                 mu, sd = spk_stats[r["speaker"]]
                 f = (f - mu) / sd
+            if args.smooth > 0 and len(f):
+                k = 2 * args.smooth + 1
+                pad = np.pad(f, ((args.smooth, args.smooth), (0, 0)), mode="edge")
+                c = np.cumsum(np.vstack([np.zeros((1, f.shape[1])), pad]), axis=0)
+                f = (c[k:] - c[:-k]) / k
             f = f.astype(np.float32)
             if args.encoder == "mfcc" and not args.no_deltas:
                 t = torch.from_numpy(f)[None]
@@ -346,7 +354,8 @@ def table(path: Path) -> str:
     defaults = {k: v for k, v in vars(parse_args([])).items()
                 if k not in ("cache", "name", "seed", "threads", "table")}
     lines = ["| run | seed | changed levers | spot-the-word sum / mean | acceptability sum / mean "
-             "| valid / train loss | LM s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| spot-the-word, training voices | valid / train loss | LM s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for line in path.read_text().splitlines():
         r = json.loads(line)
         changed = ", ".join(f"{k}={v}" for k, v in r["levers"].items()
@@ -354,6 +363,7 @@ def table(path: Path) -> str:
         lines.append(f"| {r['name']} | {r['seed']} | {changed} | "
                      f"{r['spot_the_word']['sum']:.3f} / {r['spot_the_word']['mean']:.3f} | "
                      f"{r['acceptability']['sum']:.3f} / {r['acceptability']['mean']:.3f} | "
+                     f"{r.get('spot_the_word_seen', {}).get('sum', float('nan')):.3f} | "
                      f"{r['valid_loss']:.3f} / {r['train_loss']:.3f} | {r['wall_s']['lm']} |")
     return "\n".join(lines)
 

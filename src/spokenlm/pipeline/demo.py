@@ -39,8 +39,10 @@ class DemoOptions:
     cmn: bool = arg(False, help="mfcc: per-utterance cepstral mean normalisation before k-means")
     n_units: int = arg(100, help="k-means clusters (unit vocabulary size)")
     lm_size: str = arg("small", help="unit LM size preset (tiny, small, base, ...)")
-    lm_steps: int = arg(500, help="unit LM training steps (500: the cheapest count the sweep in "
-                        "benchmarks/demo_sweep.py found above chance on both benchmarks)")
+    lm_steps: int = arg(500, help="unit LM training steps")
+    lm_lr: float = arg(1.5e-3, help="unit LM peak learning rate (1.5e-3: the lever "
+                       "benchmarks/demo_sweep.py found; lm train's 5e-4 leaves this small LM "
+                       "undertrained in 500 steps)")
     lm_batch_size: int = arg(16, help="unit LM sequences per step")
     lm_seq_len: int = arg(256, help="unit LM training sequence length")
     lm_eval_every: int = arg(100, help="steps between validation losses (the report's curve)")

@@ -96,7 +96,7 @@ def _lm(o: DemoOptions, p: Paths) -> None:
 
     train_lm(units=p.units_of("train"), valid_units=p.units_of("valid"), output=p.lm_run,
              size=o.lm_size, max_steps=o.lm_steps, batch_size=o.lm_batch_size,
-             seq_len=o.lm_seq_len, seed=o.seed, tokenizer=p.tokenizer,
+             seq_len=o.lm_seq_len, lr=o.lm_lr, seed=o.seed, tokenizer=p.tokenizer,
              eval_every=o.lm_eval_every,
              init_from=p.text_lm if o.twist_steps > 0 else None)
 
