@@ -33,6 +33,7 @@ from ..common.options import arg, command
 from ..common.paths import store_row
 from ..common.progress import log, progress
 from .constants import MAX_DURATION_S, MIN_DURATION_S
+from .librispeech_layout import multi_split_root
 from .load import (SEGMENT_KEYS, AudioError, audio_info, decode_audio, printable,
                    validate_audio)
 
@@ -125,9 +126,7 @@ def make_manifest(opts: ManifestOptions) -> Path:
 
 def _librispeech_splits(root: Path) -> tuple[Path, list[str]] | None:
     """The split folders of a LibriSpeech root (see
-    :func:`spokenlm.data.corpora.librispeech.multi_split_root`), announced in the log."""
-    from ..data.corpora.librispeech import multi_split_root  # data builds on audio
-
+    :func:`spokenlm.audio.librispeech_layout.multi_split_root`), announced in the log."""
     found = multi_split_root(root)
     if found is not None:
         log(f"{printable(root)}: a LibriSpeech root with splits {found[1]}; speaker, chapter "

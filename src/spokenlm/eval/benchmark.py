@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.load import AudioError, load_row
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl
 from ..common.options import arg
 from ..common.paths import store_path
-from ..common.progress import log, progress
 from ..lm.model import UnitLM
+from ..tokenize.encode_rows import encode_audio  # noqa: F401  (re-exported)
 from ..tokenize.tokenizer import SpeechTokenizer
 from .skips import Skips
 
@@ -61,23 +60,6 @@ class Benchmark:
                 raise InputError(f"{root / 'items.jsonl'}: item {item['id']} names audio "
                                  f"{missing} absent from manifest.jsonl")
         return cls(root, config.get("kind", "pairs"), audio, items)
-
-
-def encode_audio(rows: dict[str, dict], tokenizer: SpeechTokenizer, desc: str = "tokenize",
-                 failed: dict[str, str] | None = None) -> dict[str, list[int]]:
-    """Deduplicated units for each audio id; unreadable files are reported, left out, and
-    their errors put in ``failed`` (audio id -> message)."""
-    units: dict[str, list[int]] = {}
-    for aid, row in progress(rows.items(), desc=desc, total=len(rows), unit="file"):
-        try:
-            wav = load_row(row)
-        except AudioError as e:
-            log(f"skipping {e}")
-            if failed is not None:
-                failed[aid] = str(e)
-            continue
-        units[aid] = tokenizer.encode(wav, dedup=True).units.tolist()
-    return units
 
 
 def score_items(bench: Benchmark, units: dict[str, list[int]], lm: UnitLM,

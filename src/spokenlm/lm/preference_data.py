@@ -13,8 +13,8 @@ forms (a file may mix them):
   file's folder.
 
 Audio is tokenized with the given tokenizer into deduplicated units, as the likelihood
-benchmarks tokenize theirs (:func:`spokenlm.eval.benchmark.encode_audio`); a pair whose audio
-cannot be read is skipped and reported.
+benchmarks tokenize theirs (:func:`spokenlm.tokenize.encode_rows.encode_audio`); a pair whose
+audio cannot be read is skipped and reported.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def _audio_rows(file: Path, rows: list[tuple[str, str, str, dict]]) -> dict[str,
 
 def _tokenize(file: Path, audio: dict[str, dict], tokenizer: Any, n_units: int,
               failed: dict[str, str]) -> dict[str, list[int]]:
-    from ..eval.benchmark import encode_audio
+    from ..tokenize.encode_rows import encode_audio
     from ..tokenize.tokenizer import SpeechTokenizer
 
     if tokenizer is None:

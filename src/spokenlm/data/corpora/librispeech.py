@@ -15,11 +15,11 @@ with splits ``train-clean-100``, ``train-clean-360``, ``train-other-500``, ``dev
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...audio.constants import MAX_DURATION_S, MIN_DURATION_S
+from ...audio.librispeech_layout import SPLIT_NAME, SPLIT_ORDER, multi_split_root  # noqa: F401
 from ...audio.load import printable
 from ...audio.manifest import skip_report_path, write_manifest
 from ...common.errors import InputError
@@ -27,13 +27,6 @@ from ...common.files import write_jsonl
 from ...common.options import arg, command
 from ...common.progress import log
 from ._scan import choose_splits, header_rows, split_audio
-
-#: Folder names of LibriSpeech splits (and Mini LibriSpeech's ``train-clean-5``, ``dev-clean-2``).
-SPLIT_NAME = re.compile(r"^(train|dev|test)-(clean|other)(-\d+)?$")
-#: Canonical order of the splits in a manifest (others follow, sorted by name).
-SPLIT_ORDER = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean",
-               "dev-other", "test-clean", "test-other")
-
 
 @dataclass
 class LibriSpeechOptions:
@@ -47,24 +40,6 @@ class LibriSpeechOptions:
     validate: bool = arg(False, help="also decode every file and reject silent or corrupt "
                                      "ones (slower; by default only headers are read)")
     jobs: int = arg(2, help="files checked in parallel")
-
-
-def multi_split_root(root: Path) -> tuple[Path, list[str]] | None:
-    """``(folder holding the splits, split names)`` when ``root`` is a LibriSpeech root
-    with split folders: it holds ``LibriSpeech/``, or first-level folders named like splits,
-    or first-level folders with ``<spk>/<chapter>/*.trans.txt`` inside. None otherwise (a
-    single split folder, or not LibriSpeech at all)."""
-    base = root / "LibriSpeech" if (root / "LibriSpeech").is_dir() else root
-    try:
-        children = sorted(p for p in base.iterdir() if p.is_dir())
-    except OSError:
-        return None
-    names = [p.name for p in children if SPLIT_NAME.match(p.name)
-             or next(p.glob("*/*/*.trans.txt"), None) is not None]
-    if not names:
-        return None
-    order = {name: i for i, name in enumerate(SPLIT_ORDER)}
-    return base, sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 def find_splits(root: Path) -> dict[str, Path]:
