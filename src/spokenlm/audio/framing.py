@@ -83,7 +83,13 @@ class Framing:
         Returns:
             float64 array of shape (n_frames,).
         """
-        return (np.arange(n_frames) * self.hop_length + self.win_length / 2) / self.sample_rate
+        return self.centre_times(np.arange(n_frames))
+
+    def centre_times(self, frames: np.ndarray) -> np.ndarray:
+        """Centre time (seconds) of frame positions ``frames`` (any shape; fractional
+        positions fall between frames): ``(hop i + win / 2) / sr``, same shape, float64."""
+        frames = np.asarray(frames, dtype=np.float64)
+        return (frames * self.hop_length + self.win_length / 2) / self.sample_rate
 
     def to_json(self) -> dict[str, Any]:
         """``{"frame_rate", "hop_length", "win_length"}`` for an artifact's JSON."""

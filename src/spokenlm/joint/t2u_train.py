@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..audio.constants import FRAME_RATE
 from ..audio.manifest import read_manifest
 from ..common.errors import InputError
 from ..common.files import read_json, read_jsonl
@@ -55,7 +56,7 @@ def even_durations(n_phones: int, n_frames: int) -> np.ndarray:
 def aligned_durations(intervals: list[list], n_frames: int) -> tuple[list[str], np.ndarray]:
     """Phones (``sil`` included) and frames per interval, summing to ``n_frames``."""
     phones = [str(p) for _, _, p in intervals]
-    edges = np.round(np.array([s for s, _, _ in intervals] + [intervals[-1][1]]) * 50)
+    edges = np.round(np.array([s for s, _, _ in intervals] + [intervals[-1][1]]) * FRAME_RATE)
     edges = np.clip(edges.astype(np.int64), 0, n_frames)
     edges[-1] = n_frames
     return phones, np.diff(edges).clip(min=0)

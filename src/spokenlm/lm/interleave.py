@@ -145,7 +145,7 @@ def unit_times(durations: Sequence[int], framing: Framing) -> np.ndarray:
     d = np.asarray(durations, dtype=np.float64)
     first = np.concatenate([[0.0], np.cumsum(d)[:-1]])  # (N,) first frame of each unit
     middle = first + (d - 1) / 2
-    return (middle * framing.hop_length + framing.win_length / 2) / framing.sample_rate
+    return framing.centre_times(middle)
 
 
 def word_unit_spans(words: Sequence[Interval], durations: Sequence[int],

@@ -158,7 +158,7 @@ def _speak(vocoder, prompt: dict, cont: list[int], stem: Path) -> dict:
     written as it comes (:func:`_speak_long`)."""
     with torch.inference_mode():  # the continuation's predicted length
         n_cont = vocoder.frame_units(cont)[0].shape[1] if cont else 0
-    if is_long((sum(prompt["prompt_durations"]) + n_cont) * vocoder.hop_length,
+    if is_long(vocoder.framing.samples(sum(prompt["prompt_durations"]) + n_cont),
                vocoder.sample_rate):
         return _speak_long(vocoder, prompt, cont, stem)
     cont_audio = vocoder.synthesize(cont, None) if cont else np.zeros(0, np.float32)
@@ -183,7 +183,7 @@ def _speak_long(vocoder, prompt: dict, cont: list[int], stem: Path) -> dict:
     else:  # nothing generated: a one-sample file, as _speak writes
         write_wav_blocks(cont_path, [np.zeros(1, np.float32)], vocoder.sample_rate)
         n_cont = 0
-    n_prompt = sum(prompt["prompt_durations"]) * vocoder.hop_length
+    n_prompt = vocoder.framing.samples(sum(prompt["prompt_durations"]))
 
     def pieces() -> Iterator[np.ndarray]:
         yield from vocoder.synthesize_stream(prompt["prompt_units"], prompt["prompt_durations"])

@@ -61,7 +61,7 @@ class FeatureExtractor:
         spec = self.encoder.chunking
         if chunk_seconds is None:
             return spec
-        frames = max(1, int(round(chunk_seconds * self.encoder.framing.frame_rate)))
+        frames = max(1, self.encoder.framing.frames(chunk_seconds))
         return Chunking(frames, spec.context_frames, spec.exact, spec.two_pass, spec.note)
 
     @torch.no_grad()

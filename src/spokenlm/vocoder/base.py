@@ -250,8 +250,7 @@ class VocoderModel(nn.Module):
         """Chunks of :data:`VOCODER_CHUNK_S` seconds of frames, each generated with
         :meth:`receptive_field_frames` of context per side and trimmed: the same waveform
         as in one piece (to float rounding) for generators made only of convolutions."""
-        rate = self.framing.frame_rate
-        return Chunking(int(round(VOCODER_CHUNK_S * rate)), self.receptive_field_frames(),
+        return Chunking(self.framing.frames(VOCODER_CHUNK_S), self.receptive_field_frames(),
                         exact=True)
 
     def frame_multiple(self) -> int:
@@ -309,7 +308,7 @@ class VocoderModel(nn.Module):
         if frames.numel() == 0:
             return write_wav_blocks(path, [], self.sample_rate)
         f0_in = self.f0_input(f0, frames.shape[1], idx)  # (1, 4F) or None
-        if not is_long(frames.shape[1] * self.hop_length, self.sample_rate):
+        if not is_long(self.framing.samples(frames.shape[1]), self.sample_rate):
             pieces: Iterable[np.ndarray] = [_to_numpy(self._generate(frames, spk, f0_in))]
         else:
             pieces = (_to_numpy(w) for w in self.generate_stream(frames, spk, f0_in))

@@ -156,7 +156,7 @@ class MFCCEncoder(Encoder):
         """Exact: cepstra are frame-local, deltas look 2 frames each way (delta-deltas 4);
         with ``cmn`` a first pass sums the cepstra of the whole input (float64) for the mean
         (:meth:`stream_stats`, :meth:`forward_with_stats`)."""
-        return Chunking(int(round(SPECTRAL_CHUNK_S * self.framing.frame_rate)),
+        return Chunking(self.framing.frames(SPECTRAL_CHUNK_S),
                         2 * DELTA_WIDTH if self.options.deltas else 0, exact=True,
                         two_pass=self.options.cmn)
 
@@ -233,7 +233,7 @@ class LogMelEncoder(Encoder):
     @property
     def chunking(self) -> Chunking:
         """Exact with no context: every frame is computed from its own window only."""
-        return Chunking(int(round(SPECTRAL_CHUNK_S * self.framing.frame_rate)), 0, exact=True)
+        return Chunking(self.framing.frames(SPECTRAL_CHUNK_S), 0, exact=True)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         self.check_input(wav)
