@@ -23,7 +23,7 @@ class TextLM:
     def __init__(self, path: str | Path, device: str = "auto") -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..lm.text_lm import TOKENIZER_FILE, TextTokenizer
+        from ..lm.text_tokenizer import TOKENIZER_FILE, TextTokenizer
 
         self.path = local_or_hub(path, "text LM")
         self.spokenlm_tokenizer: TextTokenizer | None = None

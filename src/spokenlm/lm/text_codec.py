@@ -3,9 +3,9 @@
 A :class:`TextCodec` wraps either tokenizer a text LM dir can hold, so interleaving, training
 and evaluation see one interface:
 
-- spokenlm's word/char :class:`~spokenlm.lm.text_lm.TextTokenizer` (``text_tokenizer.json``
-  of a ``spokenlm lm pretrain-text`` model: symbols at ids ``0..S-1``, the LM's BOS/EOS/PAD
-  after them);
+- spokenlm's word/char :class:`~spokenlm.lm.text_tokenizer.TextTokenizer`
+  (``text_tokenizer.json`` of a ``spokenlm lm pretrain-text`` model: symbols at ids
+  ``0..S-1``, the LM's BOS/EOS/PAD after them);
 - a Hugging Face tokenizer (``AutoTokenizer`` files beside an OPT / LLaMA / Qwen2 / GPT-2).
 
 ``text_vocab`` is the number of rows of the text LM's embedding (``config.json``
@@ -25,6 +25,7 @@ from typing import Any
 from ..common.errors import InputError
 from ..common.files import read_json
 from ..common.hub import local_or_hub
+from .text_tokenizer import TOKENIZER_FILE, TextTokenizer
 
 _PUNCT = re.compile(r"[^\w\s]+")
 
@@ -39,8 +40,6 @@ class TextCodec:
     def load(cls, path: str | os.PathLike, text_vocab: int | None = None) -> TextCodec:
         """The tokenizer in ``path`` (a text LM dir, or a saved codec dir); ``text_vocab``
         defaults to the ``vocab_size`` of the dir's ``config.json``."""
-        from .text_lm import TOKENIZER_FILE, TextTokenizer
-
         path = local_or_hub(path, "text LM")
         if text_vocab is None:
             text_vocab = text_vocab_size(path)
@@ -58,8 +57,6 @@ class TextCodec:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the tokenizer files into the dir ``path`` (created)."""
-        from .text_lm import TOKENIZER_FILE
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if self.kind == "spokenlm":

@@ -22,7 +22,7 @@ def save_tiny_text_lm(path: str | os.PathLike, sentences: Sequence[str], seed: i
     from transformers import LlamaForCausalLM
 
     from ..lm.config import LMConfig, build_llama_config
-    from ..lm.text_lm import TOKENIZER_FILE, TextTokenizer
+    from ..lm.text_tokenizer import TOKENIZER_FILE, TextTokenizer
 
     tok = TextTokenizer.fit(list(sentences), level)
     with torch.random.fork_rng(devices=[]):
