@@ -47,6 +47,20 @@ def test_ctc_loss_decreases_mfcc_adapter(tmp_path: Path) -> None:
     assert again.transcribe(wav) == model.transcribe(wav)
 
 
+def test_frame_lengths_follow_the_encoders_frame_rate() -> None:
+    """A 25 Hz encoder's utterances get 25 Hz frame counts (not the 50 Hz default's), so CTC
+    never reads the padding of a shorter utterance in the batch."""
+    vocab = Vocab(["<blank>", "a", "b", "c", "|"], "chars")
+    model = CTCModel(CTCConfig(encoder={"name": "mfcc", "frame_rate": 25.0}, adapter_layers=1,
+                               adapter_dim=32, dropout=0.0), vocab).eval()
+    wav = torch.from_numpy(np.stack([random_speech_like_wav(1.0, seed=0)] * 2))
+    lengths = torch.tensor([16000, 8000])
+    with torch.no_grad():
+        lp, frames = model(wav, lengths)
+    assert frames.tolist() == [model.encoder.num_frames(16000), model.encoder.num_frames(8000)]
+    assert frames[1] < frames[0] <= lp.shape[1] and frames[0] < 30  # ~25 frames a second
+
+
 def test_ctc_on_hf_encoder_freezes_conv_and_roundtrips(tmp_path: Path) -> None:
     hub = tiny_hubert_dir(tmp_path / "hub", num_hidden_layers=2, hidden_size=32)
     vocab = Vocab(["<blank>", "a", "b", "c"], "phonemes")

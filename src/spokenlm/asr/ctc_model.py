@@ -28,7 +28,6 @@ from ..common.errors import ArtifactError
 from ..common.files import atomic_dir, atomic_path, read_json, write_json
 from ..common.paths import ArtifactKind
 from ..tokenize.encoders import Encoder, build_encoder
-from ..tokenize.encoders.base import num_frames
 from ..tokenize.encoders.hf import HFEncoder
 from .base import ASR, register_asr
 from .text import Unit, Vocab, ctc_greedy
@@ -123,7 +122,7 @@ class CTCModel(torch.nn.Module):
         frame lengths (B,)). ``mask`` (B, F) masks adapter inputs (training only)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
             feats = self.encoder(wav)  # (B, F, D)
-        n = torch.tensor([num_frames(int(t)) for t in lengths], device=feats.device)
+        n = torch.tensor([self.encoder.num_frames(int(t)) for t in lengths], device=feats.device)
         n = n.clamp(max=feats.shape[1])
         if self.adapter is not None:
             feats = self.adapter(feats, n, mask)

@@ -28,7 +28,7 @@ from ..common.paths import store_path
 from ..common.progress import log, progress
 from ..ssl.data import DataState, EpochRecipe
 from ..ssl.masking import span_mask
-from ..tokenize.encoders import ENCODERS, encoder_options, num_frames
+from ..tokenize.encoders import ENCODERS, encoder_options
 from ..training import Env, TrainerOptions, fit, init, shard_slice
 from .batching import CTCBatches
 from .ctc_model import Adapter, CTCConfig, CTCModel
@@ -136,10 +136,11 @@ class CTCRecipe(EpochRecipe):
             if self.model.adapter is not None and self.opts.mask_prob > 0:
                 samples = [self.data.length(i) for i in idx]  # the whole batch's mask
                 samples[part] = lengths.tolist()
-                mask = span_mask([num_frames(t) for t in samples], self.opts.mask_prob, 10,
+                frames = self.model.encoder.num_frames  # the encoder's own frame rate
+                mask = span_mask([frames(t) for t in samples], self.opts.mask_prob, 10,
                                  seed=(self.opts.trainer.seed, 7, step),
-                                 max_frames=num_frames(max(samples)))
-                mask = mask[part, :num_frames(int(lengths.max()))]
+                                 max_frames=frames(max(samples)))
+                mask = mask[part, :frames(int(lengths.max()))]
             out.append((wav, lengths, targets, mask))
         return out
 
