@@ -20,7 +20,7 @@ from torch import nn
 
 from ..audio.load import load_row
 from ..audio.manifest import read_manifest
-from ..common.checkpoints import check_fits, read_state, reading
+from ..common.checkpoints import reading, restore_checkpoint
 from ..common.errors import InputError
 from ..common.files import write_json, write_jsonl
 from ..common.options import arg, command
@@ -104,10 +104,7 @@ def _load_checkpoint(path: Path, model: CTCModel) -> dict[str, Any]:
     then load its weights into it; return the trainer state."""
     with reading(path):
         weights = CTCModel.from_pretrained(path).state_dict()
-    state = read_state(path)
-    check_fits(path, weights, model)
-    model.load_state_dict(weights)
-    return state
+    return restore_checkpoint(path, model, weights)
 
 
 class CTCRecipe(EpochRecipe):

@@ -274,7 +274,13 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optional: Collection[str
     """Read ``weights_file`` and the trainer state of checkpoint ``path``, check the weights
     fit ``model``, then load them into it; return the trainer state. For trainers whose
     model's ``write_files`` writes one safetensors file of its whole ``state_dict``."""
-    weights = read_weights(path / weights_file)
+    return restore_checkpoint(path, model, read_weights(path / weights_file), optional)
+
+
+def restore_checkpoint(path: Path, model: torch.nn.Module, weights: dict[str, torch.Tensor],
+                       optional: Collection[str] = ()) -> dict[str, Any]:
+    """Check ``weights`` (read from checkpoint ``path`` however its model dir stores them)
+    fit ``model``, load them into it and return the checkpoint's trainer state."""
     state = read_state(path)
     check_fits(path, weights, model, optional)
     model.load_state_dict(weights, strict=False)  # strict up to ``optional``: checked above

@@ -84,6 +84,14 @@ def _player(page: Page, title: str, path: Path | None, seconds: float | None = N
     return f"<div class='player'><b>{esc(title)}{dur}</b>{page.audio(path, title)}</div>"
 
 
+def _transcripts_note(asr: str | None, tail: str, what: str, why: str, command: str) -> str:
+    """A listening section's transcript line: the ASR that wrote them (``tail`` ends the
+    sentence), or, with none, what is missing and the command that makes them."""
+    if asr:
+        return f"<p class='note'>Transcripts: {esc(asr)}{tail}</p>"
+    return missing(what, why, command)
+
+
 def ab_section(run: Run, page: Page, max_examples: int) -> str:
     if not run.resynth:
         return missing("A/B listening", "no resynthesis in this run (no resynth.jsonl)",
@@ -96,14 +104,11 @@ def ab_section(run: Run, page: Page, max_examples: int) -> str:
         out.append(f"<h3>{esc(run.rel(folder))}</h3><p class='note'>{len(rows)} utterances "
                    f"resynthesised from their units; {len(shown)} shown. Spectrograms share "
                    f"one colour scale per pair.</p>")
-        if asr:
-            out.append(f"<p class='note'>Transcripts: {esc(asr)}; WER of each against the "
-                       f"reference text.</p>")
-        else:
-            out.append(missing("ASR transcripts", "no `eval resynthesis` result covers "
-                               "these utterances",
-                               f"spokenlm eval resynthesis {folder} --output "
-                               f"{run.root / 'eval' / 'resynthesis.json'}"))
+        out.append(_transcripts_note(
+            asr, "; WER of each against the reference text.", "ASR transcripts",
+            "no `eval resynthesis` result covers these utterances",
+            f"spokenlm eval resynthesis {folder} --output "
+            f"{run.root / 'eval' / 'resynthesis.json'}"))
         for r in shown:
             out.append(_ab_card(run, page, folder, r, trans.get(r.get("id"))))
     return "".join(out)
@@ -150,13 +155,11 @@ def continuations_section(run: Run, page: Page, max_examples: int) -> str:
                    f"of each source utterance; sampling: temperature "
                    f"{settings.get('temperature', '?')}, top-k {settings.get('top_k', '?')}, "
                    f"at most {settings.get('max_new_tokens', '?')} new units.</p>")
-        if asr:
-            out.append(f"<p class='note'>Transcripts: {esc(asr)}.</p>")
-        else:
-            out.append(missing("ASR transcripts of the continuations", "no `eval generation "
-                               "--asr` result covers these continuations",
-                               f"spokenlm eval generation {folder} --asr pocketsphinx "
-                               f"--output {run.root / 'eval' / 'generation.json'}"))
+        out.append(_transcripts_note(
+            asr, ".", "ASR transcripts of the continuations",
+            "no `eval generation --asr` result covers these continuations",
+            f"spokenlm eval generation {folder} --asr pocketsphinx "
+            f"--output {run.root / 'eval' / 'generation.json'}"))
         for r in shown:
             out.append(_continuation_card(run, page, folder, r, trans.get(r.get("id")), cut))
     return "".join(out)

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..audio.constants import SAMPLE_RATE
 from ..audio.manifest import read_manifest
-from ..common.checkpoints import check_fits, read_state, read_weights, reading
+from ..common.checkpoints import read_weights, reading, restore_checkpoint
 from ..common.errors import InputError
 from ..common.files import write_json
 from ..common.hub import local_or_hub
@@ -127,10 +127,7 @@ def _load_checkpoint(path: Path, model: HubertPretrainModel) -> dict[str, Any]:
         encoder = HubertModel.from_pretrained(str(path), local_files_only=True).state_dict()
     weights = {**{f"hubert.{k}": v for k, v in encoder.items()},
                **read_weights(path / HEAD_WEIGHTS)}
-    state = read_state(path)
-    check_fits(path, weights, model)
-    model.load_state_dict(weights)
-    return state
+    return restore_checkpoint(path, model, weights)
 
 
 class SSLRecipe(EpochRecipe):
