@@ -86,3 +86,33 @@ def test_local_directory_wins_and_missing_paths_keep_their_message(tmp_path: Pat
     assert local_or_hub(tmp_path / "nope") == tmp_path / "nope"  # caller reports it
     with pytest.raises(InputError, match="not found"):
         resolve_model_dir(tmp_path / "nope")
+
+
+def test_no_download_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SPOKENLM_DOWNLOAD=1 a hub id (or a mistyped relative path that reads as one)
+    never reaches the hub client, even with HF_HUB_OFFLINE unset; with it, the client is
+    called to download (a stand-in here: no network in tests)."""
+    import huggingface_hub
+
+    calls: list[dict] = []
+
+    def fake_download(**kw):
+        calls.append(kw)
+        return str(tmp_path / "downloaded")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("SPOKENLM_DOWNLOAD", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(InputError, match="SPOKENLM_DOWNLOAD=1"):
+        resolve_model_dir("runs/lm", "unit LM")
+    assert calls == []
+    monkeypatch.setenv("SPOKENLM_DOWNLOAD", "1")
+    assert resolve_model_dir("org/model@v1") == tmp_path / "downloaded"
+    assert calls == [{"repo_id": "org/model", "revision": "v1",
+                      "cache_dir": str(tmp_path / "empty-cache")}]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub's own switch still wins
+    with pytest.raises(InputError, match="not in the local Hugging Face cache"):
+        resolve_model_dir("org/other")
+    assert len(calls) == 1
