@@ -81,17 +81,27 @@ def test_cli_refuses_a_crafted_checkpoint_with_one_line(tmp_path: Path,
     assert main(["interop", "hubert-import", str(path), "--output", str(tmp_path / "hf")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "hubert.pt" in err and "posix.system" in err
-    assert "--trust-pickle" in err and not marker.exists()
+    assert "--allow-global posix.system" in err and not marker.exists()
 
 
-def test_trust_pickle_is_explicit(tmp_path: Path) -> None:
-    """With --trust-pickle the allowlist is lifted (the documented meaning of the flag)."""
+def test_allow_global_adds_exactly_the_named_global(tmp_path: Path) -> None:
+    """--allow-global extends the allowlist by the named global only: a file that also
+    names another one is still refused, before anything runs (there is no way to lift the
+    allowlist as a whole)."""
     path = tmp_path / "odd.pt"
     torch.save({"model": {"w": torch.ones(1)}, "extra": Payload(complex, 1, 2),
                 "when": Payload(bytearray, b"ab")}, path)
-    with pytest.raises(UnsafePickleError, match="builtins.bytearray"):
+    with pytest.raises(UnsafePickleError, match="--allow-global builtins.bytearray"):
         load_fairseq_checkpoint(path)
-    assert load_fairseq_checkpoint(path, trust_pickle=True)["when"] == bytearray(b"ab")
+    ckpt = load_fairseq_checkpoint(path, allow_globals=["builtins.bytearray"])
+    assert ckpt["when"] == bytearray(b"ab")
+    marker = tmp_path / "pwned"
+    both = tmp_path / "both.pt"
+    torch.save({"model": {}, "when": Payload(bytearray, b"ab"),
+                "evil": Payload(os.system, f"touch {marker}")}, both)
+    with pytest.raises(UnsafePickleError, match="posix.system"):
+        load_fairseq_checkpoint(both, allow_globals=["builtins.bytearray"])
+    assert not marker.exists()
 
 
 def test_real_layouts_load(tmp_path: Path) -> None:

@@ -83,10 +83,12 @@ def test_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "junk.bin").write_bytes(b"not a pickle")
     with pytest.raises(InputError, match="cannot read it as a joblib"):
         import_kmeans(km_path=tmp_path / "junk.bin", output=tmp_path / "tok", encoder="mfcc")
-    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # writing needs it, reading does not
+    tok_dir = SpeechTokenizer(build_encoder({"name": "mfcc"}),
+                              KMeans(np.zeros((2, 39), np.float32)),
+                              device="cpu").save_pretrained(tmp_path / "tok2")
     with pytest.raises(InputError, match="pip install scikit-learn"):
-        import_kmeans(km_path=tmp_path / "dict.bin", output=tmp_path / "tok", encoder="mfcc",
-                      trust_pickle=True)
+        export_kmeans(tokenizer=tok_dir, output=tmp_path / "out.bin")
 
 
 def test_reading_needs_neither_sklearn_nor_joblib(tmp_path: Path, km_file: Path,

@@ -15,7 +15,7 @@ into plain dicts, lists and scalars.
 
 Every global the pickle names is checked against an allowlist
 (:mod:`spokenlm.interop.safe_pickle`), so a crafted checkpoint cannot run code here;
-``trust_pickle=True`` (``--trust-pickle``) lifts the allowlist for files that need more.
+``allow_globals`` (``--allow-global module.name``) adds exact globals a trusted file needs.
 """
 
 from __future__ import annotations
@@ -23,32 +23,12 @@ from __future__ import annotations
 import argparse
 import enum
 import os
-import pickle
-import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..common.errors import InputError
-from .safe_pickle import STUB_MODULES, Stub, UnsafePickleError, restricted_torch_load, stub_class
-
-
-class TrustingUnpickler(pickle.Unpickler):
-    """``--trust-pickle``: fairseq / omegaconf / hydra / sklearn classes become stubs, every
-    other global is imported as the file names it (the file can run any code)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] in STUB_MODULES:
-            return stub_class(module, name)
-        return super().find_class(module, name)
-
-
-#: A ``pickle_module`` for ``torch.load`` with no allowlist (``--trust-pickle`` only).
-trusting_pickle = types.ModuleType("spokenlm_trusting_pickle")
-trusting_pickle.Unpickler = TrustingUnpickler  # type: ignore[attr-defined]
-trusting_pickle.load = lambda f, **kw: TrustingUnpickler(f, **kw).load()  # type: ignore
-trusting_pickle.__dict__["__version__"] = getattr(pickle, "format_version", "4.0")
+from .safe_pickle import Stub, UnsafePickleError, restricted_torch_load
 
 
 def to_plain(obj: Any) -> Any:
@@ -83,12 +63,12 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-def load_fairseq_checkpoint(path: str | os.PathLike, trust_pickle: bool = False
+def load_fairseq_checkpoint(path: str | os.PathLike, allow_globals: Sequence[str] = ()
                             ) -> dict[str, Any]:
     """Load a fairseq checkpoint as a dict; ``cfg`` / ``args`` become plain dicts.
 
     Tensors stay on the CPU in their saved dtype. Globals outside the allowlist raise
-    :class:`UnsafePickleError` before anything runs, unless ``trust_pickle``. Raises
+    :class:`UnsafePickleError` before anything runs, unless named in ``allow_globals``. Raises
     :class:`InputError` naming the file when it is missing, not a torch file, or not a
     fairseq checkpoint (no ``model``).
     """
@@ -96,11 +76,7 @@ def load_fairseq_checkpoint(path: str | os.PathLike, trust_pickle: bool = False
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found; pass the fairseq .pt file")
     try:
-        if trust_pickle:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False,
-                              pickle_module=trusting_pickle)
-        else:
-            ckpt = restricted_torch_load(path)
+        ckpt = restricted_torch_load(path, allow_globals)
     except UnsafePickleError:
         raise
     except Exception as e:  # noqa: BLE001 - torch / pickle raise many types

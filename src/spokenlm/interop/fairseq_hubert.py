@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from ..common.paths import check_replaceable, store_path
 from ..common.progress import log
 from .checkpoint import load_fairseq_checkpoint, model_config
 from .fairseq_config import fairseq_value, hf_hubert_kwargs
-from .safe_pickle import TRUST_PICKLE_HELP
+from .safe_pickle import ALLOW_GLOBAL_HELP
 
 #: fairseq key (regex) -> transformers HubertModel key; ``{wn}`` is the weight-norm prefix.
 KEY_MAP: list[tuple[str, str]] = [
@@ -141,7 +142,7 @@ def _load_weights(model: Any, fairseq_state: dict[str, torch.Tensor], path: Path
 
 
 def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathLike, *,
-                           overwrite: bool = False, trust_pickle: bool = False) -> Path:
+                           overwrite: bool = False, allow_globals: Sequence[str] = ()) -> Path:
     """Convert a fairseq HuBERT / mHuBERT checkpoint into a transformers model directory.
 
     Args:
@@ -150,8 +151,8 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
             ``preprocessor_config.json`` with ``do_normalize`` = the task's ``normalize``,
             ``spokenlm_conversion.json``). Written atomically (renamed into place).
         overwrite: replace ``output`` when it exists.
-        trust_pickle: read the checkpoint without the global allowlist
-            (:mod:`spokenlm.interop.safe_pickle`); it can then run code.
+        allow_globals: exact ``module.name`` globals to allow besides the allowlist of
+            :mod:`spokenlm.interop.safe_pickle` (the file may call them: trusted files only).
     Returns:
         ``output``.
     """
@@ -159,7 +160,7 @@ def convert_fairseq_hubert(checkpoint: str | os.PathLike, output: str | os.PathL
 
     checkpoint, output = Path(checkpoint), Path(output)
     check_replaceable(output, None, overwrite)  # before the (slow) load
-    ckpt = load_fairseq_checkpoint(checkpoint, trust_pickle=trust_pickle)
+    ckpt = load_fairseq_checkpoint(checkpoint, allow_globals=allow_globals)
     state, model_cfg, task_cfg = _unwrap_finetuned(ckpt, checkpoint)
     kwargs = hf_hubert_kwargs(model_cfg, source=str(checkpoint))
     model = HubertModel(HubertConfig(**kwargs)).eval()
@@ -188,11 +189,11 @@ class ConvertHubertOptions:
     checkpoint: Path = arg(positional=True, help="fairseq HuBERT / mHuBERT checkpoint (.pt)")
     output: Path = arg(Path("hubert-hf"), help="Hugging Face model directory to write")
     overwrite: bool = arg(False, help="replace --output if it exists")
-    trust_pickle: bool = arg(False, help=TRUST_PICKLE_HELP)
+    allow_global: list[str] = arg([], help=ALLOW_GLOBAL_HELP)
 
 
 @command("interop hubert-import", ConvertHubertOptions)
 def convert_hubert(opts: ConvertHubertOptions) -> Path:
     """Convert a fairseq HuBERT/mHuBERT .pt into a Hugging Face HubertModel directory."""
     return convert_fairseq_hubert(opts.checkpoint, opts.output, overwrite=opts.overwrite,
-                                  trust_pickle=opts.trust_pickle)
+                                  allow_globals=opts.allow_global)

@@ -11,7 +11,8 @@ through :func:`resolve_global`:
 - the few real globals that tensors, numpy arrays and config containers need are allowed by
   exact name (:data:`ALLOWED_GLOBALS`, with the format each comes from);
 - anything else stops the load at that opcode, before anything is called, with an
-  :class:`UnsafePickleError` naming the global and the file.
+  :class:`UnsafePickleError` naming the global and the file; a user who trusts the file may
+  add that exact global (``--allow-global module.name``), never lift the allowlist.
 
 :func:`restricted_torch_load` reads fairseq ``.pt`` files this way; :func:`load_joblib`
 reads scikit-learn k-means files written by ``joblib.dump`` (arrays stored after the pickle
@@ -32,6 +33,7 @@ import types
 import zipfile
 import zlib
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -141,10 +143,10 @@ _WRAPPERS = {"joblib.numpy_pickle.NumpyArrayWrapper",
 _LEGACY_JOBLIB = {"NDArrayWrapper", "ZNDArrayWrapper"}
 
 
-#: The ``--trust-pickle`` help of every command that reads pickles.
-TRUST_PICKLE_HELP = ("unpickle the file with no allowlist: it can then run any code its author "
-                     "chose, as you. Only for files from someone you trust, in a format the "
-                     "allowlist refuses (e.g. joblib < 0.10 k-means files)")
+#: The ``--allow-global`` help of every command that reads pickles.
+ALLOW_GLOBAL_HELP = ("module.name globals to allow besides spokenlm's allowlist (the refusal "
+                     "names the one a file needs); an allowed global is imported and may be "
+                     "called by the file: only for files from someone you trust")
 
 
 class UnsafePickleError(InputError):
@@ -160,8 +162,10 @@ class ArrayWrapper:
     numpy_array_alignment_bytes: int | None = None
 
 
-def resolve_global(module: str, name: str, file: str | os.PathLike) -> Any:
-    """The object a pickle's ``module.name`` global may stand for, or raise.
+def resolve_global(module: str, name: str, file: str | os.PathLike,
+                   allowed: Collection[str] = ()) -> Any:
+    """The object a pickle's ``module.name`` global may stand for, or raise. ``allowed``:
+    exact ``module.name`` globals the user added to :data:`ALLOWED_GLOBALS` for this file.
 
     Protocol < 3 pickles spell Python 2 names (``__builtin__.dict``); they are mapped the
     way :class:`pickle.Unpickler` maps them (no Python 3 module has those names, so the
@@ -175,16 +179,15 @@ def resolve_global(module: str, name: str, file: str | os.PathLike) -> Any:
     if name in _LEGACY_JOBLIB and module.split(".")[-1].startswith("numpy_pickle"):
         raise UnsafePickleError(
             f"{file}: written by joblib < 0.10 (arrays in side files, {key}), which cannot be "
-            f"read with the allowlist; re-save it with a current joblib.dump, or pass "
-            f"--trust-pickle if you trust the file's author")
+            f"read with the allowlist; re-save it with a current joblib.dump")
     if module.split(".")[0] in STUB_MODULES:
         return stub_class(module, name)
-    if key not in ALLOWED_GLOBALS:
+    if key not in ALLOWED_GLOBALS and key not in allowed:
         raise UnsafePickleError(
             f"{file}: refusing to unpickle global {key!r} (not on spokenlm's allowlist of "
             f"the globals fairseq / scikit-learn / numpy / torch files need; loading it could "
             f"run code chosen by the file's author); nothing from the file was executed. "
-            f"Pass --trust-pickle only if you trust who wrote the file")
+            f"Pass --allow-global {key} only if you trust who wrote the file")
     for candidate in _spellings(module):
         try:
             return getattr(importlib.import_module(candidate), name)
@@ -204,21 +207,23 @@ def _spellings(module: str) -> list[str]:
     return [module]
 
 
-def restricted_unpickler_class(file: str | os.PathLike) -> type[pickle.Unpickler]:
+def restricted_unpickler_class(file: str | os.PathLike, allowed: Collection[str] = ()
+                               ) -> type[pickle.Unpickler]:
     """A C ``pickle.Unpickler`` subclass whose ``find_class`` is :func:`resolve_global`."""
 
     class RestrictedUnpickler(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
-            return resolve_global(module, name, file)
+            return resolve_global(module, name, file, allowed)
 
     return RestrictedUnpickler
 
 
-def restricted_pickle_module(file: str | os.PathLike) -> types.ModuleType:
+def restricted_pickle_module(file: str | os.PathLike, allowed: Collection[str] = ()
+                             ) -> types.ModuleType:
     """A ``pickle_module`` for ``torch.load``: torch subclasses its ``Unpickler`` (keeping
     this ``find_class`` for every global but storage types) and calls its ``load`` for the
     legacy format's headers."""
-    unpickler = restricted_unpickler_class(file)
+    unpickler = restricted_unpickler_class(file, allowed)
     mod = types.ModuleType("spokenlm_restricted_pickle")
     mod.Unpickler = unpickler  # type: ignore[attr-defined]
     mod.load = lambda f, **kw: unpickler(f, **kw).load()  # type: ignore[attr-defined]
@@ -226,8 +231,9 @@ def restricted_pickle_module(file: str | os.PathLike) -> types.ModuleType:
     return mod
 
 
-def restricted_torch_load(path: str | os.PathLike) -> Any:
-    """``torch.load`` of ``path`` on the CPU with every global checked by the allowlist.
+def restricted_torch_load(path: str | os.PathLike, allowed: Collection[str] = ()) -> Any:
+    """``torch.load`` of ``path`` on the CPU with every global checked by the allowlist
+    (plus the exact ``allowed`` globals).
 
     TorchScript archives are refused first (``torch.load`` would hand them to
     ``torch.jit.load``, which runs code from the archive).
@@ -243,7 +249,7 @@ def restricted_torch_load(path: str | os.PathLike) -> Any:
     # weights_only=False hands unpickling to the restricted module: torch's own allowlist
     # cannot stand fairseq / omegaconf classes in for inert stubs.
     return torch.load(path, map_location="cpu", weights_only=False,
-                      pickle_module=restricted_pickle_module(path))
+                      pickle_module=restricted_pickle_module(path, allowed))
 
 
 # -- joblib ------------------------------------------------------------------------------
@@ -280,12 +286,12 @@ class _JoblibUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, file: BinaryIO, path: Path) -> None:
+    def __init__(self, file: BinaryIO, path: Path, allowed: Collection[str] = ()) -> None:
         super().__init__(file)
-        self._file, self._path = file, path
+        self._file, self._path, self._allowed = file, path, allowed
 
     def find_class(self, module: str, name: str) -> Any:
-        return resolve_global(module, name, self._path)
+        return resolve_global(module, name, self._path, self._allowed)
 
     def load_build(self) -> None:
         if isinstance(self.stack[-2], type):  # setting attributes on a class, not an object
@@ -300,7 +306,7 @@ class _JoblibUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     def _read_array(self, w: ArrayWrapper) -> np.ndarray:
         dtype, shape = np.dtype(w.dtype), tuple(int(s) for s in w.shape)
         if dtype.hasobject:  # pickled inline; same allowlist
-            inner = _JoblibUnpickler(self._file, self._path)
+            inner = _JoblibUnpickler(self._file, self._path, self._allowed)
             return np.asarray(inner.load(), dtype=dtype)
         if w.numpy_array_alignment_bytes is not None:
             pad = self._file.read(1)
@@ -316,12 +322,12 @@ class _JoblibUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         return array.reshape(shape)
 
 
-def load_joblib(path: str | os.PathLike) -> Any:
-    """Load a ``joblib.dump`` file with the allowlist; scikit-learn estimators come back as
-    :class:`Stub` instances holding their attributes."""
+def load_joblib(path: str | os.PathLike, allowed: Collection[str] = ()) -> Any:
+    """Load a ``joblib.dump`` file with the allowlist (plus the exact ``allowed`` globals);
+    scikit-learn estimators come back as :class:`Stub` instances holding their attributes."""
     path = Path(path)
     with _open_joblib(path) as f:
-        return _JoblibUnpickler(f, path).load()
+        return _JoblibUnpickler(f, path, allowed).load()
 
 
 def stub_state(obj: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ package is needed. Writing needs ``scikit-learn`` and ``joblib`` installed.
 from __future__ import annotations
 
 import os
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from ..tokenize.encoders import ENCODERS, build_encoder, encoder_options
 from ..tokenize.encoders.base import encoder_path_spec
 from ..tokenize.kmeans import KMeans
 from ..tokenize.tokenizer import SpeechTokenizer
-from .safe_pickle import TRUST_PICKLE_HELP, load_joblib, stub_state
+from .safe_pickle import ALLOW_GLOBAL_HELP, load_joblib, stub_state
 
 
 def _require_sklearn(path: Path) -> None:
@@ -46,18 +46,19 @@ def _require_sklearn(path: Path) -> None:
         import joblib  # noqa: F401
         import sklearn  # noqa: F401
     except ImportError as e:
-        raise InputError(f"{path}: writing scikit-learn k-means files (and --trust-pickle "
-                         f"reading) needs scikit-learn and joblib ({e}); run "
+        raise InputError(f"{path}: writing scikit-learn k-means files needs scikit-learn "
+                         f"and joblib ({e}); run "
                          f"`pip install scikit-learn joblib`") from e
 
 
-def load_sklearn_centroids(path: str | os.PathLike, trust_pickle: bool = False) -> np.ndarray:
+def load_sklearn_centroids(path: str | os.PathLike, allow_globals: Sequence[str] = ()
+                           ) -> np.ndarray:
     """Centroids (K, D) float32 of a joblib-pickled scikit-learn k-means model.
 
     Accepts any estimator with ``cluster_centers_`` (``MiniBatchKMeans``, ``KMeans``), or a
     pickled (K, D) array. Read with the global allowlist of
     :func:`~spokenlm.interop.safe_pickle.load_joblib` (no scikit-learn or joblib needed, no
-    code from the file runs), or with ``joblib.load`` when ``trust_pickle``. Raises
+    code from the file runs), plus the exact ``allow_globals`` the user trusts. Raises
     :class:`InputError` naming the file otherwise.
     """
     path = Path(path)
@@ -65,20 +66,8 @@ def load_sklearn_centroids(path: str | os.PathLike, trust_pickle: bool = False) 
         raise InputError(f"{path}: k-means file not found; pass the joblib file written by "
                          f"learn_kmeans.py (e.g. km.bin)")
     try:
-        if trust_pickle:
-            _require_sklearn(path)
-            import joblib
-
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                model = joblib.load(path)
-            for w in caught:
-                if "version" in str(w.message).lower():
-                    log(f"{path}: {w.message}")
-            centers = getattr(model, "cluster_centers_", model)
-        else:
-            model = load_joblib(path)
-            centers = stub_state(model).get("cluster_centers_", model)
+        model = load_joblib(path, allow_globals)
+        centers = stub_state(model).get("cluster_centers_", model)
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - unpickling raises many types
@@ -135,13 +124,13 @@ class KMeansImportOptions:
     layer: int = arg(6, help="transformer layer the k-means was fitted on (hubert, wav2vec2)")
     overwrite: bool = arg(False, help="replace --output even when it is a non-empty folder "
                                       "that is not a tokenizer (its files are deleted)")
-    trust_pickle: bool = arg(False, help=TRUST_PICKLE_HELP)
+    allow_global: list[str] = arg([], help=ALLOW_GLOBAL_HELP)
 
 
 @command("interop kmeans-import", KMeansImportOptions)
 def import_kmeans(opts: KMeansImportOptions) -> Path:
     """Import a scikit-learn k-means (joblib) as a spokenlm tokenizer directory."""
-    centroids = load_sklearn_centroids(opts.km_path, trust_pickle=opts.trust_pickle)
+    centroids = load_sklearn_centroids(opts.km_path, allow_globals=opts.allow_global)
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
     path = encoder_path_spec(opts.encoder_path)
