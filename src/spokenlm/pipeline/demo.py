@@ -38,6 +38,9 @@ class DemoOptions:
                                    "(its default 50 when unset; 25 halves the units)")
     cmn: bool = arg(False, help="mfcc: per-utterance cepstral mean normalisation before k-means")
     n_units: int = arg(100, help="k-means clusters (unit vocabulary size)")
+    unit_filter: int = arg(5, help="odd width (frames) of the tokenizer's mode filter over "
+                           "frame units before dedup (5: the lever benchmarks/demo_sweep.py "
+                           "found; 1: none, as GSLM)")
     lm_size: str = arg("small", help="unit LM size preset (tiny, small, base, ...)")
     lm_steps: int = arg(500, help="unit LM training steps")
     lm_lr: float = arg(1.5e-3, help="unit LM peak learning rate (1.5e-3: the lever "

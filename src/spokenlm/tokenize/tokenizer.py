@@ -3,11 +3,14 @@
 A tokenizer directory holds ``config.json``::
 
     {"encoder": {"name": "hubert", "path": "/models/hubert-base", "layer": 6, ...},
-     "n_units": 100, "dim": 768, "frame_rate": 50.0, "hop_length": 320, "win_length": 400,
-     "spokenlm_version": "0.1.0"}
+     "n_units": 100, "dim": 768, "unit_filter": 1, "frame_rate": 50.0, "hop_length": 320,
+     "win_length": 400, "spokenlm_version": "0.1.0"}
 
 and ``centroids.safetensors`` (``centroids``: float32 (K, D)). For ``hubert`` / ``wav2vec2``
-the encoder weights are *not* copied: ``path`` names the model directory.
+the encoder weights are *not* copied: ``path`` names the model directory. ``unit_filter``
+is the width of the mode filter applied to frame units before dedup
+(:mod:`spokenlm.tokenize.unit_filter`; 1, the default and GSLM's, is none; configs written
+before it existed read as 1).
 
 Audio of any length encodes in bounded memory: :meth:`SpeechTokenizer.encode_row` streams
 rows longer than :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` from disk and encodes them
@@ -37,6 +40,7 @@ from .dedup import dedup as run_length
 from .encoders import Encoder, build_encoder
 from .features import DEFAULT_BATCH_SECONDS, FeatureExtractor
 from .kmeans import KMeans
+from .unit_filter import check_width, mode_filter
 
 CONFIG_NAME = "config.json"
 CENTROIDS_NAME = "centroids.safetensors"
@@ -62,10 +66,11 @@ class Units:
 
 
 class SpeechTokenizer:
-    """Audio (T,) at 16 kHz -> frame features (F, D) -> units (F,) in [0, n_units)."""
+    """Audio (T,) at 16 kHz -> frame features (F, D) -> units (F,) in [0, n_units): the
+    nearest centroid of each frame, mode-filtered over ``unit_filter`` frames (1: not)."""
 
     def __init__(self, encoder: Encoder, kmeans: KMeans, *, device: str = "auto",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", unit_filter: int = 1) -> None:
         if encoder.dim != kmeans.dim:
             raise InputError(f"encoder {encoder.name} gives {encoder.dim}-dim features but the "
                              f"k-means centroids are {kmeans.dim}-dim; train the tokenizer "
@@ -73,6 +78,7 @@ class SpeechTokenizer:
         self.extractor = FeatureExtractor(encoder, device=device, precision=precision)
         self.encoder = self.extractor.encoder
         self.kmeans = kmeans
+        self.unit_filter = check_width(unit_filter, "unit_filter")
 
     @property
     def n_units(self) -> int:
@@ -102,8 +108,10 @@ class SpeechTokenizer:
     # ---- units ----------------------------------------------------------------------
 
     def units_from_features(self, feats: np.ndarray, dedup: bool = True) -> Units:
-        """Nearest-centroid units of features (F, D), run-length deduplicated if ``dedup``."""
+        """Nearest-centroid units of features (F, D), mode-filtered (``unit_filter``), run-length
+        deduplicated if ``dedup``."""
         frames = self.kmeans.assign(feats) if len(feats) else np.zeros(0, dtype=np.int64)
+        frames = mode_filter(frames, self.unit_filter)
         if dedup:
             units, durations = run_length(frames)
             return Units(units, durations, len(frames))
@@ -136,6 +144,7 @@ class SpeechTokenizer:
         frames = [self.kmeans.assign(f) for f in
                   self.extractor.features_stream(blocks, chunk_seconds=chunk_seconds) if len(f)]
         units = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int64)
+        units = mode_filter(units, self.unit_filter)  # over the whole: chunk edges unchanged
         if dedup:
             u, d = run_length(units)
             return Units(u, d, len(units))
@@ -159,7 +168,8 @@ class SpeechTokenizer:
 
     def config(self) -> dict[str, Any]:
         return {"encoder": self.encoder.config(), "n_units": self.n_units,
-                "dim": self.kmeans.dim, **self.framing.to_json(),
+                "dim": self.kmeans.dim, "unit_filter": self.unit_filter,
+                **self.framing.to_json(),
                 "spokenlm_version": __version__}
 
     def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -195,7 +205,13 @@ class SpeechTokenizer:
             raise ArtifactError(f"{cfg_path}: records frames at {recorded.describe()} but its "
                                 f"encoder gives {encoder.framing.describe()}; the encoder "
                                 f"model changed since training, retrain the tokenizer")
-        return cls(encoder, kmeans, device=device, precision=precision)
+        try:
+            unit_filter = check_width(config.get("unit_filter", 1), "unit_filter")
+        except InputError as e:
+            raise ArtifactError(f"{cfg_path}: {e}; fix the file or train the tokenizer "
+                                f"again") from e
+        return cls(encoder, kmeans, device=device, precision=precision,
+                   unit_filter=unit_filter)
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -28,6 +28,7 @@ from .encoders.base import encoder_path_spec, parse_encoder_options
 from .features import FeatureExtractor
 from .kmeans import KMeans, subsample
 from .tokenizer import TOKENIZER_KIND, SpeechTokenizer
+from .unit_filter import check_width
 
 STATS_NAME = "kmeans_stats.json"
 
@@ -47,6 +48,8 @@ class TokenizerTrainOptions:
                                    "logmel): 50 (default), 25, 12.5 or any rate giving a whole "
                                    "hop at 16 kHz; SSL encoders have their model's rate")
     n_units: int = arg(100, help="number of k-means clusters (units), e.g. 50-2000")
+    unit_filter: int = arg(1, help="odd width (frames) of a mode filter over frame units "
+                           "before dedup: 1 none (GSLM), 5 removes one-frame flicker at 50 Hz")
     max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
     max_files: int | None = arg(None, help="use at most this many files (random subset)")
     max_hours: float | None = arg(None, help="use at most this many hours (random subset)")
@@ -64,6 +67,7 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     """Train a speech tokenizer (encoder features + k-means) on a manifest's audio."""
     t0 = time.perf_counter()
     check_replaceable(opts.output, TOKENIZER_KIND, opts.overwrite)  # before hours of k-means
+    check_width(opts.unit_filter)
     rows = read_rows(opts.manifest)
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
@@ -108,7 +112,7 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     kmeans = KMeans.fit(x, opts.n_units, niter=opts.niter, seed=opts.seed)
     t_km = time.perf_counter()
 
-    tokenizer = SpeechTokenizer(encoder, kmeans, device="cpu")
+    tokenizer = SpeechTokenizer(encoder, kmeans, device="cpu", unit_filter=opts.unit_filter)
     tokenizer.save_pretrained(opts.output, overwrite=opts.overwrite)
     inertia = kmeans.inertia(x)
     write_json(opts.output / STATS_NAME, {
