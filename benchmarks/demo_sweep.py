@@ -411,14 +411,15 @@ def table(path: Path) -> str:
     defaults named."""
     defaults = {k: v for k, v in vars(parse_args([])).items()
                 if k not in ("cache", "name", "seed", "threads", "table")}
-    lines = ["| run | seed | changed levers | spot-the-word sum / mean | acceptability sum / mean "
-             "| spot-the-word, training voices | valid / train loss | LM s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| run | seed | changed levers | pairs | spot-the-word sum / mean "
+             "| acceptability sum / mean | spot-the-word, training voices | valid / train loss "
+             "| LM s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for line in path.read_text().splitlines():
         r = json.loads(line)
         changed = ", ".join(f"{k}={v}" for k, v in r["levers"].items()
                             if defaults.get(k) != v) or "-"
-        lines.append(f"| {r['name']} | {r['seed']} | {changed} | "
+        lines.append(f"| {r['name']} | {r['seed']} | {changed} | {r['spot_the_word']['n']} | "
                      f"{r['spot_the_word']['sum']:.3f} / {r['spot_the_word']['mean']:.3f} | "
                      f"{r['acceptability']['sum']:.3f} / {r['acceptability']['mean']:.3f} | "
                      f"{r.get('spot_the_word_seen', {}).get('sum', float('nan')):.3f} | "
