@@ -121,7 +121,8 @@ class KMeansImportOptions:
     output: Path = arg(Path("tokenizer"), help="tokenizer directory to write")
     encoder: str = arg("hubert", help=f"encoder the k-means was fitted on: {sorted(ENCODERS)}")
     encoder_path: Path | None = arg(None, help="local model directory (hubert, wav2vec2)")
-    layer: int = arg(6, help="transformer layer the k-means was fitted on (hubert, wav2vec2)")
+    layer: int | None = arg(None, help="transformer layer the k-means was fitted on (default: "
+                            "the encoder's own, 6 for hubert and wav2vec2)")
     overwrite: bool = arg(False, help="replace --output even when it is a non-empty folder "
                                       "that is not a tokenizer (its files are deleted)")
     allow_global: list[str] = arg([], help=ALLOW_GLOBAL_HELP)
