@@ -116,3 +116,12 @@ def test_no_download_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(InputError, match="not in the local Hugging Face cache"):
         resolve_model_dir("org/other")
     assert len(calls) == 1
+
+
+def test_the_test_session_is_offline() -> None:
+    """tests/conftest.py turns downloads off for every test, even when the shell exported
+    SPOKENLM_DOWNLOAD=1 or HF_HUB_OFFLINE=0."""
+    from spokenlm.common.hub import is_offline
+
+    assert is_offline() and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert "SPOKENLM_DOWNLOAD" not in os.environ
