@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-NORMS = ("none", "cmn", "cmvn", "speaker")
+NORMS = ("none", "cmn", "cmvn", "speaker", "position")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="> 1: replace each frame's unit by the most common unit of the "
                         "K frames around it before dedup (removes one-frame flicker, so a "
                         "phone's unit count depends less on noise)")
+    g.add_argument("--unit-penalty", type=float, default=0.0,
+                   help="> 0: duration-penalised units (DPDP, Kamper 2022): frame units by "
+                        "dynamic programming, each change of unit costing this many mean "
+                        "frame-to-centroid distances")
     g.add_argument("--n-units", type=int, default=100)
     g.add_argument("--frame-rate", type=float, default=50.0)
     g.add_argument("--max-frames", type=int, default=200_000, help="k-means frames")
@@ -94,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 #: levers added after rows were run: left out of a row's key at their default, so the
 #: rows run before them keep their run directories
-LATER_LEVERS = {"mode_filter": 0}
+LATER_LEVERS = {"mode_filter": 0, "unit_penalty": 0.0}
 
 
 def _key(d: dict) -> str:
@@ -187,6 +191,15 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
         for spk, fs in acc.items():
             x = np.concatenate(fs).astype(np.float64)
             spk_stats[spk] = (x.mean(0), x.std(0) + 1e-5)
+    pos_mean = None
+    if args.norm == "position":  # mean feature at each frame index, over training utterances
+        train = feats["train"]
+        n_pos = max(len(f) for f in train)
+        pos_sum, pos_n = np.zeros((n_pos, train[0].shape[1])), np.zeros(n_pos)
+        for f in train:
+            pos_sum[:len(f)] += f
+            pos_n[:len(f)] += 1
+        pos_mean = pos_sum / np.maximum(pos_n, 1)[:, None]
     out: dict[str, list[np.ndarray]] = {}
     for part, fs in feats.items():
         res = []
@@ -196,6 +209,9 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
                 f = f - f.mean(0)
                 if args.norm == "cmvn":
                     f = f / (f.std(0) + 1e-5)
+            elif pos_mean is not None and len(f):
+                idx = np.minimum(np.arange(len(f)), len(pos_mean) - 1)
+                f = f - pos_mean[idx]
             elif args.norm == "speaker":
                 mu, sd = spk_stats[r["speaker"]]
                 f = (f - mu) / sd
@@ -219,14 +235,21 @@ def units_of(feats: dict[str, list[np.ndarray]], args: argparse.Namespace
     """k-means on the training frames; (units, durations) of every row; unit statistics."""
     from spokenlm.tokenize.dedup import dedup
     from spokenlm.tokenize.kmeans import KMeans, subsample
+    from spokenlm.tokenize.dp_units import dp_assign
     from spokenlm.tokenize.unit_filter import mode_filter
 
     x = subsample(np.concatenate(feats["train"]), args.max_frames, args.seed)
     km = KMeans.fit(x, args.n_units, niter=20, seed=args.seed)
+    scale = km.inertia(x) / len(x)
+
+    def frame_units(f: np.ndarray) -> np.ndarray:
+        u = (dp_assign(km.distances(f), args.unit_penalty * scale) if args.unit_penalty > 0
+             else km.assign(f))
+        return mode_filter(u, max(1, args.mode_filter))
+
     out = {}
     for part, fs in feats.items():
-        out[part] = [dedup(mode_filter(km.assign(f), max(1, args.mode_filter))) if len(f)
-                     else (np.zeros(0, np.int64),) * 2
+        out[part] = [dedup(frame_units(f)) if len(f) else (np.zeros(0, np.int64),) * 2
                      for f in fs]
     train = out["train"]
     n_tok = sum(len(u) for u, _ in train)
@@ -234,7 +257,7 @@ def units_of(feats: dict[str, list[np.ndarray]], args: argparse.Namespace
     used = np.unique(np.concatenate([u for u, _ in train]))
     return out, {"units_used": int(used.size), "train_tokens": n_tok,
                  "dedup_units_per_s": n_tok / (n_frames / args.frame_rate),
-                 "inertia_per_frame": km.inertia(x) / len(x)}
+                 "inertia_per_frame": scale}
 
 
 def write_units(path: Path, rows: list[dict], units: list[tuple[np.ndarray, np.ndarray]],

@@ -41,6 +41,9 @@ class DemoOptions:
     unit_filter: int = arg(5, help="odd width (frames) of the tokenizer's mode filter over "
                            "frame units before dedup (5: the lever benchmarks/demo_sweep.py "
                            "found; 1: none, as GSLM)")
+    unit_penalty: float = arg(0.0, help="> 0: duration-penalised units (tokenize train "
+                              "--unit-penalty): each change of unit costs this many mean "
+                              "frame-to-centroid distances")
     lm_size: str = arg("small", help="unit LM size preset (tiny, small, base, ...)")
     lm_steps: int = arg(500, help="unit LM training steps")
     lm_lr: float = arg(1.5e-3, help="unit LM peak learning rate (1.5e-3: the lever "

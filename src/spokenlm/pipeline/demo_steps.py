@@ -71,7 +71,7 @@ def _tokenizer(o: DemoOptions, p: Paths) -> None:
 
     train_tokenizer(manifest=p.corpus / "train.jsonl", output=p.tokenizer, encoder=o.encoder,
                     n_units=o.n_units, seed=o.seed, frame_rate=o.frame_rate,
-                    unit_filter=o.unit_filter,
+                    unit_filter=o.unit_filter, unit_penalty=o.unit_penalty,
                     encoder_option=["cmn=true"] if o.cmn else [])
 
 

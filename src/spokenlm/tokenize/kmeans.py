@@ -149,6 +149,16 @@ class KMeans:
         """Index of the nearest centroid for each row of ``x`` (N, D): (N,) int64."""
         return self._search(x)[1]
 
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        """Squared distances of each row of ``x`` (N, D) to every centroid: float32 (N, K)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise InputError(f"k-means: features of shape {x.shape} do not match centroids "
+                             f"of dim {self.dim}; use the encoder this tokenizer was trained with")
+        c = self.centroids
+        d = (x * x).sum(1, keepdims=True) - 2.0 * (x @ c.T) + (c * c).sum(1)[None]
+        return np.maximum(d, 0.0, out=d)
+
     def inertia(self, x: np.ndarray) -> float:
         """Sum over rows of ``x`` (N, D) of the squared distance to the nearest centroid."""
         return float(self._search(x)[0].astype(np.float64).sum())

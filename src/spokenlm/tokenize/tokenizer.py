@@ -3,14 +3,19 @@
 A tokenizer directory holds ``config.json``::
 
     {"encoder": {"name": "hubert", "path": "/models/hubert-base", "layer": 6, ...},
-     "n_units": 100, "dim": 768, "unit_filter": 1, "frame_rate": 50.0, "hop_length": 320,
+     "n_units": 100, "dim": 768, "unit_filter": 1, "unit_penalty": 0.0,
+     "distance_scale": 1843.2, "frame_rate": 50.0, "hop_length": 320,
      "win_length": 400, "spokenlm_version": "0.1.0"}
 
 and ``centroids.safetensors`` (``centroids``: float32 (K, D)). For ``hubert`` / ``wav2vec2``
 the encoder weights are *not* copied: ``path`` names the model directory. ``unit_filter``
 is the width of the mode filter applied to frame units before dedup
 (:mod:`spokenlm.tokenize.unit_filter`; 1, the default and GSLM's, is none; configs written
-before it existed read as 1).
+before it existed read as 1). ``unit_penalty`` > 0 picks frame units by duration-penalised
+dynamic programming instead of nearest centroids (:mod:`spokenlm.tokenize.dp_units`): each
+change of unit costs ``unit_penalty`` times ``distance_scale``, the mean squared distance of
+a training frame to its centroid (0, the default and GSLM's, is nearest-centroid; configs
+written before it read as 0).
 
 Audio of any length encodes in bounded memory: :meth:`SpeechTokenizer.encode_row` streams
 rows longer than :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` from disk and encodes them
@@ -40,6 +45,7 @@ from .dedup import dedup as run_length
 from .encoders import Encoder, build_encoder
 from .features import DEFAULT_BATCH_SECONDS, FeatureExtractor
 from .kmeans import KMeans
+from .dp_units import ViterbiAssigner, check_penalty, dp_assign
 from .unit_filter import check_width, mode_filter
 
 CONFIG_NAME = "config.json"
@@ -67,10 +73,13 @@ class Units:
 
 class SpeechTokenizer:
     """Audio (T,) at 16 kHz -> frame features (F, D) -> units (F,) in [0, n_units): the
-    nearest centroid of each frame, mode-filtered over ``unit_filter`` frames (1: not)."""
+    nearest centroid of each frame (or, with ``unit_penalty`` > 0, the duration-penalised
+    choice of :func:`~spokenlm.tokenize.dp_units.dp_assign`, a change of unit costing
+    ``unit_penalty * distance_scale``), mode-filtered over ``unit_filter`` frames (1: not)."""
 
     def __init__(self, encoder: Encoder, kmeans: KMeans, *, device: str = "auto",
-                 precision: str = "fp32", unit_filter: int = 1) -> None:
+                 precision: str = "fp32", unit_filter: int = 1, unit_penalty: float = 0.0,
+                 distance_scale: float | None = None) -> None:
         if encoder.dim != kmeans.dim:
             raise InputError(f"encoder {encoder.name} gives {encoder.dim}-dim features but the "
                              f"k-means centroids are {kmeans.dim}-dim; train the tokenizer "
@@ -79,6 +88,24 @@ class SpeechTokenizer:
         self.encoder = self.extractor.encoder
         self.kmeans = kmeans
         self.unit_filter = check_width(unit_filter, "unit_filter")
+        self.unit_penalty = check_penalty(unit_penalty, "unit_penalty")
+        if self.unit_penalty > 0 and (distance_scale is None or not distance_scale > 0):
+            raise InputError(f"unit_penalty {self.unit_penalty:g} needs the k-means distance "
+                             f"scale (mean squared frame-to-centroid distance, > 0), got "
+                             f"{distance_scale!r}")
+        self.distance_scale = None if distance_scale is None else float(distance_scale)
+
+    def _frame_units(self, feats: np.ndarray) -> np.ndarray:
+        """Features (F, D) -> frame units (F,) int64 before the mode filter."""
+        if not len(feats):
+            return np.zeros(0, dtype=np.int64)
+        if self.unit_penalty > 0:
+            return dp_assign(self.kmeans.distances(feats), self._penalty())
+        return self.kmeans.assign(feats)
+
+    def _penalty(self) -> float:
+        """The absolute cost of a change of unit (squared-distance units)."""
+        return self.unit_penalty * float(self.distance_scale or 0.0)
 
     @property
     def n_units(self) -> int:
@@ -110,8 +137,7 @@ class SpeechTokenizer:
     def units_from_features(self, feats: np.ndarray, dedup: bool = True) -> Units:
         """Nearest-centroid units of features (F, D), mode-filtered (``unit_filter``), run-length
         deduplicated if ``dedup``."""
-        frames = self.kmeans.assign(feats) if len(feats) else np.zeros(0, dtype=np.int64)
-        frames = mode_filter(frames, self.unit_filter)
+        frames = mode_filter(self._frame_units(feats), self.unit_filter)
         if dedup:
             units, durations = run_length(frames)
             return Units(units, durations, len(frames))
@@ -141,9 +167,16 @@ class SpeechTokenizer:
         equal :meth:`encode` of the whole waveform for the spectral encoders; for HuBERT /
         wav2vec 2.0 they agree only approximately (``encoder.chunking.exact``).
         """
-        frames = [self.kmeans.assign(f) for f in
-                  self.extractor.features_stream(blocks, chunk_seconds=chunk_seconds) if len(f)]
-        units = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int64)
+        chunks = self.extractor.features_stream(blocks, chunk_seconds=chunk_seconds)
+        if self.unit_penalty > 0:  # one dynamic programme over all chunks, in order
+            viterbi = ViterbiAssigner(self._penalty())
+            for f in chunks:
+                if len(f):
+                    viterbi.push(self.kmeans.distances(f))
+            units = viterbi.finish()
+        else:
+            frames = [self.kmeans.assign(f) for f in chunks if len(f)]
+            units = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int64)
         units = mode_filter(units, self.unit_filter)  # over the whole: chunk edges unchanged
         if dedup:
             u, d = run_length(units)
@@ -169,6 +202,7 @@ class SpeechTokenizer:
     def config(self) -> dict[str, Any]:
         return {"encoder": self.encoder.config(), "n_units": self.n_units,
                 "dim": self.kmeans.dim, "unit_filter": self.unit_filter,
+                "unit_penalty": self.unit_penalty, "distance_scale": self.distance_scale,
                 **self.framing.to_json(),
                 "spokenlm_version": __version__}
 
@@ -207,11 +241,13 @@ class SpeechTokenizer:
                                 f"model changed since training, retrain the tokenizer")
         try:
             unit_filter = check_width(config.get("unit_filter", 1), "unit_filter")
+            penalty = check_penalty(config.get("unit_penalty", 0.0), "unit_penalty")
+            return cls(encoder, kmeans, device=device, precision=precision,
+                       unit_filter=unit_filter, unit_penalty=penalty,
+                       distance_scale=config.get("distance_scale"))
         except InputError as e:
             raise ArtifactError(f"{cfg_path}: {e}; fix the file or train the tokenizer "
                                 f"again") from e
-        return cls(encoder, kmeans, device=device, precision=precision,
-                   unit_filter=unit_filter)
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -28,6 +28,7 @@ from .encoders.base import encoder_path_spec, parse_encoder_options
 from .features import FeatureExtractor
 from .kmeans import KMeans, subsample
 from .tokenizer import TOKENIZER_KIND, SpeechTokenizer
+from .dp_units import check_penalty
 from .unit_filter import check_width
 
 STATS_NAME = "kmeans_stats.json"
@@ -50,6 +51,10 @@ class TokenizerTrainOptions:
     n_units: int = arg(100, help="number of k-means clusters (units), e.g. 50-2000")
     unit_filter: int = arg(1, help="odd width (frames) of a mode filter over frame units "
                            "before dedup: 1 none (GSLM), 5 removes one-frame flicker at 50 Hz")
+    unit_penalty: float = arg(0.0, help="> 0: duration-penalised units (DPDP, Kamper 2022): "
+                              "frame units chosen by dynamic programming, each change of unit "
+                              "costing this many mean frame-to-centroid distances; 0 nearest "
+                              "centroid (GSLM)")
     max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
     max_files: int | None = arg(None, help="use at most this many files (random subset)")
     max_hours: float | None = arg(None, help="use at most this many hours (random subset)")
@@ -68,6 +73,7 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     t0 = time.perf_counter()
     check_replaceable(opts.output, TOKENIZER_KIND, opts.overwrite)  # before hours of k-means
     check_width(opts.unit_filter)
+    check_penalty(opts.unit_penalty)
     rows = read_rows(opts.manifest)
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
@@ -112,9 +118,11 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     kmeans = KMeans.fit(x, opts.n_units, niter=opts.niter, seed=opts.seed)
     t_km = time.perf_counter()
 
-    tokenizer = SpeechTokenizer(encoder, kmeans, device="cpu", unit_filter=opts.unit_filter)
-    tokenizer.save_pretrained(opts.output, overwrite=opts.overwrite)
     inertia = kmeans.inertia(x)
+    tokenizer = SpeechTokenizer(encoder, kmeans, device="cpu", unit_filter=opts.unit_filter,
+                                unit_penalty=opts.unit_penalty,
+                                distance_scale=inertia / len(x) if inertia > 0 else None)
+    tokenizer.save_pretrained(opts.output, overwrite=opts.overwrite)
     write_json(opts.output / STATS_NAME, {
         "n_units": opts.n_units, "n_frames": int(len(x)), "dim": int(x.shape[1]),
         "inertia": inertia, "inertia_per_frame": inertia / len(x),
