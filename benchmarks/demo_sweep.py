@@ -81,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--intermediate", type=int, default=None)
     g.add_argument("--heads", type=int, default=None)
     g.add_argument("--dropout", type=float, default=None, help="attention dropout")
+    g.add_argument("--input-noise", type=float, default=0.0,
+                   help="share of input units replaced by random ones each step (lm train "
+                        "--input-noise)")
     g.add_argument("--steps", type=int, default=250)
     g.add_argument("--batch-size", type=int, default=16)
     g.add_argument("--seq-len", type=int, default=256)
@@ -98,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 #: levers added after rows were run: left out of a row's key at their default, so the
 #: rows run before them keep their run directories
-LATER_LEVERS = {"mode_filter": 0, "unit_penalty": 0.0}
+LATER_LEVERS = {"mode_filter": 0, "unit_penalty": 0.0, "input_noise": 0.0}
 
 
 def _key(d: dict) -> str:
@@ -372,6 +375,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                  max_steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
                  lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
                  seed=args.seed, eval_every=args.eval_every, save_every=10 ** 9,
+                 input_noise=args.input_noise,
                  device="cpu", **extra)
     wall["lm"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -93,6 +93,9 @@ class LMTrainOptions:
                          "units get --units-weight")
     units_weight: float = arg(1.0, help="sampling weight of the positional units in a --mix")
     eval_batches: int = arg(20, help="validation batches per evaluation")
+    input_noise: float = arg(0.0, help="share of input units replaced by random units at each "
+                             "step, targets unchanged (a regulariser against memorising unit "
+                             "strings; 0: none)")
     trainer: TrainerOptions = arg(LM_TRAINER, help="training loop options (--distributed "
                                   "fsdp shards the LM over the processes)")
 
@@ -125,11 +128,24 @@ def model_config(opts: LMTrainOptions) -> LMConfig:
                           tie_word_embeddings=opts.tie_embeddings)
 
 
-def lm_loss(model: torch.nn.Module, x: torch.Tensor, bos_id: int) -> torch.Tensor:
-    """Mean next-token cross-entropy of blocks x (B, T+1); BOS targets are not scored."""
-    logits = model(input_ids=x[:, :-1], use_cache=False).logits  # (B, T, V)
+def lm_loss(model: torch.nn.Module, x: torch.Tensor, bos_id: int,
+            inputs: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy of blocks x (B, T+1); BOS targets are not scored.
+    ``inputs`` (B, T) replaces ``x[:, :-1]`` as the model's input (e.g. noised units)."""
+    inputs = x[:, :-1] if inputs is None else inputs
+    logits = model(input_ids=inputs, use_cache=False).logits  # (B, T, V)
     target = x[:, 1:].masked_fill(x[:, 1:] == bos_id, -100)  # (B, T)
     return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=-100)
+
+
+def noised_units(x: torch.Tensor, share: float, lo: int, hi: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Token ids x (B, T) with each id in the unit range [lo, hi) replaced, with probability
+    ``share``, by a unit drawn uniformly from that range (BOS / EOS / text tokens kept)."""
+    is_unit = (x >= lo) & (x < hi)
+    hit = torch.rand(x.shape, generator=generator).to(x.device) < share
+    random_units = torch.randint(lo, hi, x.shape, generator=generator).to(x.device)
+    return torch.where(is_unit & hit, random_units, x)
 
 
 @torch.no_grad()
@@ -252,7 +268,14 @@ class LMRecipe(UnitLMRecipe):
         return out
 
     def loss(self, model: nn.Module, batch: torch.Tensor, step: int) -> dict[str, Any]:
-        return {"loss": lm_loss(model, batch, self.lm.bos_id)}
+        inputs = None
+        if self.opts.input_noise > 0:  # the same noise after a resume: seeded by step + data
+            g = torch.Generator().manual_seed(
+                self.opts.trainer.seed * 1_000_003 + step * 7919 + int(batch[:, 0].sum()))
+            lo = self.lm.unit_offset
+            inputs = noised_units(batch[:, :-1], self.opts.input_noise, lo,
+                                  lo + self.lm.n_units, g)
+        return {"loss": lm_loss(model, batch, self.lm.bos_id, inputs)}
 
     def evaluate(self, model: nn.Module, step: int | None) -> dict[str, float]:
         if self.valid_blocks is None:
@@ -290,6 +313,9 @@ class LMRecipe(UnitLMRecipe):
 @command("lm train", LMTrainOptions)
 def train_lm(opts: LMTrainOptions) -> Path:
     """Train a unit LM on packed units; returns the final unit LM dir (<output>/final)."""
+    if not 0.0 <= opts.input_noise < 1.0:
+        raise InputError(f"--input-noise {opts.input_noise}: give the share of input units "
+                         f"to replace, in [0, 1) (e.g. 0.1)")
     t, env = opts.trainer, init(opts.trainer)
     run = opts.output
     prefix = packed_prefix(opts.units)
