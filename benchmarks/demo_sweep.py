@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-NORMS = ("none", "cmn", "cmvn", "speaker", "position")
+NORMS = ("none", "cmn", "cmvn", "speaker", "position", "global")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -203,6 +203,9 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
             pos_sum[:len(f)] += f
             pos_n[:len(f)] += 1
         pos_mean = pos_sum / np.maximum(pos_n, 1)[:, None]
+    if args.norm == "global":  # one z-score per dimension, from the training frames
+        x = np.concatenate(feats["train"]).astype(np.float64)
+        g_mu, g_sd = x.mean(0), x.std(0) + 1e-5
     out: dict[str, list[np.ndarray]] = {}
     for part, fs in feats.items():
         res = []
@@ -212,6 +215,8 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
                 f = f - f.mean(0)
                 if args.norm == "cmvn":
                     f = f / (f.std(0) + 1e-5)
+            elif args.norm == "global":
+                f = (f - g_mu) / g_sd
             elif pos_mean is not None and len(f):
                 idx = np.minimum(np.arange(len(f)), len(pos_mean) - 1)
                 f = f - pos_mean[idx]
