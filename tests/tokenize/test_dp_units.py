@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from spokenlm.common.errors import ArtifactError, InputError
-from spokenlm.testing.audio import random_speech_like_wav, write_test_manifest, write_wav_folder
+from spokenlm.testing.audio import random_speech_like_wav
+from spokenlm.testing.tokenizers import streamed_and_whole, tiny_mfcc_tokenizer
 from spokenlm.tokenize import SpeechTokenizer, train_tokenizer
 from spokenlm.tokenize.dedup import dedup
 from spokenlm.tokenize.dp_units import ViterbiAssigner, dp_assign
@@ -68,10 +69,7 @@ def test_bad_penalty_is_refused(penalty: object) -> None:
 
 @pytest.fixture(scope="module")
 def penalised(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tok")
-    manifest = write_test_manifest(root / "m.jsonl", write_wav_folder(root / "wavs", n=4))
-    return train_tokenizer(manifest=manifest, output=root / "tokenizer", encoder="mfcc",
-                           n_units=16, niter=10, device="cpu", unit_penalty=1.0)
+    return tiny_mfcc_tokenizer(tmp_path_factory.mktemp("tok"), unit_penalty=1.0)
 
 
 def test_tokenizer_records_applies_and_reloads_the_penalty(penalised: Path,
@@ -92,11 +90,8 @@ def test_tokenizer_records_applies_and_reloads_the_penalty(penalised: Path,
 
 
 def test_streamed_units_equal_the_whole_file(penalised: Path) -> None:
-    tok = SpeechTokenizer.from_pretrained(penalised, device="cpu")
-    wav = random_speech_like_wav(6.0, seed=4)
-    blocks = lambda: (wav[i:i + 7001] for i in range(0, len(wav), 7001))  # noqa: E731
-    streamed = tok.encode_stream(blocks, dedup=False, chunk_seconds=0.7)
-    assert streamed.units.tolist() == tok.encode(wav, dedup=False).units.tolist()
+    streamed, whole = streamed_and_whole(penalised)
+    assert streamed == whole and len(whole) > 100  # 6 s at 50 Hz, streamed in 9 chunks
 
 
 def test_old_configs_read_as_no_penalty_and_a_bad_one_is_refused(penalised: Path,

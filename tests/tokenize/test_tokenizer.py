@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 
 from spokenlm.common.errors import ArtifactError
-from spokenlm.testing.audio import random_speech_like_wav, write_test_manifest, write_wav_folder
-from spokenlm.tokenize import SpeechTokenizer, build_encoder, expand, train_tokenizer
+from spokenlm.testing.audio import random_speech_like_wav
+from spokenlm.testing.tokenizers import tiny_mfcc_tokenizer
+from spokenlm.tokenize import SpeechTokenizer, build_encoder, expand
 from spokenlm.tokenize.kmeans import KMeans
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tok")
-    manifest = write_test_manifest(root / "m.jsonl", write_wav_folder(root / "wavs", n=4))
-    return train_tokenizer(manifest=manifest, output=root / "tokenizer", encoder="mfcc",
-                           n_units=8, niter=10, device="cpu")
+    return tiny_mfcc_tokenizer(tmp_path_factory.mktemp("tok"), n_units=8)
 
 
 def test_train_writes_artifacts(trained: Path) -> None:

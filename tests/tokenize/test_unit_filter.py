@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from spokenlm.common.errors import ArtifactError, InputError
-from spokenlm.testing.audio import random_speech_like_wav, write_test_manifest, write_wav_folder
+from spokenlm.testing.audio import random_speech_like_wav
+from spokenlm.testing.tokenizers import streamed_and_whole, tiny_mfcc_tokenizer
 from spokenlm.tokenize import SpeechTokenizer, train_tokenizer
 from spokenlm.tokenize.dedup import dedup
 from spokenlm.tokenize.unit_filter import mode_filter
@@ -50,10 +51,7 @@ def test_bad_width_is_refused(width: int) -> None:
 
 @pytest.fixture(scope="module")
 def filtered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tok")
-    manifest = write_test_manifest(root / "m.jsonl", write_wav_folder(root / "wavs", n=4))
-    return train_tokenizer(manifest=manifest, output=root / "tokenizer", encoder="mfcc",
-                           n_units=16, niter=10, device="cpu", unit_filter=5)
+    return tiny_mfcc_tokenizer(tmp_path_factory.mktemp("tok"), unit_filter=5)
 
 
 def test_tokenizer_records_applies_and_reloads_the_filter(filtered: Path, tmp_path: Path) -> None:
@@ -71,11 +69,8 @@ def test_tokenizer_records_applies_and_reloads_the_filter(filtered: Path, tmp_pa
 
 
 def test_streamed_units_equal_the_whole_file(filtered: Path) -> None:
-    tok = SpeechTokenizer.from_pretrained(filtered, device="cpu")
-    wav = random_speech_like_wav(6.0, seed=4)
-    blocks = lambda: (wav[i:i + 7001] for i in range(0, len(wav), 7001))  # noqa: E731
-    streamed = tok.encode_stream(blocks, dedup=False, chunk_seconds=0.7)
-    assert streamed.units.tolist() == tok.encode(wav, dedup=False).units.tolist()
+    streamed, whole = streamed_and_whole(filtered)
+    assert streamed == whole and len(whole) > 100  # 6 s at 50 Hz, streamed in 9 chunks
 
 
 def test_configs_without_the_key_read_as_no_filter(filtered: Path, tmp_path: Path) -> None:

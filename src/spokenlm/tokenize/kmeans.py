@@ -129,12 +129,17 @@ class KMeans:
                 best = (inertia, centroids)
         return cls(best[1])
 
-    def _search(self, x: np.ndarray, batch: int = ASSIGN_BATCH) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest centroid of each row: (squared distances (N,), labels (N,) int64)."""
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as contiguous float32 (N, D), or :class:`InputError` if D is not the dim."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise InputError(f"k-means: features of shape {x.shape} do not match centroids "
                              f"of dim {self.dim}; use the encoder this tokenizer was trained with")
+        return x
+
+    def _search(self, x: np.ndarray, batch: int = ASSIGN_BATCH) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest centroid of each row: (squared distances (N,), labels (N,) int64)."""
+        x = self._features(x)
         if self._index is None:
             self._index = faiss.IndexFlatL2(self.dim)
             self._index.add(self.centroids)
@@ -151,10 +156,7 @@ class KMeans:
 
     def distances(self, x: np.ndarray) -> np.ndarray:
         """Squared distances of each row of ``x`` (N, D) to every centroid: float32 (N, K)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise InputError(f"k-means: features of shape {x.shape} do not match centroids "
-                             f"of dim {self.dim}; use the encoder this tokenizer was trained with")
+        x = self._features(x)
         c = self.centroids
         d = (x * x).sum(1, keepdims=True) - 2.0 * (x @ c.T) + (c * c).sum(1)[None]
         return np.maximum(d, 0.0, out=d)
