@@ -94,18 +94,16 @@ class SpeechTokenizer:
                              f"scale (mean squared frame-to-centroid distance, > 0), got "
                              f"{distance_scale!r}")
         self.distance_scale = None if distance_scale is None else float(distance_scale)
+        #: absolute cost of a change of unit (squared-distance units) for the dynamic programme
+        self.switch_cost = self.unit_penalty * (self.distance_scale or 0.0)
 
     def _frame_units(self, feats: np.ndarray) -> np.ndarray:
         """Features (F, D) -> frame units (F,) int64 before the mode filter."""
         if not len(feats):
             return np.zeros(0, dtype=np.int64)
         if self.unit_penalty > 0:
-            return dp_assign(self.kmeans.distances(feats), self._penalty())
+            return dp_assign(self.kmeans.distances(feats), self.switch_cost)
         return self.kmeans.assign(feats)
-
-    def _penalty(self) -> float:
-        """The absolute cost of a change of unit (squared-distance units)."""
-        return self.unit_penalty * float(self.distance_scale or 0.0)
 
     @property
     def n_units(self) -> int:
@@ -135,8 +133,8 @@ class SpeechTokenizer:
     # ---- units ----------------------------------------------------------------------
 
     def units_from_features(self, feats: np.ndarray, dedup: bool = True) -> Units:
-        """Nearest-centroid units of features (F, D), mode-filtered (``unit_filter``), run-length
-        deduplicated if ``dedup``."""
+        """Units of features (F, D): nearest centroid (or duration-penalised, ``unit_penalty``),
+        mode-filtered (``unit_filter``), run-length deduplicated if ``dedup``."""
         frames = mode_filter(self._frame_units(feats), self.unit_filter)
         if dedup:
             units, durations = run_length(frames)
@@ -169,7 +167,7 @@ class SpeechTokenizer:
         """
         chunks = self.extractor.features_stream(blocks, chunk_seconds=chunk_seconds)
         if self.unit_penalty > 0:  # one dynamic programme over all chunks, in order
-            viterbi = ViterbiAssigner(self._penalty())
+            viterbi = ViterbiAssigner(self.switch_cost)
             for f in chunks:
                 if len(f):
                     viterbi.push(self.kmeans.distances(f))

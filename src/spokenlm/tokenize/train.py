@@ -23,12 +23,12 @@ from ..common.options import arg, command
 from ..common.paths import check_replaceable, store_row, stored_fields
 from ..common.progress import log, progress
 from ._manifest import read_rows
+from .dp_units import check_penalty
 from .encoders import ENCODERS, build_encoder, encoder_options
 from .encoders.base import encoder_path_spec, parse_encoder_options
 from .features import FeatureExtractor
 from .kmeans import KMeans, subsample
 from .tokenizer import TOKENIZER_KIND, SpeechTokenizer
-from .dp_units import check_penalty
 from .unit_filter import check_width
 
 STATS_NAME = "kmeans_stats.json"
