@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("recipe", ROOT / "benchmarks" / "recipe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_mean_sd_and_table() -> None:
-    recipe = _recipe()
+def test_mean_sd_and_table(load_script) -> None:
+    recipe = load_script("recipe")
     assert recipe.mean_sd([0.5, 0.7]) == pytest.approx((0.6, 0.1414213), rel=1e-5)
     assert recipe.mean_sd([0.5]) == (0.5, 0.0)
     args = recipe.parse_args(["--seeds", "0", "1"])
@@ -32,12 +21,12 @@ def test_mean_sd_and_table() -> None:
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
-def test_recipe_smallest_end_to_end(tmp_path) -> None:
+def test_recipe_smallest_end_to_end(tmp_path, load_script) -> None:
     from spokenlm.data.synth import synth_corpus
 
     corpus = synth_corpus(output=tmp_path / "corpus", n_utterances=120, n_speakers=6, seed=0)
     results = tmp_path / "results.jsonl"
-    recipe = _recipe()
+    recipe = load_script("recipe")
     rows = recipe.main(["--corpus", str(corpus), "--output", str(tmp_path / "out"),
                         "--results", str(results), "--seeds", "0", "--size", "tiny",
                         "--max-tokens", "4000", "--seq-len", "64", "--batch-size", "4",
