@@ -201,7 +201,7 @@ def whisper_window_features(wavs: list[np.ndarray], mode: str, window_s: float,
         m = mel(audio)[:, : 2 * n][None].astype(np.float32)
         return np.asarray(model.encode(ctranslate2.StorageView.from_array(m)), np.float32)[0]
 
-    out: list[np.ndarray] = [np.zeros((0, 384), np.float32)] * len(wavs)
+    out: list[np.ndarray] = [None] * len(wavs)  # every file is set below
     if mode == "pad":
         for i, w in enumerate(wavs):
             n = len(w) // hop
@@ -236,6 +236,19 @@ def whisper_window_features(wavs: list[np.ndarray], mode: str, window_s: float,
     return out
 
 
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write a feature cache atomically (rows run side by side may write the same file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _split(x: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """Rows of concatenated features ``x`` (.., frames, D) at ``offsets`` (rows + 1,)."""
+    return [x[..., a:b, :] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
 def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.ndarray]]:
     """Un-normalised frame features of every row: mfcc statics (F, 13) or log-mel (F, 80),
     cached in ``<corpus>/feats``."""
@@ -256,54 +269,41 @@ def base_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
     path = root / "feats" / f"{tag}_{args.frame_rate:g}hz.npz"
     parts = _rows(root)
     arrays = dict(np.load(path)) if path.exists() else {}
-    ex = None
-    for part, rows in parts.items():
-        if f"{part}_x" in arrays:
-            continue
+    ex, missing = None, [part for part in parts if f"{part}_x" not in arrays]
+    for part in missing:
+        rows = parts[part]
         if args.encoder.startswith("whisper-"):
             feats = whisper_window_features([load_row(r) for r in rows],
                                             args.encoder.split("-")[1], args.whisper_window,
                                             args.threads)
-            arrays[f"{part}_x"] = np.concatenate(feats)
-            arrays[f"{part}_o"] = np.cumsum([0] + [len(f) for f in feats])
-            ex = True
-            continue
-        ex = ex or FeatureExtractor(build_encoder(cfg), device="cpu")
-        feats = [ex.features(load_row(r)) for r in rows]
+        else:
+            ex = ex or FeatureExtractor(build_encoder(cfg), device="cpu")
+            feats = [ex.features(load_row(r)) for r in rows]
         arrays[f"{part}_x"] = np.concatenate(feats)
         arrays[f"{part}_o"] = np.cumsum([0] + [len(f) for f in feats])
-    if ex is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # concurrent rows
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    return {part: [arrays[f"{part}_x"][a:b] for a, b in
-                   zip(arrays[f"{part}_o"][:-1], arrays[f"{part}_o"][1:])] for part in parts}
+    if missing:
+        _save_npz(path, arrays)
+    return {part: _split(arrays[f"{part}_x"], arrays[f"{part}_o"]) for part in parts}
 
 
 #: VTLN frequency warps (Kaldi's usual 0.80-1.20 range)
 WARPS = tuple(round(0.80 + 0.04 * i, 2) for i in range(11))
 
 
-def warped_fbank(alpha: float, n_mels: int = 23, n_fft: int = 512, f_min: float = 20.0,
-                 f_max: float = 8000.0) -> "torch.Tensor":
-    """Mel filterbank (n_fft // 2 + 1, n_mels) read on a warped frequency axis: Kaldi's
-    piecewise-linear VTLN warp, f -> alpha f up to a knee, then a line to (f_max, f_max)."""
+def warped_fbank(alpha: float, n_fft: int = 512) -> "torch.Tensor":
+    """The MFCC encoder's mel filterbank (n_fft // 2 + 1, 23) read on a warped frequency
+    axis: Kaldi's piecewise-linear VTLN warp, f -> alpha f up to a knee, then a line to
+    (Nyquist, Nyquist)."""
     import torch
 
-    def mel(f):
-        return 1127.0 * torch.log1p(f / 700.0)
+    from spokenlm.tokenize.encoders.spectral import MFCCOptions, fft_frequencies, mel_filterbank
 
-    freqs = torch.linspace(0, 8000.0, n_fft // 2 + 1, dtype=torch.float64)
-    knee = 0.85 * f_max * min(alpha, 1.0) / alpha
+    o = MFCCOptions()
+    freqs = fft_frequencies(n_fft)
+    knee = 0.85 * o.f_max * min(alpha, 1.0) / alpha
     warped = torch.where(freqs <= knee, alpha * freqs,
-                         alpha * knee + (freqs - knee) * (f_max - alpha * knee) / (f_max - knee))
-    edges = torch.linspace(float(mel(torch.tensor(f_min))), float(mel(torch.tensor(f_max))),
-                           n_mels + 2, dtype=torch.float64)
-    m = mel(warped)[:, None]
-    left, center, right = edges[:-2], edges[1:-1], edges[2:]
-    up, down = (m - left) / (center - left), (right - m) / (right - center)
-    return torch.clamp(torch.minimum(up, down), min=0.0).to(torch.float32)
+                         alpha * knee + (freqs - knee) * (o.f_max - alpha * knee) / (o.f_max - knee))
+    return mel_filterbank(o.n_mels, o.f_min, o.f_max, n_fft, freqs=warped)
 
 
 def warped_cepstra(args: argparse.Namespace, root: Path) -> dict[str, np.ndarray]:
@@ -335,10 +335,7 @@ def warped_cepstra(args: argparse.Namespace, root: Path) -> dict[str, np.ndarray
                     fs.append(((log_mel @ enc.dct) * enc.lifter).numpy())  # (W, F, 13)
             arrays[f"{part}_x"] = np.concatenate(fs, axis=1)
             arrays[f"{part}_o"] = np.cumsum([0] + [f.shape[1] for f in fs])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        _save_npz(path, arrays)
     return dict(np.load(path))  # members read once (an NpzFile reads on every access)
 
 
@@ -349,7 +346,7 @@ def augmented_train(args: argparse.Namespace, root: Path) -> dict[str, list[np.n
     out = {}
     for w in args.augment_warps:
         k = WARPS.index(round(w, 2))
-        raw = [a["train_x"][k, i:j] for i, j in zip(a["train_o"][:-1], a["train_o"][1:])]
+        raw = _split(a["train_x"][k], a["train_o"])
         out[f"aug{w:g}"] = normalise(args, root, {"train": raw})["train"]
     return out
 
@@ -379,8 +376,7 @@ def vtln_features(args: argparse.Namespace, root: Path) -> dict[str, list[np.nda
     a = warped_cepstra(args, root)
     by_warp: dict[float, dict[str, list[np.ndarray]]] = {}
     for k, alpha in enumerate(WARPS):
-        raw = {part: [a[f"{part}_x"][k, i:j] for i, j in
-                      zip(a[f"{part}_o"][:-1], a[f"{part}_o"][1:])] for part in parts}
+        raw = {part: _split(a[f"{part}_x"][k], a[f"{part}_o"]) for part in parts}
         by_warp[alpha] = normalise(args, root, raw)
     x1 = np.concatenate(by_warp[1.0]["train"])
     mu, sd = x1.mean(0), x1.std(0) + 1e-5

@@ -51,6 +51,18 @@ def test_spectral_dims_and_batch_consistency() -> None:
         assert torch.allclose(both[1:], enc(wav[1:]), atol=1e-5)
 
 
+def test_mel_filterbank_on_a_scaled_axis_moves_every_filter() -> None:
+    """Reading the bins at 1.1x their frequency (a VTLN warp) moves each filter's peak down
+    the bins, never up; the bins' own frequencies give the default filterbank."""
+    from spokenlm.tokenize.encoders.spectral import fft_frequencies, mel_filterbank
+
+    fb = mel_filterbank(23, 20.0, 8000.0)
+    assert torch.equal(mel_filterbank(23, 20.0, 8000.0, freqs=fft_frequencies()), fb)
+    scaled = mel_filterbank(23, 20.0, 8000.0, freqs=1.1 * fft_frequencies())
+    assert (scaled.argmax(0) <= fb.argmax(0)).all()
+    assert (scaled.argmax(0) < fb.argmax(0)).sum() > 15
+
+
 def test_too_short_audio_is_a_clear_error() -> None:
     with pytest.raises(InputError, match="shorter than one frame"):
         build_encoder({"name": "mfcc"})(torch.zeros(1, 100))

@@ -65,9 +65,18 @@ def frame_power_spectrum(wav: torch.Tensor, window: torch.Tensor, *, remove_dc: 
     return spec.real.square() + spec.imag.square()
 
 
+def fft_frequencies(n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """(n_fft // 2 + 1,) float64: the frequency (Hz) of each FFT bin, 0 to Nyquist."""
+    return torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+
+
 def mel_filterbank(n_mels: int, f_min: float, f_max: float, n_fft: int = N_FFT,
-                   sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+                   sample_rate: int = SAMPLE_RATE, freqs: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """Triangular filters equally spaced on the mel scale (1127 ln(1 + f / 700), as Kaldi/HTK).
+
+    ``freqs`` (n_fft // 2 + 1,): the frequency each FFT bin is read as; None, the bin's own
+    (:func:`fft_frequencies`). A warped axis gives vocal tract length normalisation.
 
     Returns:
         (n_fft // 2 + 1, n_mels) float32 matrix: ``power (.., 257) @ fb -> mel (.., n_mels)``.
@@ -75,7 +84,8 @@ def mel_filterbank(n_mels: int, f_min: float, f_max: float, n_fft: int = N_FFT,
     def mel(f: torch.Tensor) -> torch.Tensor:
         return 1127.0 * torch.log1p(f / 700.0)
 
-    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    if freqs is None:
+        freqs = fft_frequencies(n_fft, sample_rate)
     edges = torch.linspace(float(mel(torch.tensor(f_min))), float(mel(torch.tensor(f_max))),
                            n_mels + 2, dtype=torch.float64)
     m = mel(freqs)[:, None]  # (257, 1)
