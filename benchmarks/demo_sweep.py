@@ -19,7 +19,9 @@ whisper-pack`` / ``whisper-pad`` (Whisper tiny.en states of files packed side by
 or each padded to, a ``--whisper-window`` of seconds, so a frame's position in the window is
 not its position in its file), ``--norm pca`` (whitened principal components), ``--vtln``
 (a frequency warp per utterance or speaker) and ``--augment-warps`` (the training set again
-at other warps, as extra voices for the LM).
+at other warps, as extra voices for the LM), and ``--pair-model cca`` (a linear map from
+the ``--pairs`` pairs). ``--pairs N`` with the default ``--pair-model cae`` is the
+tokenizer's ``--pairs`` (the correspondence autoencoder the demo uses).
 
     python benchmarks/demo_sweep.py --name base                      # the demo's defaults
     python benchmarks/demo_sweep.py --name cmvn --norm cmvn --seed 1
@@ -34,6 +36,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +98,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--augment-warps", type=lambda v: [float(x) for x in v.split(",")],
                    default=[], help="mfcc: also train the LM on the training utterances "
                                     "tokenized at these frequency warps (e.g. 0.88,1.12)")
+    g.add_argument("--pairs", type=int, default=0,
+                   help="> 0: this many training sentences spoken again by another training "
+                        "voice (data synth --pairs); k-means on features in which the "
+                        "DTW-aligned frames of the two voices agree (--pair-model)")
+    g.add_argument("--pair-model", default="cae", choices=("cae", "cca"),
+                   help="--pairs: the tokenizer's correspondence autoencoder (tokenize train "
+                        "--pairs; its bottleneck of --pair-dims) or a linear CCA map")
+    g.add_argument("--pair-context", type=int, default=2, help="--pairs: frames stacked each side")
+    g.add_argument("--pair-dims", type=int, default=64, help="--pairs: feature dimensions kept")
+    g.add_argument("--pair-epochs", type=int, default=5, help="--pair-model cae: epochs")
+    g.add_argument("--pair-weight", default="none", choices=("none", "correlation"),
+                   help="--pair-model cca: white, or each direction scaled by sqrt(its "
+                        "canonical correlation)")
     g.add_argument("--n-units", type=int, default=100)
     g.add_argument("--frame-rate", type=float, default=50.0)
     g.add_argument("--max-frames", type=int, default=200_000, help="k-means frames")
@@ -133,7 +149,9 @@ LATER_LEVERS = {"mode_filter": 0, "unit_penalty": 0.0, "input_noise": 0.0,
                 "whisper_window": 10.0, "vtln": "none", "augment_warps": [],
                 "pca_dims": 64, "concat_whisper": False,
                 "kmeans_points": 256, "kmeans_init": 1, "kmeans_iter": 20,
-                "units": "kmeans", "encoder_path": None, "layer": None}
+                "units": "kmeans", "encoder_path": None, "layer": None,
+                "pairs": 0, "pair_context": 2, "pair_dims": 64, "pair_weight": "none",
+                "pair_model": "cae", "pair_epochs": 5}
 
 
 def _key(d: dict) -> str:
@@ -445,7 +463,7 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
     out: dict[str, list[np.ndarray]] = {}
     for part, fs in feats.items():
         res = []
-        for r, f in zip(parts[part], fs):
+        for r, f in zip(parts.get(part, [{}] * len(fs)), fs):
             f = f.astype(np.float64)
             if args.norm in ("cmn", "cmvn") and len(f):
                 f = f - f.mean(0)
@@ -474,6 +492,86 @@ def normalise(args: argparse.Namespace, root: Path, feats: dict[str, list[np.nda
             res.append(f)
         out[part] = res
     return out
+
+
+def pairs_of(args: argparse.Namespace, root: Path, feats: dict[str, list[np.ndarray]]
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training row's features, features of the same sentence in another training voice)
+    for ``--pairs`` sentences: the corpus's ``pairs.jsonl`` from ``spokenlm data synth
+    --pairs N`` (added to the cached corpus; one N at a time), features made as ``feats``."""
+    from spokenlm.audio.load import load_row
+    from spokenlm.audio.manifest import read_manifest
+    from spokenlm.data.synth import synth_corpus
+    from spokenlm.tokenize.encoders import build_encoder
+    from spokenlm.tokenize.features import FeatureExtractor
+
+    path = root / "corpus" / "pairs.jsonl"
+    if not path.exists() or len(read_manifest(path)) != args.pairs:
+        synth_corpus(output=root / "corpus", n_utterances=args.n_utterances,
+                     n_speakers=args.n_speakers, seed=args.corpus_seed, jobs=2,
+                     pairs=args.pairs)
+    rows = read_manifest(path)
+    index = {r["id"]: i for i, r in enumerate(_rows(root)["train"])}
+    ex = FeatureExtractor(build_encoder({"name": "mfcc", "deltas": False, "cmn": False,
+                                         "frame_rate": args.frame_rate}), device="cpu")
+    other = normalise(args, root, {"pairs": [ex.features(load_row(r)) for r in rows]})["pairs"]
+    return [(feats["train"][index[r["same_as"]]], b) for r, b in zip(rows, other)]
+
+
+def fit_cca(utterances: list[np.ndarray], pairs: list[tuple[np.ndarray, np.ndarray]],
+            dims: int, context: int, weight: str, max_frames: int, seed: int,
+            ridge: float = 1e-4) -> Callable[[np.ndarray], np.ndarray]:
+    """The linear counterpart of the correspondence autoencoder (multi-view CCA with one
+    shared map): the generalised eigenvectors of ``S_w v = lambda S_t v`` with the smallest
+    ``lambda = 1 - rho`` (``S_w``: half the covariance of aligned frame differences; ``S_t``:
+    the covariance of all stacked frames; both with a ridge), whitened, optionally scaled by
+    sqrt(rho). Returns the map frames (F, D) -> (F, dims)."""
+    from spokenlm.tokenize.correspondence import _neighbours, align_pairs
+
+    def stack(f: np.ndarray) -> np.ndarray:  # (F, D) -> (F, D (2 context + 1))
+        return f[_neighbours(len(f), context, total=len(f))].reshape(len(f), -1)
+
+    x = np.concatenate([stack(u) for u in utterances if len(u)])
+    if len(x) > max_frames:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_frames, replace=False))]
+    x = x.astype(np.float64)
+    mean = x.mean(0)
+    st = np.cov((x - mean).T)
+    reg = ridge * np.trace(st) / len(st) * np.eye(len(st))
+    diffs, n = np.zeros_like(st), 0
+    for (a, b), (ia, ib) in zip(pairs, align_pairs(pairs)):
+        d = stack(a)[ia].astype(np.float64) - stack(b)[ib]
+        diffs += d.T @ d
+        n += len(d)
+    evals, evecs = np.linalg.eigh(st + reg)
+    live = evals > 1e-6 * evals.max()  # stacked deltas of stacked statics: no variance
+    whiten = evecs[:, live] / np.sqrt(evals[live])
+    lam, rot = np.linalg.eigh(whiten.T @ (diffs / (2 * max(n, 1)) + reg) @ whiten)
+    matrix = whiten @ rot[:, :dims]
+    rho = np.clip(1.0 - lam[:dims], 0.0, 1.0)
+    if weight == "correlation":
+        matrix = matrix * np.sqrt(rho)[None, :]
+    print("cca: canonical correlations", np.round(rho[:6], 3), "...", np.round(rho[-3:], 3),
+          file=sys.stderr, flush=True)
+    return lambda f: ((stack(f) - mean) @ matrix).astype(np.float32)
+
+
+def pair_features(args: argparse.Namespace, root: Path, feats: dict[str, list[np.ndarray]]
+                  ) -> dict[str, list[np.ndarray]]:
+    """Every row's features through the map learnt from the ``--pairs`` pairs: the
+    tokenizer's correspondence autoencoder (``tokenize train --pairs``), or linear CCA."""
+    from spokenlm.tokenize.correspondence import CorrespondenceOptions, fit_correspondence
+
+    pairs = pairs_of(args, root, feats)
+    if args.pair_model == "cae":
+        model = fit_correspondence(pairs, CorrespondenceOptions(
+            dims=args.pair_dims, context=args.pair_context, epochs=args.pair_epochs,
+            seed=args.seed))
+        apply = model.apply
+    else:
+        apply = fit_cca(feats["train"], pairs, args.pair_dims, args.pair_context,
+                        args.pair_weight, args.max_frames, args.seed)
+    return {part: [apply(f) for f in fs] for part, fs in feats.items()}
 
 
 def phone_units(root: Path) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], dict, int]:
@@ -624,6 +722,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         feats = normalise(args, root, base_features(args, root))
     if args.concat_whisper:
         feats = concat_whisper(args, root, feats)
+    if args.pairs > 0:
+        feats = pair_features(args, root, feats)
     if args.augment_warps:
         feats.update(augmented_train(args, root))
     wall["features"] = time.perf_counter() - t0

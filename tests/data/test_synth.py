@@ -191,3 +191,26 @@ def test_story_corpus(tmp_path):
                                          for st in stories]
     assert sorted(r["split"] for r in rows) == ["test", "train", "train", "valid"]
     assert "dog" in json.loads((out / "vocabulary.json").read_text())
+
+
+def test_pairs_repeat_training_sentences_in_other_training_voices(tmp_path):
+    out = synth_corpus(output=tmp_path / "c", jobs=1, **TINY)
+    before = (out / "all.jsonl").read_text()
+    synth_corpus(output=out, jobs=1, pairs=3, **TINY)  # added to the corpus made above
+    assert (out / "all.jsonl").read_text() == before
+    train = {r["id"]: r for r in read_manifest(out / "train.jsonl")}
+    voices = {s["id"] for s in json.loads((out / "speakers.json").read_text())
+              if s["split"] == "train"}
+    pairs = read_manifest(out / "pairs.jsonl")
+    assert len(pairs) == 3 and len({p["same_as"] for p in pairs}) == 3
+    for p in pairs:
+        same = train[p["same_as"]]
+        assert p["text"] == same["text"] and p["split"] == "train"
+        assert p["speaker"] in voices and p["speaker"] != same["speaker"]
+        assert p["path"].endswith(f"pairs/{p['speaker']}/{p['id']}.wav")
+        wav, sr = sf.read(p["path"])
+        assert sr == 16_000 and abs(wav).max() > 0.05
+    with pytest.raises(InputError, match="at least 2 training speakers"):
+        synth_corpus(output=tmp_path / "one", pairs=2, **{**TINY, "n_speakers": 3})
+    with pytest.raises(InputError, match="grammar corpora only"):
+        synth_corpus(output=tmp_path / "doc", pairs=2, stories=2, **TINY)

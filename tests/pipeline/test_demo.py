@@ -14,7 +14,7 @@ from spokenlm.cli.main import main as cli
 from spokenlm.pipeline.demo import demo
 from spokenlm.pipeline.index import read_index
 
-TINY = dict(n_utterances=36, n_speakers=4, n_units=16, lm_size="tiny", lm_steps=30,
+TINY = dict(n_utterances=36, n_speakers=5, voice_pairs=8, n_units=16, lm_size="tiny", lm_steps=30,
             lm_batch_size=4, lm_seq_len=64, vocoder_steps=10, vocoder_size="tiny",
             n_prompts=2, n_resynth=2, n_pairs=4, seed=0)
 
@@ -30,6 +30,9 @@ def test_demo_writes_metrics_and_report(run: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["tokenizer"]["n_units"] == 16
     assert metrics["tokenizer"]["frame_rate_hz"] == 50.0
+    tok = json.loads((run / "tokenizer" / "config.json").read_text())  # learnt from voice pairs
+    assert tok["transform"]["kind"] == "correspondence" and tok["dim"] == tok["transform"]["dims"]
+    assert len((run / "corpus" / "pairs.jsonl").read_text().splitlines()) == 8
     assert np.isfinite(metrics["lm"]["valid_loss"])
     assert 0.0 <= metrics["spot_the_word"]["accuracy_sum"] <= 1.0
     assert metrics["spot_the_word"]["n_items"] == 4

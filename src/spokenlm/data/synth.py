@@ -7,6 +7,8 @@ Layout of the output folder (see docs/architecture.md)::
     speakers.json    voice, pitch, rate and split of every speaker
     vocabulary.json  word -> ARPAbet phones (every word the grammar can use)
     config.json      the options that made the corpus
+    pairs.jsonl      with --pairs N: N training sentences spoken again by another training
+                     voice (wavs in pairs/), each row's ``same_as`` the id it repeats
 
 Splits are by speaker: valid and test speakers never speak in train, so every metric on
 valid/test measures generalisation to new voices (12 speakers -> 9 train, 1 valid, 2 test).
@@ -55,7 +57,7 @@ _DOCUMENT_OPTIONS = ("n_speakers", "n_valid_speakers", "n_test_speakers", "seed"
 _TEXT_OPTIONS = ("documents",)
 _STORY_OPTIONS = ("stories", "sentences_per_story")
 #: Config entries a rerun may change and still resume (the text is checked by its hash).
-_UNCHECKED = ("spokenlm_version", "text")
+_UNCHECKED = ("spokenlm_version", "text", "pairs")
 
 
 @dataclass
@@ -87,6 +89,9 @@ class SynthOptions:
                                 "out for valid (0: none)")
     test_fraction: float = arg(0.05, help="with --text/--stories: share of documents held out "
                                "for test (0: none)")
+    pairs: int = arg(0, help="also speak this many training sentences again, each by another "
+                     "training voice (pairs.jsonl, for `tokenize train --pairs`; grammar "
+                     "corpora only)")
     voice_per: Literal["utterance", "document"] = arg(
         "utterance", help="with --text/--stories: a split's speakers take turns per "
         "utterance, or per document (one voice reads a whole story)")
@@ -112,14 +117,20 @@ def synth_corpus(opts: SynthOptions) -> Path:
     """Make a multi-speaker English corpus with espeak-ng: wavs, manifests per split."""
     espeak_binary()
     out = opts.output
+    if opts.pairs < 0:
+        raise InputError(f"--pairs {opts.pairs}: must be 0 (none) or more")
     if opts.text is not None or opts.stories is not None:
+        if opts.pairs:
+            raise InputError("--pairs: for grammar corpora only (their sentences); drop "
+                             "--pairs or --text/--stories")
         from .synth_documents import synth_documents
 
         return synth_documents(opts)
     _check_grammar_only(opts)
     if opts.n_utterances < 1:
         raise InputError(f"n_utterances={opts.n_utterances}: must be at least 1")
-    check_config(out, {k: getattr(opts, k) for k in _GRAMMAR_OPTIONS})
+    check_config(out, {**{k: getattr(opts, k) for k in _GRAMMAR_OPTIONS},
+                       **({"pairs": opts.pairs} if opts.pairs else {})})
     speakers = speaker_table(opts.n_speakers)
     splits = split_speakers(speakers, opts.n_valid_speakers, opts.n_test_speakers, opts.seed)
     vocab = vocabulary()
@@ -144,6 +155,10 @@ def synth_corpus(opts: SynthOptions) -> Path:
             row["phonemes"] = phones
 
     manifest_rows = speak_rows(rows, out, opts.jobs)
+    if opts.pairs:
+        from .synth_pairs import speak_pairs
+
+        speak_pairs(out, rows, speakers, splits, opts.pairs, opts.seed, opts.jobs)
     hours = sum(r["duration"] for r in manifest_rows) / 3600
     log(f"{out}: {len(rows)} utterances, {hours:.2f} h, {len(speakers)} speakers "
         f"({', '.join(f'{s}: {sum(v == s for v in splits.values())}' for s in SPLITS)})")

@@ -37,6 +37,10 @@ class DemoOptions:
     frame_rate: float | None = arg(None, help="frames per second of an mfcc/logmel encoder "
                                    "(its default 50 when unset; 25 halves the units)")
     cmn: bool = arg(False, help="mfcc: per-utterance cepstral mean normalisation before k-means")
+    voice_pairs: int = arg(1000, help="training sentences spoken again by another training "
+                           "voice; the tokenizer learns speaker-invariant features from these "
+                           "pairs (a correspondence autoencoder, tokenize train --pairs) before "
+                           "k-means; 0: k-means on the encoder's own features")
     n_units: int = arg(100, help="k-means clusters (unit vocabulary size)")
     unit_filter: int = arg(5, help="odd width (frames) of the tokenizer's mode filter over "
                            "frame units before dedup (5: the lever benchmarks/demo_sweep.py "

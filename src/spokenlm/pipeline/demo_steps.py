@@ -44,7 +44,8 @@ def steps(opts: DemoOptions) -> list[Step]:
     text_lm: list[Step] = ([("text_lm", lambda o: _text_lm(o, p), p.text_lm / "config.json")]
                            if opts.twist_steps > 0 else [])
     return [
-        ("corpus", lambda o: _corpus(o, p), p.corpus / "test.jsonl"),
+        ("corpus", lambda o: _corpus(o, p),
+         p.corpus / ("pairs.jsonl" if opts.voice_pairs else "test.jsonl")),
         ("tokenizer", lambda o: _tokenizer(o, p), p.tokenizer / "config.json"),
         ("tokenize", lambda o: _tokenize(o, p), p.units_of("test")),
         *text_lm,
@@ -63,7 +64,7 @@ def _corpus(o: DemoOptions, p: Paths) -> None:
     from ..data.synth import synth_corpus
 
     synth_corpus(output=p.corpus, n_utterances=o.n_utterances, n_speakers=o.n_speakers,
-                 seed=o.seed, jobs=o.jobs)
+                 seed=o.seed, jobs=o.jobs, pairs=o.voice_pairs)
 
 
 def _tokenizer(o: DemoOptions, p: Paths) -> None:
@@ -72,7 +73,8 @@ def _tokenizer(o: DemoOptions, p: Paths) -> None:
     train_tokenizer(manifest=p.corpus / "train.jsonl", output=p.tokenizer, encoder=o.encoder,
                     n_units=o.n_units, seed=o.seed, frame_rate=o.frame_rate,
                     unit_filter=o.unit_filter, unit_penalty=o.unit_penalty,
-                    encoder_option=["cmn=true"] if o.cmn else [])
+                    encoder_option=["cmn=true"] if o.cmn else [],
+                    pairs=p.corpus / "pairs.jsonl" if o.voice_pairs else None)
 
 
 def _tokenize(o: DemoOptions, p: Paths) -> None:

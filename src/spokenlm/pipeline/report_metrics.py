@@ -154,6 +154,11 @@ def _tokenizer_rows(run: Run) -> list[MetricRow]:
     if cfg.get("frame_rate") is not None:
         rows.append(MetricRow("tokenizer", "frame rate (Hz)", cfg["frame_rate"], "", src))
     stats = kmeans_stats(tok)
+    tf = cfg.get("transform")
+    if isinstance(tf, dict):
+        rows.append(MetricRow(
+            "tokenizer", "features", f"correspondence autoencoder, {tf.get('dims')} dims",
+            f"learnt from {(stats or {}).get('n_pairs', '?')} pairs of voices", src))
     if stats:
         rows.append(MetricRow("tokenizer", "k-means inertia / frame",
                               stats.get("inertia_per_frame"),

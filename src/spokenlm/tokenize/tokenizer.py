@@ -17,6 +17,13 @@ change of unit costs ``unit_penalty`` times ``distance_scale``, the mean squared
 a training frame to its centroid (0, the default and GSLM's, is nearest-centroid; configs
 written before it read as 0).
 
+A tokenizer trained with same-content pairs (``tokenize train --pairs``) also holds
+``transform.safetensors``, a correspondence autoencoder's encoder
+(:mod:`spokenlm.tokenize.correspondence`) applied to the encoder's features before k-means,
+and its config names it: ``"transform": {"kind": "correspondence", "input_dim": 39,
+"dims": 64, "context": 2, "hidden": 256, "file": "transform.safetensors"}``; ``dim`` is then
+the transform's output width.
+
 Audio of any length encodes in bounded memory: :meth:`SpeechTokenizer.encode_row` streams
 rows longer than :data:`~spokenlm.audio.chunking.STREAM_ABOVE_S` from disk and encodes them
 chunk by chunk (:meth:`SpeechTokenizer.encode_stream`), exactly for mfcc/logmel,
@@ -41,6 +48,7 @@ from ..common.errors import ArtifactError, InputError
 from ..common.files import atomic_dir, read_artifact_json, write_json
 from ..common.hub import local_or_hub
 from ..common.paths import ArtifactKind
+from .correspondence import TRANSFORM_NAME, CorrespondenceTransform
 from .dedup import dedup as run_length
 from .encoders import Encoder, build_encoder
 from .features import DEFAULT_BATCH_SECONDS, FeatureExtractor
@@ -75,15 +83,25 @@ class SpeechTokenizer:
     """Audio (T,) at 16 kHz -> frame features (F, D) -> units (F,) in [0, n_units): the
     nearest centroid of each frame (or, with ``unit_penalty`` > 0, the duration-penalised
     choice of :func:`~spokenlm.tokenize.dp_units.dp_assign`, a change of unit costing
-    ``unit_penalty * distance_scale``), mode-filtered over ``unit_filter`` frames (1: not)."""
+    ``unit_penalty * distance_scale``), mode-filtered over ``unit_filter`` frames (1: not).
+    With a ``transform`` (a correspondence autoencoder), features are its bottleneck
+    (F, transform.dims) of the encoder's (F, D)."""
 
     def __init__(self, encoder: Encoder, kmeans: KMeans, *, device: str = "auto",
                  precision: str = "fp32", unit_filter: int = 1, unit_penalty: float = 0.0,
-                 distance_scale: float | None = None) -> None:
-        if encoder.dim != kmeans.dim:
+                 distance_scale: float | None = None,
+                 transform: CorrespondenceTransform | None = None) -> None:
+        if transform is not None and transform.input_dim != encoder.dim:
             raise InputError(f"encoder {encoder.name} gives {encoder.dim}-dim features but the "
+                             f"correspondence transform takes {transform.input_dim}-dim ones; "
+                             f"train the tokenizer with this encoder")
+        dim = encoder.dim if transform is None else transform.dims
+        if dim != kmeans.dim:
+            raise InputError(f"encoder {encoder.name} gives {dim}-dim features"
+                             f"{'' if transform is None else ' (after its transform)'} but the "
                              f"k-means centroids are {kmeans.dim}-dim; train the tokenizer "
                              f"with this encoder")
+        self.transform = transform
         self.extractor = FeatureExtractor(encoder, device=device, precision=precision)
         self.encoder = self.extractor.encoder
         self.kmeans = kmeans
@@ -122,13 +140,15 @@ class SpeechTokenizer:
 
     def features_batch(self, wavs: Sequence[np.ndarray],
                        batch_seconds: float = DEFAULT_BATCH_SECONDS) -> list[np.ndarray]:
-        """Features of each waveform (T_i,): list of float32 (F_i, D); see
-        :meth:`FeatureExtractor.features_batch` (equal lengths share a call)."""
-        return self.extractor.features_batch(wavs, batch_seconds)
+        """Features of each waveform (T_i,): list of float32 (F_i, D) (the transform's, when
+        there is one); see :meth:`FeatureExtractor.features_batch` (equal lengths share a
+        call)."""
+        feats = self.extractor.features_batch(wavs, batch_seconds)
+        return feats if self.transform is None else [self.transform.apply(f) for f in feats]
 
     def features(self, wav: np.ndarray) -> np.ndarray:
         """Features of one waveform (T,) float32 at 16 kHz -> float32 (F, D)."""
-        return self.extractor.features(wav)
+        return self.features_batch([wav])[0]
 
     # ---- units ----------------------------------------------------------------------
 
@@ -166,6 +186,8 @@ class SpeechTokenizer:
         wav2vec 2.0 they agree only approximately (``encoder.chunking.exact``).
         """
         chunks = self.extractor.features_stream(blocks, chunk_seconds=chunk_seconds)
+        if self.transform is not None:  # exact: frames wait for their right context
+            chunks = self.transform.stream(chunks)
         if self.unit_penalty > 0:  # one dynamic programme over all chunks, in order
             viterbi = ViterbiAssigner(self.switch_cost)
             for f in chunks:
@@ -201,14 +223,18 @@ class SpeechTokenizer:
         return {"encoder": self.encoder.config(), "n_units": self.n_units,
                 "dim": self.kmeans.dim, "unit_filter": self.unit_filter,
                 "unit_penalty": self.unit_penalty, "distance_scale": self.distance_scale,
+                **({} if self.transform is None else {"transform": self.transform.config()}),
                 **self.framing.to_json(),
                 "spokenlm_version": __version__}
 
     def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``config.json`` and ``centroids.safetensors`` into ``directory`` (replacing
-        only an empty dir or a tokenizer dir unless ``overwrite``)."""
+        """Write ``config.json``, ``centroids.safetensors`` (and ``transform.safetensors``)
+        into ``directory`` (replacing only an empty dir or a tokenizer dir unless
+        ``overwrite``)."""
         with atomic_dir(directory, TOKENIZER_KIND, overwrite=overwrite) as tmp:
             self.kmeans.save(tmp / CENTROIDS_NAME)
+            if self.transform is not None:
+                self.transform.save(tmp / TRANSFORM_NAME)
             write_json(tmp / CONFIG_NAME, self.config())
         return Path(directory)
 
@@ -232,6 +258,8 @@ class SpeechTokenizer:
             encoder = build_encoder(config["encoder"])
         except InputError as e:
             raise ArtifactError(f"{cfg_path}: cannot build the encoder: {e}") from e
+        transform = (None if config.get("transform") is None else
+                     CorrespondenceTransform.load(directory, config["transform"], str(cfg_path)))
         recorded = Framing.from_json(config, str(cfg_path))
         if recorded.hop_length != encoder.framing.hop_length:
             raise ArtifactError(f"{cfg_path}: records frames at {recorded.describe()} but its "
@@ -242,7 +270,7 @@ class SpeechTokenizer:
             penalty = check_penalty(config.get("unit_penalty", 0.0), "unit_penalty")
             return cls(encoder, kmeans, device=device, precision=precision,
                        unit_filter=unit_filter, unit_penalty=penalty,
-                       distance_scale=config.get("distance_scale"))
+                       distance_scale=config.get("distance_scale"), transform=transform)
         except InputError as e:
             raise ArtifactError(f"{cfg_path}: {e}; fix the file or train the tokenizer "
                                 f"again") from e

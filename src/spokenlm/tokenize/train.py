@@ -3,6 +3,11 @@
 Files are visited in a seeded random order (optionally capped by ``max_files`` /
 ``max_hours``) until ``max_frames`` frames are collected; k-means is fitted on those frames
 and the tokenizer directory is written with ``kmeans_stats.json`` beside it.
+
+With ``--pairs PAIRS.jsonl`` (an audio manifest whose rows name, in ``same_as``, the id of a
+row of the training manifest with the same content in another voice, as ``spokenlm data
+synth --pairs N`` writes), a correspondence autoencoder is trained on those pairs first
+(:mod:`spokenlm.tokenize.correspondence`) and k-means runs on its bottleneck features.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from ..common.options import arg, command
 from ..common.paths import check_replaceable, store_row, stored_fields
 from ..common.progress import log, progress
 from ._manifest import read_rows
+from .correspondence import CorrespondenceOptions, CorrespondenceTransform, fit_correspondence
 from .dp_units import check_penalty
 from .encoders import ENCODERS, build_encoder, encoder_options
 from .encoders.base import encoder_path_spec, parse_encoder_options
@@ -55,6 +61,14 @@ class TokenizerTrainOptions:
                               "frame units chosen by dynamic programming, each change of unit "
                               "costing this many mean frame-to-centroid distances; 0 nearest "
                               "centroid (GSLM)")
+    pairs: Path | None = arg(None, help="manifest of same-content pairs (rows with `same_as`: "
+                             "the id of a --manifest row said by another voice, e.g. "
+                             "pairs.jsonl of `spokenlm data synth --pairs N`): k-means on the "
+                             "bottleneck of a correspondence autoencoder trained on them")
+    pair_dims: int = arg(CorrespondenceOptions.dims, help="with --pairs: bottleneck width")
+    pair_context: int = arg(CorrespondenceOptions.context,
+                            help="with --pairs: frames stacked each side of the input frame")
+    pair_epochs: int = arg(CorrespondenceOptions.epochs, help="with --pairs: training epochs")
     max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
     max_files: int | None = arg(None, help="use at most this many files (random subset)")
     max_hours: float | None = arg(None, help="use at most this many hours (random subset)")
@@ -74,7 +88,10 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     check_replaceable(opts.output, TOKENIZER_KIND, opts.overwrite)  # before hours of k-means
     check_width(opts.unit_filter)
     check_penalty(opts.unit_penalty)
+    pair_opts = CorrespondenceOptions(dims=opts.pair_dims, context=opts.pair_context,
+                                      epochs=opts.pair_epochs, seed=opts.seed).check()
     rows = read_rows(opts.manifest)
+    pair_rows = _pair_rows(opts.pairs, rows, opts.manifest) if opts.pairs else []
     if opts.encoder not in ENCODERS:
         raise InputError(f"--encoder {opts.encoder!r} is unknown; choose one of {sorted(ENCODERS)}")
     path = encoder_path_spec(opts.encoder_path)
@@ -110,6 +127,10 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     if not chunks:
         raise InputError(f"{opts.manifest}: none of the {len(chosen)} files chosen could be "
                          f"read ({len(skipped)} skipped); check the manifest paths")
+    transform = None
+    if pair_rows:
+        transform = _fit_transform(extractor, pair_rows, pair_opts, skipped, opts.pairs)
+        chunks = [transform.apply(f) for f in chunks]
     t_feat = time.perf_counter()
     x = subsample(np.concatenate(chunks), opts.max_frames, opts.seed)  # (N, D)
     del chunks
@@ -121,18 +142,52 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     inertia = kmeans.inertia(x)
     tokenizer = SpeechTokenizer(encoder, kmeans, device="cpu", unit_filter=opts.unit_filter,
                                 unit_penalty=opts.unit_penalty,
-                                distance_scale=inertia / len(x) if inertia > 0 else None)
+                                distance_scale=inertia / len(x) if inertia > 0 else None,
+                                transform=transform)
     tokenizer.save_pretrained(opts.output, overwrite=opts.overwrite)
     write_json(opts.output / STATS_NAME, {
         "n_units": opts.n_units, "n_frames": int(len(x)), "dim": int(x.shape[1]),
         "inertia": inertia, "inertia_per_frame": inertia / len(x),
         "n_files": len(chosen) - len(skipped), "audio_hours": seconds / 3600,
+        "n_pairs": len(pair_rows),
         "seconds_features": t_feat - t0, "seconds_kmeans": t_km - t_feat,
         "seconds_total": time.perf_counter() - t0,
         "skipped": [store_row(r, opts.output / STATS_NAME, ("path",)) for r in skipped],
         "options": stored_fields(opts, opts.output / STATS_NAME)})
     log(f"tokenizer written to {opts.output} (inertia/frame {inertia / len(x):.4g})")
     return opts.output
+
+
+def _pair_rows(pairs: Path, rows: list[dict], manifest: Path) -> list[tuple[dict, dict]]:
+    """(training-manifest row, pair row) for every row of the pairs manifest."""
+    by_id = {r["id"]: r for r in rows}
+    out = []
+    for i, row in enumerate(read_rows(pairs)):
+        other = row.get("same_as")
+        if other not in by_id:
+            what = "has no same_as" if other is None else f"same_as {other!r} is not an id of"
+            raise InputError(f"{pairs}: row {i + 1} ({row['id']}) {what} {manifest}; give each "
+                             f"pair row the id of the manifest row it repeats")
+        out.append((by_id[other], row))
+    return out
+
+
+def _fit_transform(extractor: FeatureExtractor, pair_rows: list[tuple[dict, dict]],
+                   opts: CorrespondenceOptions, skipped: list[dict],
+                   where: Path) -> CorrespondenceTransform:
+    """Encoder features of both sides of every pair, then the correspondence autoencoder."""
+    pairs = []
+    for a, b in progress(pair_rows, desc="pair features", unit="pair"):
+        try:
+            pairs.append((extractor.features(load_row(a)), extractor.features(load_row(b))))
+        except AudioError as e:
+            log(f"skipping pair {b.get('id')}: {e}")
+            skipped.append({"id": b.get("id"), "path": b["path"], "reason": str(e)})
+    pairs = [(fa, fb) for fa, fb in pairs if len(fa) and len(fb)]
+    if not pairs:
+        raise InputError(f"{where}: none of its {len(pair_rows)} pairs could be read; check "
+                         f"the paths of both sides")
+    return fit_correspondence(pairs, opts)
 
 
 def _choose_files(rows: list[dict], opts: TokenizerTrainOptions) -> list[dict]:
