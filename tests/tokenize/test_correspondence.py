@@ -179,3 +179,12 @@ def test_pairs_manifest_must_name_manifest_rows(paired: tuple[Path, Path, Path],
     with pytest.raises(InputError, match=r"row 2 .*same_as 'nobody' is not an id of"):
         train_tokenizer(manifest=manifest, output=tmp_path / "t", pairs=bad, n_units=4)
     assert not (tmp_path / "t").exists()
+
+
+def test_kmeans_export_refuses_a_tokenizer_with_a_transform(paired: tuple[Path, Path, Path],
+                                                            tmp_path: Path) -> None:
+    from spokenlm.interop.sklearn_kmeans import export_kmeans
+
+    with pytest.raises(InputError, match="correspondence transform"):
+        export_kmeans(tokenizer=paired[2], output=tmp_path / "km.bin")
+    assert not (tmp_path / "km.bin").exists()

@@ -22,6 +22,7 @@ package is needed. Writing needs ``scikit-learn`` and ``joblib`` installed.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,6 +160,12 @@ def export_kmeans(opts: KMeansExportOptions) -> Path:
     if not Path(opts.tokenizer).is_dir():
         raise InputError(f"{opts.tokenizer}: not a tokenizer directory; pass one written by "
                          f"`spokenlm tokenize train` or `spokenlm interop kmeans-import`")
+    config = Path(opts.tokenizer) / "config.json"
+    if config.exists() and "transform" in json.loads(config.read_text()):
+        raise InputError(f"{opts.tokenizer}: its centroids live in the space of a "
+                         f"correspondence transform (tokenize train --pairs), which a "
+                         f"scikit-learn k-means file cannot carry; export a tokenizer trained "
+                         f"without --pairs")
     centroids = KMeans.load(centroids_file).centroids
     _require_sklearn(opts.output)
     import joblib

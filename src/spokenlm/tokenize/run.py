@@ -42,6 +42,7 @@ from ..common.packed import prefix_of
 from ..common.paths import store_path, store_row
 from ..common.progress import log, progress
 from ._manifest import COPIED_COLUMNS, read_rows
+from .correspondence import TRANSFORM_NAME
 from .features import DEFAULT_BATCH_SECONDS
 from .pack import pack_units
 from .tokenizer import CENTROIDS_NAME, CONFIG_NAME, SpeechTokenizer, Units
@@ -115,6 +116,9 @@ def _check_run_state(opts: TokenizeOptions, root: Path, n_rows: int) -> None:
              "centroids_sha256": (hashlib.sha256(centroids.read_bytes()).hexdigest()
                                   if centroids.exists() else None),
              "dedup": opts.dedup, "part_size": opts.part_size}
+    transform = opts.tokenizer / TRANSFORM_NAME
+    if transform.exists():  # a tokenizer learnt from voice pairs: its transform too
+        state["transform_sha256"] = hashlib.sha256(transform.read_bytes()).hexdigest()
     before = {**state, "manifest": str(Path(opts.manifest).resolve())}  # older run.json
     if path.exists() and read_json(path) not in (state, before):
         raise InputError(f"{root}: holds parts of a run with other settings (manifest, "
