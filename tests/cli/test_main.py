@@ -201,6 +201,8 @@ def test_known_failures_are_one_line_naming_the_file(fail, name, words, tmp_path
     (ImportError("No module named 'pocketsphinx'", name="pocketsphinx"),
      "pip install pocketsphinx"),
     (MemoryError(), "out of memory"),
+    (ImportError("cannot import name 'x' from 'spokenlm.data.synth'", name="spokenlm.data.synth"),
+     "spokenlm's own modules do not match"),
 ])
 def test_known_failures_without_a_file(exc, words, tmp_path, monkeypatch, capsys) -> None:
     _replace_pnmi(monkeypatch, _raise(exc))

@@ -212,6 +212,10 @@ def _import_error(exc: ImportError) -> str:
     name = (exc.name or "").split(".")[0]
     if not name:
         return f"an import failed ({_detail(exc)}) (reinstall spokenlm's dependencies)"
+    if name == "spokenlm":  # spokenlm's own modules disagree: files changed under a run
+        return (f"spokenlm's own modules do not match ({_detail(exc)}) (its files changed "
+                f"while this ran, or the install is half-upgraded: rerun, or reinstall "
+                f"spokenlm)")
     return (f"the optional dependency {name!r} is not installed or broken ({_detail(exc)}) "
             f"(pip install {_PIP_NAMES.get(name, name)})")
 

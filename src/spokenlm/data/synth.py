@@ -147,12 +147,7 @@ def synth_corpus(opts: SynthOptions) -> Path:
         rows.append({"id": uid, "path": path.resolve(),
                      "speaker": spk.id, "text": sent.text, "split": splits[spk.id],
                      "_spoken": sent.spoken, "_speaker": spk})
-    by_language: dict[str, list[dict]] = {}
-    for row in rows:
-        by_language.setdefault(row["_speaker"].language, []).append(row)
-    for language, group in by_language.items():
-        for row, phones in zip(group, phonemize_batch([r["text"] for r in group], language)):
-            row["phonemes"] = phones
+    add_phonemes(rows)
 
     manifest_rows = speak_rows(rows, out, opts.jobs)
     if opts.pairs:
@@ -163,6 +158,17 @@ def synth_corpus(opts: SynthOptions) -> Path:
     log(f"{out}: {len(rows)} utterances, {hours:.2f} h, {len(speakers)} speakers "
         f"({', '.join(f'{s}: {sum(v == s for v in splits.values())}' for s in SPLITS)})")
     return out
+
+
+def add_phonemes(rows: list[dict]) -> None:
+    """Set each row's ``phonemes`` from its ``text``, in the language of its ``_speaker``'s
+    voice (one espeak-ng call per language)."""
+    by_language: dict[str, list[dict]] = {}
+    for row in rows:
+        by_language.setdefault(row["_speaker"].language, []).append(row)
+    for language, group in by_language.items():
+        for row, phones in zip(group, phonemize_batch([r["text"] for r in group], language)):
+            row["phonemes"] = phones
 
 
 def speak_rows(rows: list[dict], out: Path, jobs: int) -> list[dict]:

@@ -17,7 +17,6 @@ from ..audio.manifest import write_manifest
 from ..common.errors import InputError
 from ..common.paths import unique_names
 from ..common.progress import log
-from .phonemes import phonemize_batch
 from .tts import Speaker, speak_many
 
 PAIRS_NAME = "pairs.jsonl"
@@ -28,7 +27,7 @@ def speak_pairs(out: Path, rows: list[dict], speakers: list[Speaker], splits: di
     """Speak ``n_pairs`` training rows (``rows`` as :func:`~spokenlm.data.synth.synth_corpus`
     builds them: ``_spoken`` text, ``speaker``, ``split``) again, each with a training voice
     other than its own drawn at random; write ``out/pairs.jsonl``."""
-    from .synth import _manifest_row
+    from .synth import _manifest_row, add_phonemes
 
     voices = [s for s in speakers if splits[s.id] == "train"]
     if len(voices) < 2:
@@ -46,12 +45,7 @@ def speak_pairs(out: Path, rows: list[dict], speakers: list[Speaker], splits: di
         pairs.append({"id": uid, "path": (out / "pairs" / folders[voice.id] / f"{uid}.wav").resolve(),
                       "speaker": voice.id, "text": row["text"], "split": "train",
                       "same_as": row["id"], "_spoken": row["_spoken"], "_speaker": voice})
-    by_language: dict[str, list[dict]] = {}
-    for p in pairs:
-        by_language.setdefault(p["_speaker"].language, []).append(p)
-    for language, group in by_language.items():
-        for p, phones in zip(group, phonemize_batch([p["text"] for p in group], language)):
-            p["phonemes"] = phones
+    add_phonemes(pairs)
     speak_many([(p["_spoken"], p["_speaker"], Path(p["path"])) for p in pairs], jobs=jobs,
                desc="synthesising pairs")
     path = out / PAIRS_NAME
