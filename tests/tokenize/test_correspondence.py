@@ -176,7 +176,11 @@ def test_pairs_manifest_must_name_manifest_rows(paired: tuple[Path, Path, Path],
     rows = [json.loads(line) for line in pairs.read_text().splitlines()]
     rows[1]["same_as"] = "nobody"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(InputError, match=r"row 2 .*same_as 'nobody' is not an id of"):
+    with pytest.raises(InputError, match=r"row 2 .*has same_as 'nobody', which is no id in"):
+        train_tokenizer(manifest=manifest, output=tmp_path / "t", pairs=bad, n_units=4)
+    del rows[0]["same_as"]
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=r"row 1 .*has no same_as in"):
         train_tokenizer(manifest=manifest, output=tmp_path / "t", pairs=bad, n_units=4)
     assert not (tmp_path / "t").exists()
 

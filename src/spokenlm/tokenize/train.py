@@ -165,9 +165,10 @@ def _pair_rows(pairs: Path, rows: list[dict], manifest: Path) -> list[tuple[dict
     for i, row in enumerate(read_rows(pairs)):
         other = row.get("same_as")
         if other not in by_id:
-            what = "has no same_as" if other is None else f"same_as {other!r} is not an id of"
-            raise InputError(f"{pairs}: row {i + 1} ({row['id']}) {what} {manifest}; give each "
-                             f"pair row the id of the manifest row it repeats")
+            what = ("has no same_as" if other is None
+                    else f"has same_as {other!r}, which is no id")
+            raise InputError(f"{pairs}: row {i + 1} ({row['id']}) {what} in {manifest}; give "
+                             f"each pair row, in same_as, the id of the manifest row it repeats")
         out.append((by_id[other], row))
     return out
 
