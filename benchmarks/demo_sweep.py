@@ -526,10 +526,10 @@ def fit_cca(utterances: list[np.ndarray], pairs: list[tuple[np.ndarray, np.ndarr
     ``lambda = 1 - rho`` (``S_w``: half the covariance of aligned frame differences; ``S_t``:
     the covariance of all stacked frames; both with a ridge), whitened, optionally scaled by
     sqrt(rho). Returns the map frames (F, D) -> (F, dims)."""
-    from spokenlm.tokenize.correspondence import _neighbours, align_pairs
+    from spokenlm.tokenize.correspondence import align_pairs, context_indices
 
     def stack(f: np.ndarray) -> np.ndarray:  # (F, D) -> (F, D (2 context + 1))
-        return f[_neighbours(len(f), context, total=len(f))].reshape(len(f), -1)
+        return f[context_indices(len(f), context, total=len(f))].reshape(len(f), -1)
 
     x = np.concatenate([stack(u) for u in utterances if len(u)])
     if len(x) > max_frames:

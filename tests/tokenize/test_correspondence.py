@@ -108,6 +108,17 @@ def test_fit_learns_what_the_voices_share() -> None:
     assert before < 0.5 < after, (before, after)  # the voice offsets dominate the raw frames
 
 
+def test_fit_is_seeded_and_leaves_the_global_rng_alone() -> None:
+    pairs, _ = _two_voices(10, seed=2)
+    opts = CorrespondenceOptions(dims=2, context=1, hidden=8, epochs=2, seed=3)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = fit_correspondence(pairs, opts).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    again = fit_correspondence(pairs, opts).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(InputError, match="dims, hidden"):
         CorrespondenceOptions(dims=0).check()
