@@ -158,7 +158,7 @@ def test_tokenizer_with_pairs_saves_loads_and_streams(paired: tuple[Path, Path, 
     config = json.loads((tok_dir / "config.json").read_text())
     assert config["dim"] == 6 and config["encoder"]["name"] == "mfcc"
     assert config["transform"] == {"kind": "correspondence", "input_dim": 39, "dims": 6,
-                                   "context": 2, "hidden": 256, "file": "transform.safetensors"}
+                                   "context": 2, "hidden": 256}
     assert json.loads((tok_dir / "kmeans_stats.json").read_text())["n_pairs"] == 4
     tok = SpeechTokenizer.from_pretrained(tok_dir, device="cpu")
     wav = random_speech_like_wav(1.7, seed=9)

@@ -184,7 +184,7 @@ class CorrespondenceTransform(torch.nn.Module):
 
     def config(self) -> dict[str, Any]:
         return {"kind": "correspondence", "input_dim": self.input_dim, "dims": self.dims,
-                "context": self.context, "hidden": self.hidden, "file": TRANSFORM_NAME}
+                "context": self.context, "hidden": self.hidden}
 
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file

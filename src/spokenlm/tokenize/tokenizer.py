@@ -20,8 +20,8 @@ written before it read as 0).
 A tokenizer trained with same-content pairs (``tokenize train --pairs``) also holds
 ``transform.safetensors``, a correspondence autoencoder's encoder
 (:mod:`spokenlm.tokenize.correspondence`) applied to the encoder's features before k-means,
-and its config names it: ``"transform": {"kind": "correspondence", "input_dim": 39,
-"dims": 64, "context": 2, "hidden": 256, "file": "transform.safetensors"}``; ``dim`` is then
+and its config describes it: ``"transform": {"kind": "correspondence", "input_dim": 39,
+"dims": 64, "context": 2, "hidden": 256}``; ``dim`` is then
 the transform's output width.
 
 Audio of any length encodes in bounded memory: :meth:`SpeechTokenizer.encode_row` streams
