@@ -159,7 +159,8 @@ def test_tokenizer_with_pairs_saves_loads_and_streams(paired: tuple[Path, Path, 
     assert config["dim"] == 6 and config["encoder"]["name"] == "mfcc"
     assert config["transform"] == {"kind": "correspondence", "input_dim": 39, "dims": 6,
                                    "context": 2, "hidden": 256}
-    assert json.loads((tok_dir / "kmeans_stats.json").read_text())["n_pairs"] == 4
+    stats = json.loads((tok_dir / "kmeans_stats.json").read_text())
+    assert stats["n_pairs"] == stats["n_pair_rows"] == 4 and stats["n_files"] == 4
     tok = SpeechTokenizer.from_pretrained(tok_dir, device="cpu")
     wav = random_speech_like_wav(1.7, seed=9)
     assert tok.features(wav).shape == (tok.encoder.num_frames(len(wav)), 6)
@@ -167,6 +168,20 @@ def test_tokenizer_with_pairs_saves_loads_and_streams(paired: tuple[Path, Path, 
     np.testing.assert_array_equal(tok.encode(wav).units, again.encode(wav).units)
     streamed, whole = streamed_and_whole(tok_dir)
     assert streamed == whole
+
+
+def test_pair_max_hours_caps_the_pairs_read(paired: tuple[Path, Path, Path],
+                                            tmp_path: Path) -> None:
+    manifest, pairs, _ = paired
+    seconds = sum(sf.info(json.loads(line)["path"]).duration for line in
+                  pairs.read_text().splitlines())  # one side of each pair: about half
+    tok = train_tokenizer(manifest=manifest, output=tmp_path / "t", n_units=4, niter=2,
+                          device="cpu", pairs=pairs, pair_dims=4, pair_epochs=1,
+                          pair_max_hours=seconds / 3600 / 2)  # about two pairs' worth
+    stats = json.loads((tok / "kmeans_stats.json").read_text())
+    assert 1 <= stats["n_pairs"] < 4 and stats["n_pair_rows"] == 4
+    with pytest.raises(InputError, match="--pair-max-hours 0"):
+        train_tokenizer(manifest=manifest, output=tmp_path / "u", pairs=pairs, pair_max_hours=0)
 
 
 def test_tokenizer_with_a_broken_transform_is_refused(paired: tuple[Path, Path, Path],

@@ -69,6 +69,10 @@ class TokenizerTrainOptions:
     pair_context: int = arg(CorrespondenceOptions.context,
                             help="with --pairs: frames stacked each side of the input frame")
     pair_epochs: int = arg(CorrespondenceOptions.epochs, help="with --pairs: training epochs")
+    pair_max_hours: float = arg(20.0, help="with --pairs: at most this many hours of pair "
+                                "audio, both sides counted (a seeded random subset of the "
+                                "pairs beyond it); the autoencoder holds every aligned frame "
+                                "in memory, about 75 MB an hour of MFCCs")
     max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
     max_files: int | None = arg(None, help="use at most this many files (random subset)")
     max_hours: float | None = arg(None, help="use at most this many hours (random subset)")
@@ -90,6 +94,9 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     check_penalty(opts.unit_penalty)
     pair_opts = CorrespondenceOptions(dims=opts.pair_dims, context=opts.pair_context,
                                       epochs=opts.pair_epochs, seed=opts.seed).check()
+    if not opts.pair_max_hours > 0:
+        raise InputError(f"--pair-max-hours {opts.pair_max_hours}: give a positive number "
+                         f"of hours")
     rows = read_rows(opts.manifest)
     pair_rows = _pair_rows(opts.pairs, rows, opts.manifest) if opts.pairs else []
     if opts.encoder not in ENCODERS:
@@ -127,15 +134,16 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     if not chunks:
         raise InputError(f"{opts.manifest}: none of the {len(chosen)} files chosen could be "
                          f"read ({len(skipped)} skipped); check the manifest paths")
-    transform = None
+    transform, n_files, n_pairs = None, len(chosen) - len(skipped), 0
     if pair_rows:
-        transform = _fit_transform(extractor, pair_rows, pair_opts, skipped, opts.pairs)
+        transform, n_pairs = _fit_transform(extractor, pair_rows, pair_opts, skipped,
+                                            opts.pairs, opts.pair_max_hours)
         chunks = [transform.apply(f) for f in chunks]
     t_feat = time.perf_counter()
     x = subsample(np.concatenate(chunks), opts.max_frames, opts.seed)  # (N, D)
     del chunks
     log(f"k-means: {opts.n_units} units on {len(x)} frames of dim {x.shape[1]} "
-        f"({seconds / 3600:.2f} h of audio from {len(chosen) - len(skipped)} files)")
+        f"({seconds / 3600:.2f} h of audio from {n_files} files)")
     kmeans = KMeans.fit(x, opts.n_units, niter=opts.niter, seed=opts.seed)
     t_km = time.perf_counter()
 
@@ -148,8 +156,8 @@ def train_tokenizer(opts: TokenizerTrainOptions) -> Path:
     write_json(opts.output / STATS_NAME, {
         "n_units": opts.n_units, "n_frames": int(len(x)), "dim": int(x.shape[1]),
         "inertia": inertia, "inertia_per_frame": inertia / len(x),
-        "n_files": len(chosen) - len(skipped), "audio_hours": seconds / 3600,
-        "n_pairs": len(pair_rows),
+        "n_files": n_files, "audio_hours": seconds / 3600,
+        "n_pairs": n_pairs, "n_pair_rows": len(pair_rows),
         "seconds_features": t_feat - t0, "seconds_kmeans": t_km - t_feat,
         "seconds_total": time.perf_counter() - t0,
         "skipped": [store_row(r, opts.output / STATS_NAME, ("path",)) for r in skipped],
@@ -174,21 +182,40 @@ def _pair_rows(pairs: Path, rows: list[dict], manifest: Path) -> list[tuple[dict
 
 
 def _fit_transform(extractor: FeatureExtractor, pair_rows: list[tuple[dict, dict]],
-                   opts: CorrespondenceOptions, skipped: list[dict],
-                   where: Path) -> CorrespondenceTransform:
-    """Encoder features of both sides of every pair, then the correspondence autoencoder."""
-    pairs = []
-    for a, b in progress(pair_rows, desc="pair features", unit="pair"):
+                   opts: CorrespondenceOptions, skipped: list[dict], where: Path,
+                   max_hours: float) -> tuple[CorrespondenceTransform, int]:
+    """Encoder features of both sides of the pairs, then the correspondence autoencoder;
+    returns it and the number of pairs it learnt from.
+
+    Pairs are read in a seeded random order until ``max_hours`` of audio (both sides) is
+    read; those kept are used in their manifest order, so a cap that keeps them all changes
+    nothing."""
+    kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    seconds, n_skipped = 0.0, 0
+    order = np.random.default_rng(opts.seed).permutation(len(pair_rows))
+    bar = progress(order, desc="pair features", unit="pair")
+    for i in bar:
+        a, b = pair_rows[i]
         try:
-            pairs.append((extractor.features(load_row(a)), extractor.features(load_row(b))))
+            wa, wb = load_row(a), load_row(b)
         except AudioError as e:
             log(f"skipping pair {b.get('id')}: {e}")
             skipped.append({"id": b.get("id"), "path": b["path"], "reason": str(e)})
-    pairs = [(fa, fb) for fa, fb in pairs if len(fa) and len(fb)]
+            n_skipped += 1
+            continue
+        kept[int(i)] = (extractor.features(wa), extractor.features(wb))
+        seconds += (len(wa) + len(wb)) / SAMPLE_RATE
+        if seconds >= max_hours * 3600:
+            break
+    bar.close()
+    if len(kept) + n_skipped < len(pair_rows):
+        log(f"--pair-max-hours {max_hours:g}: {len(kept)} of the {len(pair_rows)} pairs used "
+            f"({seconds / 3600:.2f} h of audio)")
+    pairs = [(fa, fb) for _, (fa, fb) in sorted(kept.items()) if len(fa) and len(fb)]
     if not pairs:
         raise InputError(f"{where}: none of its {len(pair_rows)} pairs could be read; check "
                          f"the paths of both sides")
-    return fit_correspondence(pairs, opts)
+    return fit_correspondence(pairs, opts), len(pairs)
 
 
 def _choose_files(rows: list[dict], opts: TokenizerTrainOptions) -> list[dict]:
