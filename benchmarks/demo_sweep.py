@@ -108,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--pair-context", type=int, default=2, help="--pairs: frames stacked each side")
     g.add_argument("--pair-dims", type=int, default=64, help="--pairs: feature dimensions kept")
     g.add_argument("--pair-epochs", type=int, default=5, help="--pair-model cae: epochs")
+    g.add_argument("--lm-pairs", action="store_true",
+                   help="--pairs: the LM also trains on the pair utterances (their units)")
     g.add_argument("--pair-weight", default="none", choices=("none", "correlation"),
                    help="--pair-model cca: white, or each direction scaled by sqrt(its "
                         "canonical correlation)")
@@ -135,6 +137,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--warmup", type=int, default=100)
     g.add_argument("--weight-decay", type=float, default=0.1)
     g.add_argument("--eval-every", type=int, default=50)
+    g.add_argument("--average-last", type=int, default=0,
+                   help="score the mean weights of the last K checkpoints (saved every "
+                        "--average-every steps) instead of the final ones (0: the final)")
+    g.add_argument("--average-every", type=int, default=50,
+                   help="steps between the LM's checkpoints (saving does not change training)")
+    g.add_argument("--keep-checkpoints", type=int, default=10)
     g.add_argument("--twist-steps", type=int, default=0,
                    help="> 0: warm start from a text LM trained this many steps on the "
                         "corpus's training sentences (TWIST)")
@@ -571,7 +579,10 @@ def pair_features(args: argparse.Namespace, root: Path, feats: dict[str, list[np
     else:
         apply = fit_cca(feats["train"], pairs, args.pair_dims, args.pair_context,
                         args.pair_weight, args.max_frames, args.seed)
-    return {part: [apply(f) for f in fs] for part, fs in feats.items()}
+    out = {part: [apply(f) for f in fs] for part, fs in feats.items()}
+    if args.lm_pairs:
+        out["pairs"] = [apply(b) for _, b in pairs]
+    return out
 
 
 def phone_units(root: Path) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], dict, int]:
@@ -656,6 +667,27 @@ def text_lm(args: argparse.Namespace, root: Path) -> Path:
     return final
 
 
+def averaged_lm(run: Path, k: int) -> Path:
+    """A unit LM dir holding the mean weights of the newest ``k`` checkpoints of ``run``
+    (latest weight averaging), next to ``final/``."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    ckpts = sorted((run / "checkpoints").glob("step_*"))[-k:]
+    if len(ckpts) < k:
+        raise SystemExit(f"--average-last {k}: only {len(ckpts)} checkpoints in {run}")
+    out = run / f"average_{k}"
+    if not (out / "model.safetensors").exists():
+        shutil.copytree(run / "final", out, dirs_exist_ok=True)
+        states = [load_file(c / "model.safetensors") for c in ckpts]
+        mean = {n: sum(s[n].double() for s in states).div(k).to(t.dtype)
+                for n, t in states[0].items()}
+        save_file(mean, out / "model.safetensors", metadata={"format": "pt"})
+    print(f"averaged {[c.name for c in ckpts]} into {out}", file=sys.stderr, flush=True)
+    return out
+
+
 def heldout_nll(lm_dir: Path, units: dict, holdout: int) -> dict:
     """Mean per-unit NLL (nats, BOS ... EOS) of whole utterances: held-out sentences of the
     training voices (``seen``, with ``--holdout``) and the valid / test voices (unseen)."""
@@ -735,10 +767,14 @@ def main(argv: list[str] | None = None) -> dict | None:
         units, ustats = units_of(feats, args)
     wall["kmeans_units"] = time.perf_counter() - t0
     levers = {k: v for k, v in vars(args).items()
-              if k not in ("cache", "name", "seed", "threads", "table", "eval_pairs")}
+              if k not in ("cache", "name", "seed", "threads", "table", "eval_pairs",
+                           "average_last", "keep_checkpoints")}
     run = args.cache / "runs" / f"{args.name}_{_key(levers)}_s{args.seed}"
     keep = len(parts["train"]) - args.holdout
     train_rows, train_units = parts["train"][:keep], units["train"][:keep]
+    if args.lm_pairs:
+        train_rows = train_rows + [{"id": f"pair{i:05d}"} for i in range(len(units["pairs"]))]
+        train_units = train_units + units["pairs"]
     for w in args.augment_warps:
         train_rows = train_rows + [dict(r, id=f"{r['id']}_w{w:g}") for r in parts["train"][:keep]]
         train_units = train_units + units[f"aug{w:g}"][:keep]
@@ -759,10 +795,13 @@ def main(argv: list[str] | None = None) -> dict | None:
                  intermediate=args.intermediate, heads=args.heads, dropout=args.dropout,
                  max_steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
                  lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
-                 seed=args.seed, eval_every=args.eval_every, save_every=10 ** 9,
+                 seed=args.seed, eval_every=args.eval_every,
+                 save_every=args.average_every, keep_checkpoints=args.keep_checkpoints,
                  input_noise=args.input_noise,
                  device="cpu", **extra)
     wall["lm"] = time.perf_counter() - t0
+    if args.average_last:
+        lm = averaged_lm(run / "lm", args.average_last)
     t0 = time.perf_counter()
     results = score(lm, root, parts, units, args.eval_pairs or args.n_pairs)
     results["nll"] = heldout_nll(lm, units, args.holdout)
@@ -770,7 +809,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     m = read_json(run / "lm" / "metrics.json")
     curve = [(r["step"], round(r["valid_loss"], 3)) for r in read_jsonl(run / "lm" / "log.jsonl")
              if r.get("valid_loss") is not None]
-    row = {"name": args.name, "seed": args.seed, "levers": levers, **results,
+    row = {"name": args.name, "seed": args.seed,
+           "levers": {**levers, "average_last": args.average_last}, **results,
            "valid_loss": m.get("valid_loss"), "train_loss": m.get("train_loss"),
            "valid_curve": curve, "parameters": m.get("parameters"), "tokens": m.get("tokens"),
            **ustats, "wall_s": {k: round(v, 1) for k, v in wall.items()},

@@ -72,7 +72,7 @@ class TokenizerTrainOptions:
     pair_max_hours: float = arg(20.0, help="with --pairs: at most this many hours of pair "
                                 "audio, both sides counted (a seeded random subset of the "
                                 "pairs beyond it); the autoencoder holds every aligned frame "
-                                "in memory, about 75 MB an hour of MFCCs")
+                                "in memory, about 90 MB an hour of MFCCs")
     max_frames: int = arg(200_000, help="frames used to fit k-means (sampled with --seed)")
     max_files: int | None = arg(None, help="use at most this many files (random subset)")
     max_hours: float | None = arg(None, help="use at most this many hours (random subset)")
