@@ -137,6 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--warmup", type=int, default=100)
     g.add_argument("--weight-decay", type=float, default=0.1)
     g.add_argument("--eval-every", type=int, default=50)
+    g.add_argument("--ema", type=float, default=0.0,
+                   help="lm train --ema: decay of the weight average scored (0: none)")
     g.add_argument("--average-last", type=int, default=0,
                    help="score the mean weights of the last K checkpoints (saved every "
                         "--average-every steps) instead of the final ones (0: the final)")
@@ -797,7 +799,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                  lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
                  seed=args.seed, eval_every=args.eval_every,
                  save_every=args.average_every, keep_checkpoints=args.keep_checkpoints,
-                 input_noise=args.input_noise,
+                 input_noise=args.input_noise, ema=args.ema,
                  device="cpu", **extra)
     wall["lm"] = time.perf_counter() - t0
     if args.average_last:

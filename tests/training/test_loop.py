@@ -198,3 +198,50 @@ def test_schedules() -> None:
                   lambda: 0)
     assert [c(s) for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
     assert json.loads(json.dumps({"describe": b.describe()}))["describe"] == "10 steps"
+
+
+def test_ema_is_the_running_average_of_the_weights_and_resumes_exactly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--ema 0.5: final/ gets 0.5^12 w_0 + sum_t 0.5^(13-t) w_t (the trained weights w_t after
+    each step t, as a run without --ema makes them), and a killed run resumes to the same."""
+    plain = Toy(dropout=0.0)
+    trained = [_weights(plain)]
+
+    class Recorded(Toy):
+        def loss(self, model: nn.Module, batch: Any, step: int) -> dict[str, Any]:
+            if step > 0:
+                trained.append(_weights(self))  # the weights after step `step`
+            return super().loss(model, batch, step)
+
+    recorder = Recorded(dropout=0.0)
+    recorder.model = plain.model
+    fit(recorder, OPTS, CPU, tmp_path / "plain")
+    trained.append(_weights(recorder))
+    assert len(trained) == 13
+    want = trained[0]
+    for w in trained[1:]:
+        want = 0.5 * want + 0.5 * w
+    averaged = Toy(dropout=0.0)
+    fit(averaged, OPTS.replace(ema=0.5), CPU, tmp_path / "ema")
+    torch.testing.assert_close(_weights(averaged), want, rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(want, trained[-1])
+
+    class Killed(BaseException):
+        pass
+
+    real = saving.save_checkpoint
+
+    def save_or_die(ckpt_dir, step, *args, **kwargs):
+        if step > 4:
+            raise Killed
+        return real(ckpt_dir, step, *args, **kwargs)
+
+    monkeypatch.setattr(saving, "save_checkpoint", save_or_die)
+    with pytest.raises(Killed):
+        fit(Toy(dropout=0.0), OPTS.replace(ema=0.5), CPU, tmp_path / "killed")
+    monkeypatch.setattr(saving, "save_checkpoint", real)
+    resumed = Toy(dropout=0.0)
+    fit(resumed, OPTS.replace(ema=0.5), CPU, tmp_path / "killed")
+    assert torch.equal(_weights(resumed), _weights(averaged))
+    with pytest.raises(InputError, match="--ema 1.0"):
+        OPTS.replace(ema=1.0).check()

@@ -7,8 +7,9 @@ optimizers such as a GAN's discriminators) and calls :func:`fit` with its
 optimizer and the schedule fitted to the budget (steps, tokens or hours), gradient
 accumulation, clipping, autocast, ``torch.compile``, DDP or FSDP2 under ``torchrun``
 (:mod:`.distributed`), metrics averaged over micro-batches and processes, ``log.jsonl``,
-``options.json``, atomic checkpoints every ``save_every`` steps and at the end, and exact
-resume from the newest intact one (:mod:`.checkpoints`).
+``options.json``, an optional weight average (``--ema``, :mod:`.averaging`), atomic
+checkpoints every ``save_every`` steps and at the end, and exact resume from the newest
+intact one (:mod:`.checkpoints`).
 
 Run dir: ``checkpoints/step_XXXXXXXX/`` + ``checkpoints/latest``, ``log.jsonl`` (one row every
 ``log_every`` steps: ``step``, the mean of each metric since the last row, ``lr``,
@@ -35,6 +36,7 @@ from ..common.errors import InputError
 from ..common.files import iter_jsonl, json_line, write_json, write_jsonl
 from ..common.paths import stored_fields
 from ..common.progress import progress
+from .averaging import WeightAverage
 from .checkpoints import RunCheckpoints
 from .distributed import Engine, Env, wrap_ddp
 from .options import TrainerOptions
@@ -199,6 +201,7 @@ def fit(recipe: Recipe, opts: TrainerOptions, env: Env, run: Path,
     if resumed is not None:
         state = resumed[1]
         clock.base, clock.since = float(state["wall_s"]), time.perf_counter()
+    average = _average(recipe, opts, env, state, resumed)
     log_path = run / "log.jsonl"
     n_params = engine.parameters()
     if env.main:
@@ -229,6 +232,8 @@ def fit(recipe: Recipe, opts: TrainerOptions, env: Env, run: Path,
         engine.clip(opts.clip_grad or 0.0)
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
+        if average is not None:
+            average.update()
         scheduler.step()
         for extra in recipe.extras.values():
             extra.scheduler.step()
@@ -243,7 +248,7 @@ def fit(recipe: Recipe, opts: TrainerOptions, env: Env, run: Path,
         state["last"] = metrics
         _add(state["window"], metrics, budget.step_tokens)
         evaluated = opts.eval_every > 0 and step % opts.eval_every == 0
-        valid = _evaluate(recipe, env, step) if evaluated else {}
+        valid = _evaluate(recipe, env, step, average) if evaluated else {}
         recipe.model.train(recipe.train_mode)
         state["wall_s"] = clock.elapsed()
         if step % opts.log_every == 0 or evaluated or budget.exhausted(step, state["wall_s"]):
@@ -266,6 +271,8 @@ def fit(recipe: Recipe, opts: TrainerOptions, env: Env, run: Path,
         ckpts.save(state["step"], state)
     env.log(f"{recipe.name}: stopped by --{stopped_by.replace('_', '-')} after {state['step']} "
             f"steps, {state['tokens']:,} {recipe.token_name}, {state['wall_s'] / 3600:.3f} h")
+    if average is not None:
+        average.copy_to_model()  # what final/ gets; the checkpoint keeps both
     valid = _evaluate(recipe, env, None)
     recipe.model.eval()
     return Result(steps=state["step"], tokens=state["tokens"], time_s=state["time_s"],
@@ -281,6 +288,9 @@ def _check(recipe: Recipe, opts: TrainerOptions, env: Env) -> None:
     if env.world > 1 and opts.distributed == "fsdp" and not recipe.shardable:
         raise InputError(f"--distributed fsdp: {recipe.name} does not shard its model; use "
                          f"--distributed ddp")
+    if opts.ema > 0 and env.world > 1 and opts.distributed == "fsdp":
+        raise InputError("--ema with --distributed fsdp: the average would need sharding; "
+                         "use --distributed ddp")
     if opts.max_tokens is not None and not recipe.step_tokens:
         raise InputError(f"--max-tokens: {recipe.name} does not count tokens per step; use "
                          f"--max-steps or --max-hours")
@@ -320,10 +330,32 @@ def seed_shard(seed: int, step: int, shard: int) -> None:
     random.seed(int(s[1]))
 
 
-def _evaluate(recipe: Recipe, env: Env, step: int | None) -> dict[str, float]:
-    if recipe.collective_eval or env.main:
+def _evaluate(recipe: Recipe, env: Env, step: int | None,
+              average: WeightAverage | None = None) -> dict[str, float]:
+    if not (recipe.collective_eval or env.main):
+        return {}
+    with average.applied() if average is not None else contextlib.nullcontext():
         return recipe.evaluate(recipe.model, step)
-    return {}
+
+
+def _average(recipe: Recipe, opts: TrainerOptions, env: Env, state: dict[str, Any],
+             resumed: tuple[Path, dict[str, Any]] | None) -> WeightAverage | None:
+    """The ``--ema`` weight average, in the loop state (so checkpoints carry it); restored
+    from the checkpoint a run resumes, started at the current weights otherwise."""
+    if opts.ema == 0:
+        if "ema" in state:
+            env.log(f"{resumed[0] if resumed else 'the checkpoint'} holds a weight average "
+                    f"(--ema); without --ema it is dropped and final/ gets the trained weights")
+            del state["ema"]
+        return None
+    average = WeightAverage(recipe.model, opts.ema)
+    if "ema" in state:
+        average.load_state_dict(state["ema"], str(resumed[0] if resumed else "checkpoint"))
+    elif resumed is not None:
+        env.log(f"{resumed[0]} holds no weight average: --ema starts it at step "
+                f"{state['step']}")
+    state["ema"] = average.state_dict()
+    return average
 
 
 def _add(window: dict[str, Any], metrics: dict[str, float], tokens: int) -> None:

@@ -48,6 +48,9 @@ class TrainerOptions:
     max_hours: float | None = arg(None, help="wall-clock budget in hours, counted across "
                                   "resumes: the cosine decays on the time used and the run "
                                   "stops cleanly with a final checkpoint when it is spent")
+    ema: float = arg(0.0, help="decay of an exponential moving average of the weights, "
+                     "updated every step (e.g. 0.99: about the last 100 steps); validation "
+                     "and final/ use the average; 0: none")
     grad_accum: int = arg(1, help="micro-batches per optimizer step (each process)")
     clip_grad: float | None = arg(1.0, help="gradient norm clip (0 disables)")
     precision: Precision = arg("fp32", help="fp32, bf16 autocast, or auto (bf16 where "
@@ -82,3 +85,6 @@ class TrainerOptions:
             raise InputError(f"--lr {self.lr}: must be > 0")
         if self.warmup_steps < 0 or self.eval_every < 0:
             raise InputError("--warmup-steps and --eval-every must be >= 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise InputError(f"--ema {self.ema}: give the average's decay in [0, 1) (e.g. "
+                             f"0.99), or 0 for none")
