@@ -68,6 +68,24 @@ def test_separate_valid_file_and_bad_inputs(tmp_path, units) -> None:
         train_lm(units=tmp_path / "missing.jsonl", output=tmp_path / "r3", **TINY)
 
 
+def test_ema_final_is_the_weight_average_and_the_checkpoint_keeps_both(tmp_path, units) -> None:
+    run = tmp_path / "run"
+    final = train_lm(units=units, output=run, max_steps=8, save_every=8, ema=0.9, **TINY)
+    averaged = load_file(final / "model.safetensors")
+    ckpt = run / "checkpoints" / "step_00000008"
+    trained = load_file(ckpt / "model.safetensors")
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=True)["state"]["ema"]
+    assert set(state) <= set(trained) and averaged.keys() <= trained.keys()
+    for k, w in averaged.items():  # final/ holds the average, the checkpoint the weights
+        torch.testing.assert_close(w, state[k].to(w.dtype))
+    assert any(not torch.equal(averaged[k], trained[k]) for k in averaged)
+    plain = load_file(train_lm(units=units, output=tmp_path / "plain", max_steps=8,
+                               save_every=8, **TINY) / "model.safetensors")
+    assert all(torch.equal(plain[k], trained[k]) for k in plain)  # the same training
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["valid_loss"] is not None
+
+
 KILLED_RUN = """
 import os, signal, sys, torch
 torch.set_num_threads({threads})
