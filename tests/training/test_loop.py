@@ -80,6 +80,30 @@ def _weights(recipe: Toy) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in recipe.model.parameters()])
 
 
+class Killed(BaseException):
+    pass
+
+
+def _killed_and_resumed(make: Any, opts: TrainerOptions, run: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> Toy:
+    """A run of ``make()`` killed after its step-4 checkpoint, then a fresh ``make()``
+    resumed to the end; returns the resumed recipe."""
+    real = saving.save_checkpoint
+
+    def save_or_die(ckpt_dir, step, *args, **kwargs):
+        if step > 4:
+            raise Killed
+        return real(ckpt_dir, step, *args, **kwargs)
+
+    monkeypatch.setattr(saving, "save_checkpoint", save_or_die)
+    with pytest.raises(Killed):
+        fit(make(), opts, CPU, run)
+    monkeypatch.setattr(saving, "save_checkpoint", real)
+    resumed = make()
+    fit(resumed, opts, CPU, run)
+    return resumed
+
+
 def test_micro_batches_equal_one_batch_of_their_shards(tmp_path: Path) -> None:
     """A step of 2 micro-batches of 4 rows is a step on the 8 rows' mean."""
     one, two = Toy(dropout=0.0), Toy(dropout=0.0)
@@ -100,22 +124,7 @@ def test_killed_run_resumes_exactly_with_extra_optimizer(tmp_path: Path,
     lrs = [r["lr"] for r in read_jsonl(tmp_path / "a" / "log.jsonl")]
     assert lrs[3:5] == pytest.approx([0.05, 0.025])  # steps 8, 10: an epoch is 64 rows
 
-    class Killed(BaseException):
-        pass
-
-    real = saving.save_checkpoint
-
-    def save_or_die(ckpt_dir, step, *args, **kwargs):
-        if step > 4:
-            raise Killed
-        return real(ckpt_dir, step, *args, **kwargs)
-
-    monkeypatch.setattr(saving, "save_checkpoint", save_or_die)
-    with pytest.raises(Killed):
-        fit(Toy(critic=True), opts, CPU, tmp_path / "b")
-    monkeypatch.setattr(saving, "save_checkpoint", real)
-    resumed = Toy(critic=True)
-    fit(resumed, opts, CPU, tmp_path / "b")
+    resumed = _killed_and_resumed(lambda: Toy(critic=True), opts, tmp_path / "b", monkeypatch)
     assert torch.equal(_weights(straight), _weights(resumed))
     assert torch.equal(straight.extras["critic"].raw.weight, resumed.extras["critic"].raw.weight)
     assert read_jsonl(tmp_path / "a" / "log.jsonl") == read_jsonl(tmp_path / "b" / "log.jsonl")
@@ -226,22 +235,8 @@ def test_ema_is_the_running_average_of_the_weights_and_resumes_exactly(
     torch.testing.assert_close(_weights(averaged), want, rtol=1e-6, atol=1e-7)
     assert not torch.allclose(want, trained[-1])
 
-    class Killed(BaseException):
-        pass
-
-    real = saving.save_checkpoint
-
-    def save_or_die(ckpt_dir, step, *args, **kwargs):
-        if step > 4:
-            raise Killed
-        return real(ckpt_dir, step, *args, **kwargs)
-
-    monkeypatch.setattr(saving, "save_checkpoint", save_or_die)
-    with pytest.raises(Killed):
-        fit(Toy(dropout=0.0), OPTS.replace(ema=0.5), CPU, tmp_path / "killed")
-    monkeypatch.setattr(saving, "save_checkpoint", real)
-    resumed = Toy(dropout=0.0)
-    fit(resumed, OPTS.replace(ema=0.5), CPU, tmp_path / "killed")
+    resumed = _killed_and_resumed(lambda: Toy(dropout=0.0), OPTS.replace(ema=0.5),
+                                  tmp_path / "killed", monkeypatch)
     assert torch.equal(_weights(resumed), _weights(averaged))
     with pytest.raises(InputError, match="--ema 1.0"):
         OPTS.replace(ema=1.0).check()
