@@ -143,8 +143,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="score the mean weights of the last K checkpoints (saved every "
                         "--average-every steps) instead of the final ones (0: the final)")
     g.add_argument("--average-every", type=int, default=50,
-                   help="steps between the LM's checkpoints (saving does not change training)")
-    g.add_argument("--keep-checkpoints", type=int, default=10)
+                   help="with --average-last: steps between the LM's checkpoints (saving "
+                        "does not change training; without it only the final one is saved)")
+    g.add_argument("--keep-checkpoints", type=int, default=10,
+                   help="with --average-last: checkpoints kept (at least K)")
     g.add_argument("--twist-steps", type=int, default=0,
                    help="> 0: warm start from a text LM trained this many steps on the "
                         "corpus's training sentences (TWIST)")
@@ -678,7 +680,8 @@ def averaged_lm(run: Path, k: int) -> Path:
 
     ckpts = sorted((run / "checkpoints").glob("step_*"))[-k:]
     if len(ckpts) < k:
-        raise SystemExit(f"--average-last {k}: only {len(ckpts)} checkpoints in {run}")
+        raise SystemExit(f"--average-last {k}: only {len(ckpts)} checkpoints in {run} (its LM "
+                         f"was trained without --average-last {k}); delete {run} to retrain")
     out = run / f"average_{k}"
     if not (out / "model.safetensors").exists():
         shutil.copytree(run / "final", out, dirs_exist_ok=True)
@@ -770,7 +773,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     wall["kmeans_units"] = time.perf_counter() - t0
     levers = {k: v for k, v in vars(args).items()
               if k not in ("cache", "name", "seed", "threads", "table", "eval_pairs",
-                           "average_last", "keep_checkpoints")}
+                           "average_last", "average_every", "keep_checkpoints")}
     run = args.cache / "runs" / f"{args.name}_{_key(levers)}_s{args.seed}"
     keep = len(parts["train"]) - args.holdout
     train_rows, train_units = parts["train"][:keep], units["train"][:keep]
@@ -798,7 +801,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                  max_steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
                  lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
                  seed=args.seed, eval_every=args.eval_every,
-                 save_every=args.average_every, keep_checkpoints=args.keep_checkpoints,
+                 save_every=args.average_every if args.average_last else 10 ** 9,
+                 keep_checkpoints=max(args.keep_checkpoints, args.average_last, 2),
                  input_noise=args.input_noise, ema=args.ema,
                  device="cpu", **extra)
     wall["lm"] = time.perf_counter() - t0

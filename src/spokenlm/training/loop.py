@@ -342,15 +342,16 @@ def _average(recipe: Recipe, opts: TrainerOptions, env: Env, state: dict[str, An
              resumed: tuple[Path, dict[str, Any]] | None) -> WeightAverage | None:
     """The ``--ema`` weight average, in the loop state (so checkpoints carry it); restored
     from the checkpoint a run resumes, started at the current weights otherwise."""
+    where = str(resumed[0]) if resumed is not None else ""  # only a resumed state has "ema"
     if opts.ema == 0:
         if "ema" in state:
-            env.log(f"{resumed[0] if resumed else 'the checkpoint'} holds a weight average "
-                    f"(--ema); without --ema it is dropped and final/ gets the trained weights")
+            env.log(f"{where} holds a weight average (--ema); without --ema it is dropped "
+                    f"and final/ gets the trained weights")
             del state["ema"]
         return None
     average = WeightAverage(recipe.model, opts.ema)
     if "ema" in state:
-        average.load_state_dict(state["ema"], str(resumed[0] if resumed else "checkpoint"))
+        average.load_state_dict(state["ema"], where)
     elif resumed is not None:
         env.log(f"{resumed[0]} holds no weight average: --ema starts it at step "
                 f"{state['step']}")
